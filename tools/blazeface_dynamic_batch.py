@@ -48,7 +48,7 @@ def rewrite(model: onnx.ModelProto) -> onnx.ModelProto:
             graph.initializer.append(numpy_helper.from_array(pads, pads_name))
             dropped_inits.add(pad_src.input[0])
             new_nodes.append(helper.make_node("Pad", [node.input[0], pads_name], list(node.output),
-                                              name=node.name + "_as_pad", mode="constant"))
+                                              name=node.output[0] + "_as_pad", mode="constant"))
             replaced += 1
             continue
         if node.op_type == "Reshape":

@@ -1,0 +1,58 @@
+// Micro-benchmarks of single components (Google Benchmark). Timings only, no assertions:
+//   build/release/bench/vigil_micro_bench --benchmark_format=json
+#include <benchmark/benchmark.h>
+
+#include <random>
+
+#include "vigil/core/frame.h"
+#include "vigil/core/pool.h"
+#include "vigil/vision/letterbox.h"
+#include "vigil/vision/nms.h"
+
+namespace {
+
+void BM_LetterboxYuv720pTo256(benchmark::State& state) {
+  vigil::ByteStorage storage;
+  vigil::Image image = storage.allocate(vigil::PixelFormat::yuv420p, 1280, 720);
+  std::fill_n(storage.data(), image.planes[0].stride * 720 * 3 / 2, std::uint8_t{100});
+  std::vector<float> out(256 * 256 * 3);
+  vigil::LetterboxScratch scratch;
+  for (auto _ : state) {
+    auto t = vigil::letterbox_rgb(image, 256, vigil::InputRange::minus_one_to_one, out.data(), scratch);
+    benchmark::DoNotOptimize(t);
+  }
+}
+BENCHMARK(BM_LetterboxYuv720pTo256);
+
+void BM_WeightedNms(benchmark::State& state) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> pos(0, 1000), score(0.5f, 1.0f);
+  std::vector<vigil::Detection> base(static_cast<std::size_t>(state.range(0)));
+  for (auto& d : base) {
+    const float x = pos(rng), y = pos(rng);
+    d.bbox = {x, y, x + 40, y + 40};
+    d.score = score(rng);
+    d.keypoint_count = 6;
+  }
+  std::vector<vigil::Detection> candidates, out;
+  std::vector<unsigned char> scratch;
+  for (auto _ : state) {
+    candidates = base;
+    vigil::non_max_suppression(candidates, 0.3f, vigil::NmsMode::weighted, out, scratch);
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+BENCHMARK(BM_WeightedNms)->Arg(16)->Arg(128);
+
+void BM_PoolAcquireRelease(benchmark::State& state) {
+  auto pool = vigil::make_frame_pool();
+  for (auto _ : state) {
+    vigil::FrameRef ref = pool->acquire();
+    benchmark::DoNotOptimize(ref.get());
+  }
+}
+BENCHMARK(BM_PoolAcquireRelease);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,260 @@
+#include "vigil/cli/config_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "vigil/core/paths.h"
+
+namespace vigil {
+
+namespace {
+
+struct ConfigError {
+  std::string path;
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& message) { throw ConfigError{path, message}; }
+
+// A YAML mapping with its path; records the keys read so leftovers can be reported.
+class Fields {
+ public:
+  Fields(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {
+    if (!node_.IsMap()) fail(path_, "expected a mapping");
+  }
+
+  std::string child_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  bool has(const std::string& key) {
+    used_.insert(key);
+    return static_cast<bool>(node_[key]);
+  }
+  YAML::Node node(const std::string& key) {
+    used_.insert(key);
+    return node_[key];
+  }
+
+  template <class T>
+  T get(const std::string& key, T fallback) {
+    YAML::Node value = node(key);
+    if (!value) return fallback;
+    return convert<T>(value, child_path(key));
+  }
+  template <class T>
+  T required(const std::string& key) {
+    YAML::Node value = node(key);
+    if (!value || value.IsNull()) fail(child_path(key), "required");
+    return convert<T>(value, child_path(key));
+  }
+
+  template <class T>
+  static T convert(const YAML::Node& value, const std::string& path) {
+    if (!value.IsScalar()) fail(path, std::string("expected ") + type_name<T>());
+    try {
+      return value.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(path, std::string("expected ") + type_name<T>() + ", got '" + value.Scalar() + "'");
+    }
+  }
+  template <class T>
+  static const char* type_name() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    if constexpr (std::is_integral_v<T>) return "an integer";
+    if constexpr (std::is_floating_point_v<T>) return "a number";
+    return "a string";
+  }
+
+  // Call after reading every known key.
+  void reject_unknown() const {
+    for (const auto& item : node_) {
+      const std::string key = item.first.as<std::string>();
+      if (!used_.count(key)) fail(child_path(key), "unknown key");
+    }
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> used_;
+};
+
+template <class T>
+T in_range(T value, T lo, T hi, const std::string& path) {
+  if (value < lo || value > hi) {
+    std::ostringstream out;
+    out << "must be between " << lo << " and " << hi << ", got " << value;
+    fail(path, out.str());
+  }
+  return value;
+}
+
+std::string one_of(const std::string& value, std::initializer_list<const char*> choices, const std::string& path) {
+  std::string list;
+  for (const char* c : choices) {
+    if (value == c) return value;
+    list += list.empty() ? "" : ", ";
+    list += c;
+  }
+  fail(path, "must be one of " + list + ", got '" + value + "'");
+}
+
+bool valid_id(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+SourceConfig parse_source(Fields f) {
+  SourceConfig s;
+  const std::string type = one_of(f.required<std::string>("type"), {"file", "stream", "synthetic"}, f.child_path("type"));
+  s.type = type == "file" ? SourceType::file : type == "stream" ? SourceType::stream : SourceType::synthetic;
+  s.url = expand_path(f.get<std::string>("url", ""));
+  s.decoder_threads = in_range(f.get("decoder_threads", s.decoder_threads), 1, 64, f.child_path("decoder_threads"));
+  s.loop = f.get("loop", s.loop);
+  s.realtime = f.get("realtime", s.realtime);
+  s.open_timeout_ms = in_range(f.get("open_timeout_ms", s.open_timeout_ms), 100, 600000, f.child_path("open_timeout_ms"));
+  s.read_timeout_ms = in_range(f.get("read_timeout_ms", s.read_timeout_ms), 100, 600000, f.child_path("read_timeout_ms"));
+  s.rtsp_transport = one_of(f.get<std::string>("rtsp_transport", s.rtsp_transport), {"tcp", "udp"},
+                            f.child_path("rtsp_transport"));
+  const std::string pattern =
+      one_of(f.get<std::string>("pattern", "procedural"), {"procedural", "image", "video"}, f.child_path("pattern"));
+  s.pattern = pattern == "image" ? SyntheticPattern::image
+              : pattern == "video" ? SyntheticPattern::video
+                                   : SyntheticPattern::procedural;
+  s.path = expand_path(f.get<std::string>("path", ""));
+  s.width = in_range(f.get("width", s.width), 16, 8192, f.child_path("width"));
+  s.height = in_range(f.get("height", s.height), 16, 8192, f.child_path("height"));
+  if (s.width % 2 || s.height % 2) fail(f.child_path(s.width % 2 ? "width" : "height"), "must be even");
+  s.fps = in_range(f.get("fps", s.fps), 0.1, 1000.0, f.child_path("fps"));
+  s.live = f.get("live", s.live);
+  s.zoom_min = in_range(f.get("zoom_min", s.zoom_min), 1.0, 50.0, f.child_path("zoom_min"));
+  s.zoom_max = in_range(f.get("zoom_max", std::max(s.zoom_max, s.zoom_min)), s.zoom_min, 50.0, f.child_path("zoom_max"));
+  s.pan_period_s = in_range(f.get("pan_period_s", s.pan_period_s), 0.1, 86400.0, f.child_path("pan_period_s"));
+  f.reject_unknown();
+
+  if (s.type != SourceType::synthetic && s.url.empty()) fail(f.child_path("url"), "required for type '" + type + "'");
+  if (s.type == SourceType::stream && s.url.find("://") == std::string::npos) {
+    fail(f.child_path("url"), "a stream needs a URL such as rtsp://host/path, got '" + s.url + "'");
+  }
+  if (s.type == SourceType::synthetic && s.pattern != SyntheticPattern::procedural && s.path.empty()) {
+    fail(f.child_path("path"), "required for pattern '" + pattern + "'");
+  }
+  return s;
+}
+
+ModelConfig parse_model(Fields f) {
+  ModelConfig m;
+  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface"}, f.child_path("kind"));
+  BlazeFaceConfig& b = m.blazeface;
+  b.model_path = expand_path(f.required<std::string>("path"));
+  b.input_size = f.get("input_size", b.input_size);
+  if (b.input_size != 128 && b.input_size != 256) fail(f.child_path("input_size"), "must be 128 or 256");
+  b.max_batch = in_range(f.get("max_batch", b.max_batch), 1, 1024, f.child_path("max_batch"));
+  b.score_threshold = in_range(f.get("score_threshold", b.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
+  b.nms_iou = in_range(f.get("nms_iou", b.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
+  const std::string nms = one_of(f.get<std::string>("nms", "weighted"), {"weighted", "hard"}, f.child_path("nms"));
+  b.nms = nms == "hard" ? NmsMode::hard : NmsMode::weighted;
+  f.reject_unknown();
+  return m;
+}
+
+EngineConfig parse_root(const YAML::Node& root) {
+  if (!root || root.IsNull()) fail("", "the config is empty");
+  Fields top(root, "");
+  EngineConfig config;
+
+  YAML::Node models = top.node("models");
+  if (!models || !models.IsMap() || models.size() == 0) fail("models", "required: a mapping of model name to settings");
+  for (const auto& item : models) {
+    const std::string name = item.first.as<std::string>();
+    if (!valid_id(name)) fail("models." + name, "model names use letters, digits, '_', '-' and '.'");
+    config.models[name] = parse_model(Fields(item.second, "models." + name));
+  }
+
+  YAML::Node cameras = top.node("cameras");
+  if (!cameras || !cameras.IsSequence() || cameras.size() == 0) fail("cameras", "required: a list of cameras");
+  std::set<std::string> ids;
+  for (std::size_t i = 0; i < cameras.size(); ++i) {
+    const std::string path = "cameras[" + std::to_string(i) + "]";
+    Fields f(cameras[i], path);
+    CameraConfig camera;
+    camera.id = f.required<std::string>("id");
+    if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
+    if (!ids.insert(camera.id).second) fail(f.child_path("id"), "duplicate camera id '" + camera.id + "'");
+    if (!f.has("source")) fail(f.child_path("source"), "required");
+    camera.source = parse_source(Fields(f.node("source"), f.child_path("source")));
+    if (f.has("detect")) {
+      Fields d(f.node("detect"), f.child_path("detect"));
+      camera.detect.model = d.get<std::string>("model", "");
+      camera.detect.every = in_range(d.get("every", 1), 1, 100000, d.child_path("every"));
+      d.reject_unknown();
+    }
+    if (camera.detect.model.empty()) {
+      if (config.models.size() != 1) fail(f.child_path("detect.model"), "required when there are several models");
+      camera.detect.model = config.models.begin()->first;
+    }
+    if (!config.models.count(camera.detect.model)) {
+      fail(f.child_path("detect.model"), "unknown model '" + camera.detect.model + "'");
+    }
+    f.reject_unknown();
+    config.cameras.push_back(std::move(camera));
+  }
+
+  if (YAML::Node sinks = top.node("sinks")) {
+    if (!sinks.IsSequence()) fail("sinks", "expected a list");
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+      Fields f(sinks[i], "sinks[" + std::to_string(i) + "]");
+      SinkConfig sink;
+      sink.type = one_of(f.required<std::string>("type"), {"jsonl"}, f.child_path("type"));
+      sink.jsonl.path = expand_path(f.required<std::string>("path"));
+      sink.jsonl.fsync = f.get("fsync", false);
+      f.reject_unknown();
+      config.sinks.push_back(std::move(sink));
+    }
+  }
+  if (top.has("threads")) {
+    Fields t(top.node("threads"), "threads");
+    config.inference_threads = in_range(t.get("inference", config.inference_threads), 1, 256, t.child_path("inference"));
+    t.reject_unknown();
+  }
+  config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
+                            {"trace", "debug", "info", "warn", "error", "off"}, "log_level");
+  config.status_interval_s = in_range(top.get("status_interval_s", config.status_interval_s), 0.0, 3600.0,
+                                      "status_interval_s");
+  top.reject_unknown();
+  return config;
+}
+
+}  // namespace
+
+Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    return Error{ErrorCode::invalid_argument, origin + ":" + std::to_string(e.mark.line + 1) + ":" +
+                                                  std::to_string(e.mark.column + 1) + ": malformed YAML: " + e.msg};
+  }
+  try {
+    return parse_root(root);
+  } catch (const ConfigError& e) {
+    return Error{ErrorCode::invalid_argument, origin + ": " + (e.path.empty() ? "" : e.path + ": ") + e.message};
+  } catch (const YAML::Exception& e) {
+    return Error{ErrorCode::invalid_argument, origin + ": " + e.msg};
+  }
+}
+
+Result<EngineConfig> load_config_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{ErrorCode::not_found, path + ": cannot read config file"};
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_config(text.str(), path);
+}
+
+}  // namespace vigil

@@ -1,0 +1,47 @@
+// vigil: watches many video streams at once and turns them into tracked faces and people.
+#include <CLI/CLI.hpp>
+
+#include "vigil/cli/commands.h"
+#include "vigil/core/paths.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"vigil: many video streams in, tracked faces out"};
+  app.require_subcommand(1);
+
+  vigil::RunOptions run;
+  double duration = 0;
+  auto* run_cmd = app.add_subcommand("run", "run the live engine on a config");
+  run_cmd->add_option("-c,--config", run.config_path, "YAML config file")->required();
+  run_cmd->add_option("-d,--duration", duration, "stop after this many seconds")->check(CLI::PositiveNumber);
+
+  auto* bench = app.add_subcommand("bench", "measure speed; prints JSON");
+  bench->require_subcommand(1);
+  vigil::BenchModelOptions model;
+  model.model_path = vigil::data_dir() + "/models/blazeface_back_256_dyn.onnx";
+  auto* bench_model = bench->add_subcommand("model", "model-only throughput (one prepared batch, in a loop)");
+  bench_model->add_option("-m,--model", model.model_path, "ONNX model (BlazeFace)")->capture_default_str();
+  bench_model->add_option("--input-size", model.input_size, "model input size (128 or 256)")
+      ->check(CLI::IsMember({128, 256}))
+      ->capture_default_str();
+  bench_model->add_option("-b,--batch", model.batches, "batch sizes to measure (repeat or comma-separate)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 1024));
+  bench_model->add_option("-s,--seconds", model.seconds, "seconds per batch size")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
+  bench_model->add_option("-t,--threads", model.threads, "inference threads (0: all cores)")->check(CLI::Range(0, 256));
+  bench_model->add_flag("--json", model.json, "one-line JSON");
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (run_cmd->parsed()) {
+    if (duration > 0) run.duration_s = duration;
+    return vigil::run_command(run);
+  }
+  if (bench_model->parsed()) {
+    if (model.batches.empty()) model.batches = {1, 8};
+    model.model_path = vigil::expand_path(model.model_path);
+    return vigil::bench_model_command(model);
+  }
+  return 2;
+}

@@ -1,0 +1,32 @@
+// Sink: where results go (JSONL today; SQLite and Redis streams later).
+//
+// The pipeline calls write() once per processed frame, in per-camera order, from one thread
+// at a time per sink. A sink must not hold the frame beyond the call unless it keeps the
+// FrameRef. flush() makes everything written so far durable to the sink's medium; close()
+// flushes and releases the medium (called once, at shutdown).
+#pragma once
+
+#include <string_view>
+
+#include "vigil/core/frame.h"
+#include "vigil/core/status.h"
+#include "vigil/vision/detection.h"
+
+namespace vigil {
+
+// One processed frame as the sinks see it.
+struct FrameResult {
+  const Frame* frame = nullptr;
+  std::string_view model;               // the detector's name in the config
+  const Detections* detections = nullptr;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual Status write(const FrameResult& result) = 0;
+  virtual Status flush() = 0;
+  virtual Status close() = 0;
+};
+
+}  // namespace vigil

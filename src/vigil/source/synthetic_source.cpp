@@ -1,0 +1,263 @@
+#include "vigil/source/synthetic_source.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <numbers>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "vigil/source/ffmpeg_source.h"
+#include "vigil/source/pacer.h"
+
+namespace vigil {
+
+namespace {
+
+int even_floor(double v) { return static_cast<int>(std::floor(v / 2.0)) * 2; }
+
+double triangle(double t) {  // 0 at t=0, 1 at t=0.5, 0 at t=1, periodic
+  const double f = t - std::floor(t);
+  return 1.0 - std::abs(2.0 * f - 1.0);
+}
+
+cv::Mat plane_mat(const Image& image, int plane, int channels = 1) {
+  return cv::Mat(image.plane_height(plane), image.plane_width(plane), CV_8UC(channels),
+                 const_cast<std::uint8_t*>(image.planes[plane].data), static_cast<std::size_t>(image.planes[plane].stride));
+}
+
+// Scales `roi` of a YUV420P or NV12 image into a YUV420P image (one pass per plane).
+void scale_region(const Image& src, PixelRect roi, const Image& dst) {
+  const int interpolation = roi.width > dst.width ? cv::INTER_AREA : cv::INTER_LINEAR;
+  cv::Mat y_dst = plane_mat(dst, 0);
+  cv::resize(plane_mat(src, 0)(cv::Rect(roi.x, roi.y, roi.width, roi.height)), y_dst, y_dst.size(), 0, 0,
+             interpolation);
+  const cv::Rect chroma_roi(roi.x / 2, roi.y / 2, std::max(1, roi.width / 2), std::max(1, roi.height / 2));
+  cv::Mat u_dst = plane_mat(dst, 1);
+  cv::Mat v_dst = plane_mat(dst, 2);
+  if (src.format == PixelFormat::nv12) {
+    cv::Mat uv(u_dst.size(), CV_8UC2);  // rare path (synthetic video from an NV12 decoder)
+    cv::resize(plane_mat(src, 1, 2)(chroma_roi), uv, uv.size(), 0, 0, interpolation);
+    cv::Mat out[] = {u_dst, v_dst};
+    cv::split(uv, out);
+  } else {
+    cv::resize(plane_mat(src, 1)(chroma_roi), u_dst, u_dst.size(), 0, 0, interpolation);
+    cv::resize(plane_mat(src, 2)(chroma_roi), v_dst, v_dst.size(), 0, 0, interpolation);
+  }
+}
+
+}  // namespace
+
+PanGeometry::PanGeometry(int picture_width, int picture_height, int out_width, int out_height, double zoom_min,
+                         double zoom_max, double period_frames)
+    : picture_width_(picture_width),
+      picture_height_(picture_height),
+      out_width_(out_width),
+      out_height_(out_height),
+      zoom_min_(std::max(1.0, zoom_min)),
+      zoom_max_(std::max(std::max(1.0, zoom_min), zoom_max)),
+      period_frames_(std::max(1.0, period_frames)) {}
+
+PixelRect PanGeometry::window_at(std::uint64_t seq) const {
+  const double aspect = static_cast<double>(out_width_) / out_height_;
+  double base_w = picture_width_;
+  double base_h = picture_width_ / aspect;
+  if (base_h > picture_height_) {
+    base_h = picture_height_;
+    base_w = picture_height_ * aspect;
+  }
+  const double t = static_cast<double>(seq) / period_frames_;
+  const double swing = 0.5 - 0.5 * std::cos(2.0 * std::numbers::pi * t);
+  const double zoom = zoom_min_ + (zoom_max_ - zoom_min_) * swing;
+  PixelRect r;
+  r.width = std::max(2, even_floor(base_w / zoom));
+  r.height = std::max(2, even_floor(base_h / zoom));
+  const double cx = r.width / 2.0 + (picture_width_ - r.width) * triangle(t);
+  const double cy = r.height / 2.0 + (picture_height_ - r.height) * triangle(0.5 * t + 0.25);
+  r.x = std::clamp(even_floor(cx - r.width / 2.0), 0, std::max(0, (picture_width_ - r.width) & ~1));
+  r.y = std::clamp(even_floor(cy - r.height / 2.0), 0, std::max(0, (picture_height_ - r.height) & ~1));
+  return r;
+}
+
+struct SyntheticSource::Impl {
+  SourceConfig config;
+  std::shared_ptr<const std::string> camera;
+  SourceInfo info;
+  std::unique_ptr<FramePool> pool = make_frame_pool();
+  Pacer pacer;
+  std::atomic<std::uint64_t> skipped{0};
+
+  std::uint64_t next_index = 0;  // frame index on the source's own timeline
+  SteadyTime start{};
+
+  // image pattern
+  ByteStorage picture_storage;
+  Image picture;  // the whole picture as YUV420P, even size
+  std::unique_ptr<PanGeometry> pan;
+
+  // video pattern
+  std::unique_ptr<FfmpegSource> video;
+
+  Status open() {
+    if (config.width < 16 || config.height < 16 || config.width % 2 || config.height % 2) {
+      return Error{ErrorCode::invalid_argument, "width and height must be even and at least 16"};
+    }
+    if (!(config.fps > 0 && config.fps <= 1000)) return Error{ErrorCode::invalid_argument, "fps must be in (0, 1000]"};
+    info.width = config.width;
+    info.height = config.height;
+    info.fps = config.fps;
+    info.live = config.live;
+    switch (config.pattern) {
+      case SyntheticPattern::procedural:
+        info.description = "synthetic procedural";
+        break;
+      case SyntheticPattern::image: {
+        cv::Mat bgr;
+        try {
+          bgr = cv::imread(config.path, cv::IMREAD_COLOR);
+        } catch (const cv::Exception& e) {
+          return Error{ErrorCode::invalid_argument, config.path + ": " + e.what()};
+        }
+        if (bgr.empty()) return Error{ErrorCode::invalid_argument, config.path + ": missing or not an image"};
+        bgr = bgr(cv::Rect(0, 0, bgr.cols & ~1, bgr.rows & ~1));
+        cv::Mat i420;
+        cv::cvtColor(bgr, i420, cv::COLOR_BGR2YUV_I420);  // once, at start-up
+        picture = picture_storage.allocate(PixelFormat::yuv420p, bgr.cols, bgr.rows);
+        const std::uint8_t* src = i420.ptr<std::uint8_t>();
+        for (int p = 0; p < 3; ++p) {
+          const int w = picture.plane_width(p);
+          const int h = picture.plane_height(p);
+          auto* dst = const_cast<std::uint8_t*>(picture.planes[p].data);
+          for (int row = 0; row < h; ++row) std::copy_n(src + row * w, w, dst + row * picture.planes[p].stride);
+          src += static_cast<std::size_t>(w) * h;
+        }
+        pan = std::make_unique<PanGeometry>(picture.width, picture.height, config.width, config.height,
+                                            config.zoom_min, config.zoom_max, config.pan_period_s * config.fps);
+        info.description = "synthetic image pan over " + config.path;
+        break;
+      }
+      case SyntheticPattern::video: {
+        SourceConfig file = config;
+        file.type = SourceType::file;
+        file.url = config.path;
+        file.loop = true;
+        file.realtime = false;  // this source paces itself
+        auto opened = FfmpegSource::open(file, *camera);
+        if (!opened.ok()) return opened.error();
+        video = std::move(opened).value();
+        info.description = "synthetic video loop of " + config.path;
+        break;
+      }
+    }
+    return {};
+  }
+
+  void render_procedural(const Image& img, std::uint64_t index) {
+    const int phase = static_cast<int>(index * 3);
+    for (int y = 0; y < img.height; ++y) {
+      auto* row = const_cast<std::uint8_t*>(img.planes[0].data + y * img.planes[0].stride);
+      for (int x = 0; x < img.width; ++x) row[x] = static_cast<std::uint8_t>(40 + ((x + y + phase) & 127));
+    }
+    for (int p = 1; p < 3; ++p) {
+      for (int y = 0; y < img.plane_height(p); ++y) {
+        auto* row = const_cast<std::uint8_t*>(img.planes[p].data + y * img.planes[p].stride);
+        std::fill_n(row, img.plane_width(p), std::uint8_t{128});
+      }
+    }
+    // Three boxes bouncing at different speeds, each with its own colour.
+    static constexpr int kSpeeds[3][2] = {{7, 5}, {-4, 9}, {11, -3}};
+    static constexpr std::uint8_t kColours[3][3] = {{200, 90, 200}, {120, 200, 60}, {80, 60, 120}};
+    const int box_w = img.width / 8;
+    const int box_h = img.height / 6;
+    for (int b = 0; b < 3; ++b) {
+      auto bounce = [](long long pos, int span) {
+        const long long period = 2LL * span;
+        long long m = ((pos % period) + period) % period;
+        return static_cast<int>(m < span ? m : period - m);
+      };
+      const int x0 = bounce(static_cast<long long>(index) * kSpeeds[b][0] + b * 200, img.width - box_w) & ~1;
+      const int y0 = bounce(static_cast<long long>(index) * kSpeeds[b][1] + b * 100, img.height - box_h) & ~1;
+      for (int y = y0; y < y0 + box_h; ++y) {
+        std::fill_n(const_cast<std::uint8_t*>(img.planes[0].data + y * img.planes[0].stride + x0), box_w,
+                    kColours[b][0]);
+      }
+      for (int p = 1; p < 3; ++p) {
+        for (int y = y0 / 2; y < (y0 + box_h) / 2; ++y) {
+          std::fill_n(const_cast<std::uint8_t*>(img.planes[p].data + y * img.planes[p].stride + x0 / 2), box_w / 2,
+                      kColours[b][p]);
+        }
+      }
+    }
+  }
+
+  Result<FrameRef> read() {
+    if (pacer.interrupted()) return Error{ErrorCode::cancelled, "interrupted"};
+    const auto interval = std::chrono::duration<double>(1.0 / config.fps);
+    if (config.live) {
+      const auto now = std::chrono::steady_clock::now();
+      if (next_index == 0) start = now;
+      const auto due = [&](std::uint64_t k) {
+        return start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval * static_cast<double>(k));
+      };
+      // A late reader gets the current frame, as from a real camera; the rest are skipped.
+      const auto current = static_cast<std::uint64_t>(std::chrono::duration<double>(now - start) / interval);
+      if (current > next_index) {
+        skipped.fetch_add(current - next_index, std::memory_order_relaxed);
+        next_index = current;
+      }
+      if (!pacer.wait_until(due(next_index))) return Error{ErrorCode::cancelled, "interrupted"};
+    }
+    FrameRef ref = pool->acquire();
+    Frame* frame = ref.mutable_get();
+    if (!frame->storage) frame->storage = std::make_unique<ByteStorage>();
+    auto& storage = static_cast<ByteStorage&>(*frame->storage);
+    frame->image = storage.allocate(PixelFormat::yuv420p, config.width, config.height);
+    switch (config.pattern) {
+      case SyntheticPattern::procedural:
+        render_procedural(frame->image, next_index);
+        break;
+      case SyntheticPattern::image:
+        scale_region(picture, pan->window_at(next_index), frame->image);
+        break;
+      case SyntheticPattern::video: {
+        auto source_frame = video->read();
+        if (!source_frame.ok()) return source_frame.error();
+        if (!*source_frame) return Error{ErrorCode::data_loss, config.path + ": video has no frames to loop"};
+        const Image& src = (*source_frame)->image;
+        scale_region(src, PixelRect{0, 0, src.width & ~1, src.height & ~1}, frame->image);
+        break;
+      }
+    }
+    frame->camera = camera;
+    frame->seq = next_index;
+    frame->pts_ms = static_cast<std::int64_t>(std::llround(static_cast<double>(next_index) * 1000.0 / config.fps));
+    frame->captured_at = std::chrono::system_clock::now();
+    frame->captured_steady = std::chrono::steady_clock::now();
+    ++next_index;
+    return ref;
+  }
+};
+
+SyntheticSource::SyntheticSource(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SyntheticSource::~SyntheticSource() = default;
+
+Result<std::unique_ptr<SyntheticSource>> SyntheticSource::open(const SourceConfig& config,
+                                                               const std::string& camera_id) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->camera = std::make_shared<const std::string>(camera_id);
+  if (Status status = impl->open(); !status.ok()) return status.error();
+  return std::unique_ptr<SyntheticSource>(new SyntheticSource(std::move(impl)));
+}
+
+Result<FrameRef> SyntheticSource::read() { return impl_->read(); }
+const SourceInfo& SyntheticSource::info() const { return impl_->info; }
+void SyntheticSource::interrupt() {
+  impl_->pacer.interrupt();
+  if (impl_->video) impl_->video->interrupt();
+}
+std::uint64_t SyntheticSource::skipped() const { return impl_->skipped.load(); }
+const PanGeometry* SyntheticSource::pan() const { return impl_->pan.get(); }
+
+}  // namespace vigil

@@ -1,0 +1,35 @@
+// Detection: one object found in one frame, in source-frame pixels.
+#pragma once
+
+#include <array>
+#include <vector>
+
+namespace vigil {
+
+struct Point2 {
+  float x = 0;
+  float y = 0;
+};
+
+struct BBox {
+  float x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+  float width() const { return x2 - x1; }
+  float height() const { return y2 - y1; }
+  float area() const { return width() > 0 && height() > 0 ? width() * height() : 0.0f; }
+};
+
+// Intersection over union of two boxes; 0 when either is empty.
+float iou(const BBox& a, const BBox& b);
+
+struct Detection {
+  static constexpr int kMaxKeypoints = 6;
+  BBox bbox;
+  float score = 0;
+  int keypoint_count = 0;
+  // BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear.
+  std::array<Point2, kMaxKeypoints> keypoints{};
+};
+
+using Detections = std::vector<Detection>;
+
+}  // namespace vigil
