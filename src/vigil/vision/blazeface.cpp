@@ -69,11 +69,13 @@ Status BlazeFace::check_model() {
                      status.error().message + ")"};
   }
   const std::size_t expected[] = {512, 384, 512 * kRegressors, 384 * kRegressors};
-  if (outputs_.size() != 4) return Error{ErrorCode::invalid_argument, config_.model_path + ": expected 4 outputs"};
+  const std::string not_blazeface = config_.model_path + ": not a BlazeFace " + std::to_string(config_.input_size) + "x" +
+                                    std::to_string(config_.input_size) + " model";
+  if (outputs_.size() != 4) return Error{ErrorCode::invalid_argument, not_blazeface + " (expected 4 outputs)"};
   for (int i = 0; i < 4; ++i) {
     if (outputs_[i].dim(0) != n || outputs_[i].item_size() != expected[i]) {
-      return Error{ErrorCode::invalid_argument, config_.model_path + ": output " + std::to_string(i) + " has shape " +
-                                                    outputs_[i].shape_string() + ", not a BlazeFace model"};
+      return Error{ErrorCode::invalid_argument, not_blazeface + " (output " + std::to_string(i) + " has shape " +
+                                                    outputs_[i].shape_string() + " for a batch of " + std::to_string(n) + ")"};
     }
   }
   return {};
