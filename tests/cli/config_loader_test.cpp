@@ -1,1 +1,119 @@
+#include "vigil/cli/config_loader.h"
+
 #include <gtest/gtest.h>
+
+namespace vigil {
+namespace {
+
+const char* kValid = R"(
+models:
+  faces:
+    path: /models/blazeface_back_256_dyn.onnx
+    input_size: 256
+    max_batch: 8
+cameras:
+  - id: lobby
+    source: {type: file, url: /media/lobby.mp4, decoder_threads: 2}
+    detect: {model: faces, every: 2}
+  - id: pan
+    source: {type: synthetic, pattern: image, path: /media/sample1.jpg, width: 1280, height: 720, fps: 15}
+sinks:
+  - {type: jsonl, path: out/results.jsonl}
+threads: {inference: 2}
+)";
+
+std::string error_of(const std::string& yaml) {
+  auto config = parse_config(yaml, "test.yaml");
+  EXPECT_FALSE(config.ok()) << "accepted:\n" << yaml;
+  if (config.ok()) return "";
+  EXPECT_EQ(config.error().code, ErrorCode::invalid_argument);
+  EXPECT_EQ(config.error().message.find('\n'), std::string::npos) << "one line";
+  return config.error().message;
+}
+
+std::string replace(std::string text, const std::string& from, const std::string& to) {
+  const auto at = text.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return at == std::string::npos ? text : text.replace(at, from.size(), to);
+}
+
+TEST(ConfigLoaderTest, ValidConfigIsTyped) {
+  auto config = parse_config(kValid);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  ASSERT_EQ(config->cameras.size(), 2u);
+  EXPECT_EQ(config->cameras[0].id, "lobby");
+  EXPECT_EQ(config->cameras[0].source.type, SourceType::file);
+  EXPECT_EQ(config->cameras[0].source.decoder_threads, 2);
+  EXPECT_EQ(config->cameras[0].detect.every, 2);
+  EXPECT_EQ(config->cameras[1].source.pattern, SyntheticPattern::image);
+  EXPECT_EQ(config->cameras[1].detect.model, "faces");  // the only model is the default
+  EXPECT_EQ(config->models.at("faces").blazeface.max_batch, 8);
+  EXPECT_EQ(config->sinks.at(0).jsonl.path, "out/results.jsonl");
+  EXPECT_EQ(config->inference_threads, 2);
+}
+
+TEST(ConfigLoaderTest, MalformedYamlNamesFileLineAndColumn) {
+  const std::string message = error_of("cameras:\n  - id: [lobby\n");
+  EXPECT_NE(message.find("test.yaml:"), std::string::npos) << message;
+  EXPECT_NE(message.find("malformed YAML"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, WrongTypeNamesTheField) {
+  const std::string message = error_of(replace(kValid, "fps: 15", "fps: fast"));
+  EXPECT_NE(message.find("cameras[1].source.fps: expected a number, got 'fast'"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, UnknownKeyNamesTheField) {
+  const std::string message = error_of(replace(kValid, "decoder_threads: 2", "decoder_thread: 2"));
+  EXPECT_NE(message.find("cameras[0].source.decoder_thread: unknown key"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, UnknownTopLevelKey) {
+  EXPECT_NE(error_of(std::string(kValid) + "camras: []\n").find("camras: unknown key"), std::string::npos);
+}
+
+TEST(ConfigLoaderTest, MissingUrlNamesTheField) {
+  const std::string message = error_of(replace(kValid, "url: /media/lobby.mp4, ", ""));
+  EXPECT_NE(message.find("cameras[0].source.url: required for type 'file'"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, StreamNeedsAUrlWithAScheme) {
+  const std::string message = error_of(replace(kValid, "type: file, url: /media/lobby.mp4", "type: stream, url: camera1"));
+  EXPECT_NE(message.find("cameras[0].source.url"), std::string::npos) << message;
+}
+
+TEST(ConfigLoaderTest, OutOfRangeValuesNameTheField) {
+  EXPECT_NE(error_of(replace(kValid, "every: 2", "every: 0")).find("cameras[0].detect.every: must be between"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "input_size: 256", "input_size: 300")).find("models.faces.input_size"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "width: 1280", "width: 1281")).find("cameras[1].source.width: must be even"),
+            std::string::npos);
+}
+
+TEST(ConfigLoaderTest, UnknownModelAndDuplicateIdsAreRejected) {
+  EXPECT_NE(error_of(replace(kValid, "model: faces", "model: bodies")).find("cameras[0].detect.model: unknown model"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "id: pan", "id: lobby")).find("cameras[1].id: duplicate"), std::string::npos);
+}
+
+TEST(ConfigLoaderTest, BadEnumListsTheChoices) {
+  const std::string message = error_of(replace(kValid, "pattern: image", "pattern: photo"));
+  EXPECT_NE(message.find("cameras[1].source.pattern: must be one of procedural, image, video"), std::string::npos)
+      << message;
+}
+
+TEST(ConfigLoaderTest, EmptyOrMissingSectionsAreRejected) {
+  EXPECT_NE(error_of("").find("empty"), std::string::npos);
+  EXPECT_NE(error_of("models: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
+  EXPECT_NE(error_of("cameras: 3\nmodels: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
+}
+
+TEST(ConfigLoaderTest, MissingFileIsNotFound) {
+  auto config = load_config_file("/nonexistent/vigil.yaml");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().code, ErrorCode::not_found);
+}
+
+}  // namespace
+}  // namespace vigil

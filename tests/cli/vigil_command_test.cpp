@@ -1,1 +1,145 @@
+// The vigil executable end to end: real config files, real models, real video.
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace vigil {
+namespace {
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  std::string line;
+  while (std::getline(in, line)) lines.push_back(line);
+  return lines;
+}
+
+std::string count_lines(const std::string& text) { return std::to_string(std::count(text.begin(), text.end(), '\n')); }
+
+class VigilCommandTest : public ::testing::Test {
+ protected:
+  std::string write_config(const std::string& yaml) {
+    const std::string path = dir_.file("vigil.yaml");
+    std::ofstream(path) << yaml;
+    return path;
+  }
+  std::string models_section() const {
+    return "models:\n  faces:\n    path: " + test::data_file("models/blazeface_front_128_dyn.onnx") +
+           "\n    input_size: 128\n    max_batch: 8\n";
+  }
+  test::TempDir dir_;
+};
+
+TEST_F(VigilCommandTest, RunOnAFileWritesOneLinePerFrame) {
+  const std::string video = dir_.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(video, 30, 320, 240));
+  const std::string out = dir_.file("out.jsonl");
+  const std::string config = write_config(models_section() + "cameras:\n  - id: clip\n    source: {type: file, url: " +
+                                          video + "}\n  - id: mega\n    source: {type: file, url: " +
+                                          test::data_file("media/Megamind.avi") + "}\nsinks:\n  - {type: jsonl, path: " +
+                                          out + "}\nstatus_interval_s: 0\n");
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " run --config " + config, &output), 0) << output;
+  EXPECT_NE(output.find("results in " + out), std::string::npos) << output;
+  const auto lines = read_lines(out);
+  ASSERT_EQ(lines.size(), 300u);  // 30 + 270 frames, each exactly once
+  std::map<std::string, std::uint64_t> next_seq;
+  int mega_with_face = 0;
+  for (const auto& line : lines) {
+    const auto j = nlohmann::json::parse(line);
+    const std::string camera = j["camera"];
+    EXPECT_EQ(j["seq"].get<std::uint64_t>(), next_seq[camera]++) << "per-camera order";
+    if (camera == "mega" && !j["detections"].empty()) ++mega_with_face;
+  }
+  EXPECT_GE(mega_with_face, 243);
+}
+
+TEST_F(VigilCommandTest, RunWithAMissingVideoExitsNonZeroWithOneLineReason) {
+  const std::string config = write_config(models_section() +
+                                          "cameras:\n  - id: gone\n    source: {type: file, url: /nonexistent/a.mp4}\n");
+  std::string output;
+  const int rc = test::run_command(test::vigil_binary() + " run --config " + config + " 2>&1 >/dev/null", &output);
+  EXPECT_NE(rc, 0);
+  EXPECT_EQ(count_lines(output), "1") << output;
+  EXPECT_NE(output.find("camera gone"), std::string::npos) << output;
+  EXPECT_NE(output.find("/nonexistent/a.mp4"), std::string::npos) << output;
+}
+
+TEST_F(VigilCommandTest, RunWithAnUnreachableStreamFailsWithinFiveSeconds) {
+  const std::string config =
+      write_config(models_section() + "cameras:\n  - id: door\n    source: {type: stream, url: 'rtsp://127.0.0.1:1/x'}\n");
+  std::string output;
+  const auto start = std::chrono::steady_clock::now();
+  const int rc = test::run_command(test::vigil_binary() + " run --config " + config + " 2>&1 >/dev/null", &output);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_NE(rc, 0);
+  EXPECT_EQ(count_lines(output), "1") << output;
+  EXPECT_NE(output.find("camera door"), std::string::npos) << output;
+}
+
+TEST_F(VigilCommandTest, RunWithACorruptVideoExitsNonZero) {
+  const std::string video = dir_.file("half.avi");
+  std::filesystem::copy_file(test::data_file("media/Megamind.avi"), video);
+  std::filesystem::resize_file(video, std::filesystem::file_size(video) / 2);
+  const std::string config = write_config(models_section() + "cameras:\n  - id: half\n    source: {type: file, url: " +
+                                          video + "}\nstatus_interval_s: 0\n");
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " 2>&1 >/dev/null", &output), 1);
+  EXPECT_NE(output.find("truncated"), std::string::npos) << output;
+}
+
+TEST_F(VigilCommandTest, RunWithABadConfigExitsTwoNamingTheField) {
+  const std::string config = write_config(models_section() + "cameras:\n  - id: a\n    sauce: {type: file}\n");
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " run --config " + config, &output), 2);
+  EXPECT_NE(output.find("cameras[0].sauce: unknown key"), std::string::npos) << output;
+}
+
+TEST_F(VigilCommandTest, RunWithAWrongModelFileExitsTwo) {
+  std::ofstream(dir_.file("bad.onnx")) << "not onnx";
+  const std::string config = write_config("models:\n  faces: {path: " + dir_.file("bad.onnx") +
+                                          "}\ncameras:\n  - id: a\n    source: {type: synthetic}\n");
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " 2>&1 >/dev/null", &output), 2);
+  EXPECT_NE(output.find("model faces"), std::string::npos) << output;
+  EXPECT_EQ(count_lines(output), "1") << output;
+}
+
+TEST_F(VigilCommandTest, RunStopsOnSigterm) {
+  const std::string out = dir_.file("live.jsonl");
+  const std::string config = write_config(models_section() +
+                                          "cameras:\n  - id: live\n    source: {type: synthetic, fps: 10}\nsinks:\n"
+                                          "  - {type: jsonl, path: " + out + "}\nstatus_interval_s: 0\n");
+  std::string output;
+  const auto start = std::chrono::steady_clock::now();
+  // timeout sends SIGTERM after 1 s; vigil must stop cleanly (exit 0) and flush.
+  const int rc = test::run_command("timeout --preserve-status -s TERM 1 " + test::vigil_binary() + " run --config " + config, &output);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  EXPECT_EQ(rc, 0) << output;
+  EXPECT_GE(read_lines(out).size(), 5u);
+}
+
+TEST_F(VigilCommandTest, BenchModelPrintsJsonForBatchOneAndEight) {
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " bench model --model " +
+                                  test::data_file("models/blazeface_front_128_dyn.onnx") +
+                                  " --input-size 128 --batch 1,8 --seconds 0.3 --threads 1 --json 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto j = nlohmann::json::parse(output);
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][0]["batch"], 1);
+  EXPECT_EQ(j["results"][1]["batch"], 8);
+  EXPECT_GT(j["results"][0]["images_per_s"].get<double>(), 0);
+  EXPECT_GT(j["results"][1]["images_per_s"].get<double>(), 0);
+  EXPECT_TRUE(j.contains("machine"));
+  EXPECT_TRUE(j.contains("git_revision"));
+}
+
+}  // namespace
+}  // namespace vigil

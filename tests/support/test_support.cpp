@@ -31,7 +31,7 @@ TempDir::~TempDir() {
 }
 
 int run_command(const std::string& command, std::string* output) {
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  FILE* pipe = popen(("( " + command + " ) 2>&1").c_str(), "r");
   if (!pipe) return -1;
   std::array<char, 4096> buffer{};
   std::string text;

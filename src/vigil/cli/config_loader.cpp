@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -22,17 +23,24 @@ struct ConfigError {
 // A YAML mapping with its path; records the keys read so leftovers can be reported.
 class Fields {
  public:
-  Fields(YAML::Node node, std::string path) : node_(std::move(node)), path_(std::move(path)) {
+  // Fails on any key not in `known`, first: a typo is reported as itself, not as the
+  // required key it was meant to be.
+  Fields(YAML::Node node, std::string path, std::initializer_list<const char*> known)
+      : node_(std::move(node)), path_(std::move(path)) {
     if (!node_.IsMap()) fail(path_, "expected a mapping");
+    for (const auto& item : node_) {
+      const std::string key = item.first.as<std::string>();
+      if (std::none_of(known.begin(), known.end(), [&](const char* k) { return key == k; })) {
+        fail(child_path(key), "unknown key");
+      }
+    }
   }
 
   std::string child_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
   bool has(const std::string& key) {
-    used_.insert(key);
     return static_cast<bool>(node_[key]);
   }
   YAML::Node node(const std::string& key) {
-    used_.insert(key);
     return node_[key];
   }
 
@@ -66,19 +74,11 @@ class Fields {
     return "a string";
   }
 
-  // Call after reading every known key.
-  void reject_unknown() const {
-    for (const auto& item : node_) {
-      const std::string key = item.first.as<std::string>();
-      if (!used_.count(key)) fail(child_path(key), "unknown key");
-    }
-  }
   const std::string& path() const { return path_; }
 
  private:
   YAML::Node node_;
   std::string path_;
-  std::set<std::string> used_;
 };
 
 template <class T>
@@ -109,7 +109,11 @@ bool valid_id(const std::string& id) {
   return true;
 }
 
-SourceConfig parse_source(Fields f) {
+SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
+  Fields f(node, path,
+           {"type", "url", "decoder_threads", "loop", "realtime", "open_timeout_ms", "read_timeout_ms",
+            "rtsp_transport", "pattern", "path", "width", "height", "fps", "live", "zoom_min", "zoom_max",
+            "pan_period_s"});
   SourceConfig s;
   const std::string type = one_of(f.required<std::string>("type"), {"file", "stream", "synthetic"}, f.child_path("type"));
   s.type = type == "file" ? SourceType::file : type == "stream" ? SourceType::stream : SourceType::synthetic;
@@ -135,7 +139,6 @@ SourceConfig parse_source(Fields f) {
   s.zoom_min = in_range(f.get("zoom_min", s.zoom_min), 1.0, 50.0, f.child_path("zoom_min"));
   s.zoom_max = in_range(f.get("zoom_max", std::max(s.zoom_max, s.zoom_min)), s.zoom_min, 50.0, f.child_path("zoom_max"));
   s.pan_period_s = in_range(f.get("pan_period_s", s.pan_period_s), 0.1, 86400.0, f.child_path("pan_period_s"));
-  f.reject_unknown();
 
   if (s.type != SourceType::synthetic && s.url.empty()) fail(f.child_path("url"), "required for type '" + type + "'");
   if (s.type == SourceType::stream && s.url.find("://") == std::string::npos) {
@@ -147,7 +150,8 @@ SourceConfig parse_source(Fields f) {
   return s;
 }
 
-ModelConfig parse_model(Fields f) {
+ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
+  Fields f(node, path, {"kind", "path", "input_size", "max_batch", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
   m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface"}, f.child_path("kind"));
   BlazeFaceConfig& b = m.blazeface;
@@ -159,13 +163,12 @@ ModelConfig parse_model(Fields f) {
   b.nms_iou = in_range(f.get("nms_iou", b.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
   const std::string nms = one_of(f.get<std::string>("nms", "weighted"), {"weighted", "hard"}, f.child_path("nms"));
   b.nms = nms == "hard" ? NmsMode::hard : NmsMode::weighted;
-  f.reject_unknown();
   return m;
 }
 
 EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
-  Fields top(root, "");
+  Fields top(root, "", {"models", "cameras", "sinks", "threads", "log_level", "status_interval_s"});
   EngineConfig config;
 
   YAML::Node models = top.node("models");
@@ -173,7 +176,7 @@ EngineConfig parse_root(const YAML::Node& root) {
   for (const auto& item : models) {
     const std::string name = item.first.as<std::string>();
     if (!valid_id(name)) fail("models." + name, "model names use letters, digits, '_', '-' and '.'");
-    config.models[name] = parse_model(Fields(item.second, "models." + name));
+    config.models[name] = parse_model(item.second, "models." + name);
   }
 
   YAML::Node cameras = top.node("cameras");
@@ -181,18 +184,17 @@ EngineConfig parse_root(const YAML::Node& root) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < cameras.size(); ++i) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
-    Fields f(cameras[i], path);
+    Fields f(cameras[i], path, {"id", "source", "detect"});
     CameraConfig camera;
     camera.id = f.required<std::string>("id");
     if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
     if (!ids.insert(camera.id).second) fail(f.child_path("id"), "duplicate camera id '" + camera.id + "'");
     if (!f.has("source")) fail(f.child_path("source"), "required");
-    camera.source = parse_source(Fields(f.node("source"), f.child_path("source")));
+    camera.source = parse_source(f.node("source"), f.child_path("source"));
     if (f.has("detect")) {
-      Fields d(f.node("detect"), f.child_path("detect"));
+      Fields d(f.node("detect"), f.child_path("detect"), {"model", "every"});
       camera.detect.model = d.get<std::string>("model", "");
       camera.detect.every = in_range(d.get("every", 1), 1, 100000, d.child_path("every"));
-      d.reject_unknown();
     }
     if (camera.detect.model.empty()) {
       if (config.models.size() != 1) fail(f.child_path("detect.model"), "required when there are several models");
@@ -201,32 +203,28 @@ EngineConfig parse_root(const YAML::Node& root) {
     if (!config.models.count(camera.detect.model)) {
       fail(f.child_path("detect.model"), "unknown model '" + camera.detect.model + "'");
     }
-    f.reject_unknown();
-    config.cameras.push_back(std::move(camera));
+      config.cameras.push_back(std::move(camera));
   }
 
   if (YAML::Node sinks = top.node("sinks")) {
     if (!sinks.IsSequence()) fail("sinks", "expected a list");
     for (std::size_t i = 0; i < sinks.size(); ++i) {
-      Fields f(sinks[i], "sinks[" + std::to_string(i) + "]");
+      Fields f(sinks[i], "sinks[" + std::to_string(i) + "]", {"type", "path", "fsync"});
       SinkConfig sink;
       sink.type = one_of(f.required<std::string>("type"), {"jsonl"}, f.child_path("type"));
       sink.jsonl.path = expand_path(f.required<std::string>("path"));
       sink.jsonl.fsync = f.get("fsync", false);
-      f.reject_unknown();
-      config.sinks.push_back(std::move(sink));
+          config.sinks.push_back(std::move(sink));
     }
   }
   if (top.has("threads")) {
-    Fields t(top.node("threads"), "threads");
+    Fields t(top.node("threads"), "threads", {"inference"});
     config.inference_threads = in_range(t.get("inference", config.inference_threads), 1, 256, t.child_path("inference"));
-    t.reject_unknown();
   }
   config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
                             {"trace", "debug", "info", "warn", "error", "off"}, "log_level");
   config.status_interval_s = in_range(top.get("status_interval_s", config.status_interval_s), 0.0, 3600.0,
                                       "status_interval_s");
-  top.reject_unknown();
   return config;
 }
 
