@@ -1,0 +1,33 @@
+# vigil: the two commands.
+#   make demo   installs what is missing, builds, runs the live engine on examples/demo.yaml
+#   make test   installs what is missing, builds, runs every test (Release), then the unit
+#               tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+# Other targets: build, check (Release tests only), bench, clean.
+
+DEMO_SECONDS ?= 20
+JOBS ?= $(shell nproc)
+
+.PHONY: demo test build check asan bench clean
+
+build:
+	@scripts/setup.sh release
+
+demo: build
+	@mkdir -p out
+	@build/release/vigil run --config examples/demo.yaml --duration $(DEMO_SECONDS)
+	@echo "demo: results are in out/demo.jsonl (one JSON line per processed frame); config: examples/demo.yaml"
+
+check: build
+	@ctest --test-dir build/release --output-on-failure -j $(JOBS)
+
+asan:
+	@scripts/setup.sh asan
+	@ctest --test-dir build/asan --output-on-failure -j $(JOBS) -L unit
+
+test: check asan
+
+bench: build
+	@build/release/vigil bench model --batch 1,8 --seconds 5 --json
+
+clean:
+	rm -rf build out
