@@ -7,10 +7,8 @@
 #include "vigil/core/process_stats.h"
 #include "vigil/infer/backend.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil_git_revision.h"
 
-#ifndef VIGIL_GIT_REVISION
-#define VIGIL_GIT_REVISION "unknown"
-#endif
 #ifndef VIGIL_BUILD_TYPE
 #define VIGIL_BUILD_TYPE "unknown"
 #endif
