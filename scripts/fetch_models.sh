@@ -3,7 +3,7 @@
 #   VIGIL_DATA (default ~/.cache/vigil)/
 #     models/blazeface_front_128.onnx, blazeface_back_256.onnx        released files
 #     models/blazeface_front_128_dyn.onnx, blazeface_back_256_dyn.onnx dynamic batch (tools/)
-#     models/face-api/*                                                face-api weight files
+#     models/face-api/*                                                face-api weight files (all 7 models)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
 # Every file is checked against its sha256; a mismatch is an error, never silently used.
 set -euo pipefail
@@ -25,6 +25,14 @@ models/face-api/face_landmark_68_model.bin 4611ef65c87d836d03d684b30eec4d195d8b2
 models/face-api/face_landmark_68_model-weights_manifest.json ca4886639f86e99b39fed0c155f81b63317225773bd9616716e887b0153389c9
 models/face-api/ssd_mobilenetv1_model.bin 2835640602d53718aa6ae9a42896327eaa21beefed056c218d32ca7d79e1e2f8
 models/face-api/ssd_mobilenetv1_model-weights_manifest.json 888f744dffbc84f5f060d1f8427d9742341943a2dfaaf9205d10029b7e7a2955
+models/face-api/age_gender_model.bin 49f92bbc0afef2342c4385e4a2b0acb6d7a727c6f0aa539499719a81acf9abaa
+models/face-api/age_gender_model-weights_manifest.json 74b60bf3ebf981bf4e661e9cca3a185614e10b25d797118b62e2a68d3ff2569f
+models/face-api/face_expression_model.bin 9a9840f2cf1f4c7eab95f197512569345c00d2426754d4608b92af30e0300f3d
+models/face-api/face_expression_model-weights_manifest.json 5b349c17c7836da506e03422cd6461c74085d8bb2713ad4114647dc5d28174c8
+models/face-api/face_landmark_68_tiny_model.bin b98e9f2f7da76f8a6dda9741a36ed485b224b889d552de2b2c1bb16217f67bfc
+models/face-api/face_landmark_68_tiny_model-weights_manifest.json 9a1a5dd19fd814fd5095c3cb58f8e0d3193b8c5b9a6715b30a69d559aea31ad4
+models/face-api/tiny_face_detector_model.bin b7503ce7df31039b1c43316a9b865cab6a70dd748cc602d3fa28b551503c3871
+models/face-api/tiny_face_detector_model-weights_manifest.json 5d1af4849ac48d5b985f4a9b16010c512353ddd6fcc63d50fd0bc9e9e64296e5
 media/sample1.jpg 8ecae4b267b2d3169e06e00c7dee97097aa2a94635d45216f7732a5f4943cb51
 media/sample2.jpg 7d2b60ae6f13bf30f422e04df87451081a02c83de469056f25afb44b7000c691
 media/sample3.jpg 8eb081c9efb14370fa94d9feab9e5fbeafd19a627491853a80c2bf67f7ffa936
@@ -43,6 +51,7 @@ derived_good() {
   local m t
   t="$(sha256sum "$here/tools/blazeface_dynamic_batch.py" | cut -d' ' -f1)"
   for m in front_128 back_256; do
+    [ -s "$data/models/blazeface_${m}_dyn.onnx" ] || return 1
     [ "$(cat "$data/models/blazeface_${m}_dyn.onnx.stamp" 2>/dev/null)" = "$t $(expected_sum "models/blazeface_$m.onnx")" ] || return 1
   done
 }

@@ -1,4 +1,6 @@
+#include <array>
 #include <filesystem>
+#include <span>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/dnn.hpp>
@@ -33,8 +35,9 @@ class OpenCvBackend final : public Backend {
       outputs.resize(results_.size());
       for (std::size_t i = 0; i < results_.size(); ++i) {
         const cv::Mat& m = results_[i];
-        std::vector<std::int64_t> shape(m.size.p, m.size.p + m.dims);
-        outputs[i].reshape(shape);
+        std::array<std::int64_t, 32> shape{};  // OpenCV allows at most 32 dims
+        std::copy_n(m.size.p, m.dims, shape.begin());
+        outputs[i].reshape(std::span<const std::int64_t>(shape.data(), static_cast<std::size_t>(m.dims)));
         const cv::Mat contiguous = m.isContinuous() ? m : m.clone();
         std::copy_n(contiguous.ptr<float>(), outputs[i].size(), outputs[i].data());
       }
