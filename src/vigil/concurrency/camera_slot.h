@@ -1,0 +1,68 @@
+// CameraSlot<T>: the hand-off of a live camera. Capacity 1, overflow policy drop_oldest:
+// publish() replaces whatever was not taken yet and counts it, so capture never waits for
+// inference and the consumer always gets the newest item.
+//
+// Threading: publish() from the camera's producer, take()/peek from consumers; a
+// per-slot mutex (never global) guards the value, held only to move a handle.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace vigil {
+
+template <class T>
+class CameraSlot {
+ public:
+  // Stores item as the newest; returns true if it replaced one nobody took.
+  bool publish(T item) {
+    [[maybe_unused]] T old;  // destroyed after the lock is released
+    bool replaced = false;
+    {
+      std::lock_guard lock(mu_);
+      replaced = has_;
+      if (replaced) old = std::move(value_);  // destroyed outside the lock
+      value_ = std::move(item);
+      has_ = true;
+    }
+    published_.fetch_add(1, std::memory_order_relaxed);
+    if (replaced) replaced_.fetch_add(1, std::memory_order_relaxed);
+    return replaced;
+  }
+
+  // Removes and returns the newest item, if any.
+  std::optional<T> take() {
+    std::lock_guard lock(mu_);
+    if (!has_) return std::nullopt;
+    has_ = false;
+    return std::optional<T>(std::move(value_));
+  }
+
+  bool has_item() const {
+    std::lock_guard lock(mu_);
+    return has_;
+  }
+
+  // Drops the item, if any (not counted as replaced).
+  void clear() {
+    [[maybe_unused]] T old;  // destroyed after the lock is released
+    std::lock_guard lock(mu_);
+    if (has_) old = std::move(value_);
+    has_ = false;
+  }
+
+  std::uint64_t published() const { return published_.load(std::memory_order_relaxed); }
+  std::uint64_t replaced() const { return replaced_.load(std::memory_order_relaxed); }
+
+ private:
+  mutable std::mutex mu_;
+  T value_{};        // guarded by mu_
+  bool has_ = false;  // guarded by mu_
+  std::atomic<std::uint64_t> published_{0};
+  std::atomic<std::uint64_t> replaced_{0};
+};
+
+}  // namespace vigil
