@@ -71,7 +71,7 @@ TEST_F(VigilCommandTest, RunWithAMissingVideoExitsNonZeroWithOneLineReason) {
 
 TEST_F(VigilCommandTest, RunWithAnUnreachableStreamFailsWithinFiveSeconds) {
   const std::string config =
-      write_config(models_section() + "cameras:\n  - id: door\n    source: {type: stream, url: 'rtsp://127.0.0.1:1/x'}\n");
+      write_config(models_section() + "cameras:\n  - id: door\n    source: {type: stream, url: 'rtsp://127.0.0.1:1/x', reconnect: false}\n");
   std::string output;
   const auto start = std::chrono::steady_clock::now();
   const int rc = test::run_command(test::vigil_binary() + " run --config " + config + " 2>&1 >/dev/null", &output);

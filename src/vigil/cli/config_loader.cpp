@@ -113,7 +113,7 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
   Fields f(node, path,
            {"type", "url", "decoder_threads", "loop", "realtime", "open_timeout_ms", "read_timeout_ms",
             "rtsp_transport", "pattern", "path", "width", "height", "fps", "live", "zoom_min", "zoom_max",
-            "pan_period_s"});
+            "pan_period_s", "reconnect", "reconnect_initial_ms", "reconnect_max_ms", "faults"});
   SourceConfig s;
   const std::string type = one_of(f.required<std::string>("type"), {"file", "stream", "synthetic"}, f.child_path("type"));
   s.type = type == "file" ? SourceType::file : type == "stream" ? SourceType::stream : SourceType::synthetic;
@@ -135,7 +135,34 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
   s.height = in_range(f.get("height", s.height), 16, 8192, f.child_path("height"));
   if (s.width % 2 || s.height % 2) fail(f.child_path(s.width % 2 ? "width" : "height"), "must be even");
   s.fps = in_range(f.get("fps", s.fps), 0.1, 1000.0, f.child_path("fps"));
-  s.live = f.get("live", s.live);
+  // Live by kind unless the config says otherwise: streams and paced synthetic cameras are,
+  // files are not (unless delivered in real time).
+  s.live = f.get("live", s.type == SourceType::file ? s.realtime : true);
+  s.reconnect = f.get("reconnect", s.reconnect);
+  s.reconnect_initial_ms =
+      in_range(f.get("reconnect_initial_ms", s.reconnect_initial_ms), 10, 600000, f.child_path("reconnect_initial_ms"));
+  s.reconnect_max_ms = in_range(f.get("reconnect_max_ms", std::max(s.reconnect_max_ms, s.reconnect_initial_ms)),
+                                s.reconnect_initial_ms, 3600000, f.child_path("reconnect_max_ms"));
+  if (f.has("faults")) {
+    Fields x(f.node("faults"), f.child_path("faults"), {"every_s", "kinds", "stall_s", "disconnect_s", "jitter_ms"});
+    FaultConfig& fc = s.faults;
+    fc.every_s = in_range(x.get("every_s", fc.every_s), 0.0, 86400.0, x.child_path("every_s"));
+    fc.stall_s = in_range(x.get("stall_s", fc.stall_s), 0.0, 3600.0, x.child_path("stall_s"));
+    fc.disconnect_s = in_range(x.get("disconnect_s", fc.disconnect_s), 0.0, 3600.0, x.child_path("disconnect_s"));
+    fc.jitter_ms = in_range(x.get("jitter_ms", fc.jitter_ms), 0.0, 10000.0, x.child_path("jitter_ms"));
+    if (YAML::Node kinds = x.node("kinds")) {
+      if (!kinds.IsSequence() || kinds.size() == 0) fail(x.child_path("kinds"), "expected a list of stall, disconnect, corrupt");
+      fc.kinds.clear();
+      for (std::size_t k = 0; k < kinds.size(); ++k) {
+        const std::string at = x.child_path("kinds") + "[" + std::to_string(k) + "]";
+        const std::string kind = one_of(Fields::convert<std::string>(kinds[k], at), {"stall", "disconnect", "corrupt"}, at);
+        fc.kinds.push_back(kind == "stall" ? FaultKind::stall : kind == "disconnect" ? FaultKind::disconnect : FaultKind::corrupt);
+      }
+    }
+    if (fc.every_s > 0 && fc.every_s <= std::max(fc.stall_s, fc.disconnect_s)) {
+      fail(x.child_path("every_s"), "must be longer than stall_s and disconnect_s");
+    }
+  }
   s.zoom_min = in_range(f.get("zoom_min", s.zoom_min), 1.0, 50.0, f.child_path("zoom_min"));
   s.zoom_max = in_range(f.get("zoom_max", std::max(s.zoom_max, s.zoom_min)), s.zoom_min, 50.0, f.child_path("zoom_max"));
   s.pan_period_s = in_range(f.get("pan_period_s", s.pan_period_s), 0.1, 86400.0, f.child_path("pan_period_s"));
@@ -151,7 +178,7 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
 }
 
 ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
-  Fields f(node, path, {"kind", "path", "input_size", "max_batch", "score_threshold", "nms_iou", "nms"});
+  Fields f(node, path, {"kind", "path", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
   m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface"}, f.child_path("kind"));
   BlazeFaceConfig& b = m.blazeface;
@@ -159,6 +186,7 @@ ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   b.input_size = f.get("input_size", b.input_size);
   if (b.input_size != 128 && b.input_size != 256) fail(f.child_path("input_size"), "must be 128 or 256");
   b.max_batch = in_range(f.get("max_batch", b.max_batch), 1, 1024, f.child_path("max_batch"));
+  m.max_delay_ms = in_range(f.get("max_delay_ms", m.max_delay_ms), 0.0, 10000.0, f.child_path("max_delay_ms"));
   b.score_threshold = in_range(f.get("score_threshold", b.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
   b.nms_iou = in_range(f.get("nms_iou", b.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
   const std::string nms = one_of(f.get<std::string>("nms", "weighted"), {"weighted", "hard"}, f.child_path("nms"));
@@ -168,7 +196,8 @@ ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
 
 EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
-  Fields top(root, "", {"models", "cameras", "sinks", "threads", "log_level", "status_interval_s"});
+  Fields top(root, "",
+             {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s"});
   EngineConfig config;
 
   YAML::Node models = top.node("models");
@@ -192,9 +221,11 @@ EngineConfig parse_root(const YAML::Node& root) {
     if (!f.has("source")) fail(f.child_path("source"), "required");
     camera.source = parse_source(f.node("source"), f.child_path("source"));
     if (f.has("detect")) {
-      Fields d(f.node("detect"), f.child_path("detect"), {"model", "every"});
+      Fields d(f.node("detect"), f.child_path("detect"), {"model", "every", "fps"});
       camera.detect.model = d.get<std::string>("model", "");
       camera.detect.every = in_range(d.get("every", 1), 1, 100000, d.child_path("every"));
+      camera.detect.fps = in_range(d.get("fps", 0.0), 0.0, 1000.0, d.child_path("fps"));
+      if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
     }
     if (camera.detect.model.empty()) {
       if (config.models.size() != 1) fail(f.child_path("detect.model"), "required when there are several models");
@@ -219,8 +250,18 @@ EngineConfig parse_root(const YAML::Node& root) {
   }
   if (top.has("threads")) {
     Fields t(top.node("threads"), "threads", {"inference"});
-    config.inference_threads = in_range(t.get("inference", config.inference_threads), 1, 256, t.child_path("inference"));
+    config.inference_threads = in_range(t.get("inference", config.inference_threads), 0, 256, t.child_path("inference"));
   }
+  if (YAML::Node budget = top.node("cpu_budget")) {
+    if (budget.IsScalar()) {
+      config.cpu_budget.cores = in_range(Fields::convert<double>(budget, "cpu_budget"), 0.1, 1024.0, "cpu_budget");
+    } else {
+      Fields b(budget, "cpu_budget", {"cores", "enforce"});
+      config.cpu_budget.cores = in_range(b.required<double>("cores"), 0.1, 1024.0, b.child_path("cores"));
+      config.cpu_budget.enforce = b.get("enforce", false);
+    }
+  }
+  config.workers = in_range(top.get("workers", config.workers), 0, 256, "workers");
   config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
                             {"trace", "debug", "info", "warn", "error", "off"}, "log_level");
   config.status_interval_s = in_range(top.get("status_interval_s", config.status_interval_s), 0.0, 3600.0,

@@ -1,6 +1,9 @@
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -8,7 +11,8 @@
 #include "vigil/cli/commands.h"
 #include "vigil/cli/config_loader.h"
 #include "vigil/core/log.h"
-#include "vigil/pipeline/runner.h"
+#include "vigil/core/process_stats.h"
+#include "vigil/pipeline/engine.h"
 
 namespace vigil {
 
@@ -18,15 +22,15 @@ namespace {
 // asks the runner to stop; SIGUSR1 ends the watcher when the run is over.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(Runner& runner) {
+  explicit SignalWatcher(Engine& engine) {
     sigset_t set = signals();
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::thread([&runner, set] {
+    thread_ = std::thread([&engine, set] {
       int sig = 0;
       while (sigwait(&set, &sig) == 0) {
         if (sig == SIGUSR1) return;
         spdlog::info("signal {}: stopping", sig);
-        runner.request_stop();
+        engine.request_stop();
       }
     });
   }
@@ -52,6 +56,12 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+double worst_age_p99(const EngineStatus& status) {
+  double worst = 0;
+  for (const auto& c : status.cameras) worst = std::max(worst, c.age_p99_ms);
+  return worst;
+}
+
 }  // namespace
 
 int run_command(const RunOptions& options) {
@@ -61,29 +71,47 @@ int run_command(const RunOptions& options) {
     return 2;
   }
   setup_logging(config->log_level);
-  SignalWatcher::block_in_this_thread();  // before the runner starts any thread
+  SignalWatcher::block_in_this_thread();  // before the engine starts any thread
 
-  auto runner = Runner::create(*config);
-  if (!runner.ok()) {
-    std::fprintf(stderr, "vigil: error: %s\n", runner.error().message.c_str());
-    return runner.error().code == ErrorCode::invalid_argument || runner.error().code == ErrorCode::not_found ? 2 : 1;
+  // Counts for the summary line, from the engine's result hook (atomics: workers call it).
+  std::atomic<std::uint64_t> frames_with_faces{0}, faces_seen{0};
+  EngineHooks hooks;
+  hooks.on_result = [&](const FrameResult& r) {
+    if (r.detections && !r.detections->empty()) {
+      frames_with_faces.fetch_add(1, std::memory_order_relaxed);
+      faces_seen.fetch_add(r.detections->size(), std::memory_order_relaxed);
+    }
+  };
+  auto engine = Engine::create(*config, hooks);
+  if (!engine.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", engine.error().message.c_str());
+    return engine.error().code == ErrorCode::invalid_argument || engine.error().code == ErrorCode::not_found ? 2 : 1;
   }
+  const double cpu_start = process_cpu_seconds();
+  const auto start = std::chrono::steady_clock::now();
   Status status;
   {
-    SignalWatcher watcher(**runner);
-    status = (*runner)->run(options.duration_s);
+    SignalWatcher watcher(**engine);
+    status = (*engine)->run(options.duration_s);
   }
-  const RunStats& stats = (*runner)->stats();
-  const double fps = stats.wall_seconds > 0 ? static_cast<double>(stats.frames()) / stats.wall_seconds : 0;
-  const double cores = stats.wall_seconds > 0 ? stats.cpu_seconds / stats.wall_seconds : 0;
-  std::uint64_t detected = 0;
-  for (const auto& c : stats.cameras) detected += c.frames_detected;
-  std::printf("vigil run: %zu cameras, %llu frames in %.1f s (%.1f fps), faces in %llu of %llu detected frames, "
-              "%llu faces, %llu model calls for %llu images, CPU %.2f cores\n",
-              stats.cameras.size(), static_cast<unsigned long long>(stats.frames()), stats.wall_seconds, fps,
-              static_cast<unsigned long long>(stats.frames_with_faces()), static_cast<unsigned long long>(detected),
-              static_cast<unsigned long long>(stats.detections()), static_cast<unsigned long long>(stats.model_calls),
-              static_cast<unsigned long long>(stats.model_items), cores);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cores = wall > 0 ? (process_cpu_seconds() - cpu_start) / wall : 0;
+  const EngineStatus st = (*engine)->status();
+  std::uint64_t decoded = 0, inferred = 0;
+  for (const auto& c : st.cameras) {
+    decoded += c.frames_decoded;
+    inferred += c.frames_inferred;
+  }
+  std::uint64_t batches = 0, with_faces = 0, faces = 0;
+  for (const auto& m : st.models) batches += m.batches;
+  with_faces = frames_with_faces.load();
+  faces = faces_seen.load();
+  std::printf("vigil run: %zu cameras, %llu frames decoded in %.1f s (%.1f fps), %llu inferred in %llu batches, "
+              "faces in %llu frames (%llu faces), frame age p99 %.0f ms, CPU %.2f cores\n",
+              st.cameras.size(), static_cast<unsigned long long>(decoded), wall, static_cast<double>(decoded) / wall,
+              static_cast<unsigned long long>(inferred), static_cast<unsigned long long>(batches),
+              static_cast<unsigned long long>(with_faces), static_cast<unsigned long long>(faces),
+              worst_age_p99(st), cores);
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());
   std::fflush(stdout);
   if (!status.ok()) {

@@ -14,12 +14,14 @@ namespace vigil {
 
 struct ModelConfig {
   std::string kind = "blazeface";  // the only family so far
-  BlazeFaceConfig blazeface;
+  BlazeFaceConfig blazeface;       // includes max_batch
+  double max_delay_ms = 2.0;       // a batch closes this long after its first member
 };
 
 struct DetectConfig {
   std::string model;  // key into EngineConfig::models
-  int every = 1;      // run detection on every N-th frame of the camera
+  int every = 1;      // run detection on every N-th frame of the camera...
+  double fps = 0;     // ...or at this rate (frames per second), when > 0
 };
 
 struct CameraConfig {
@@ -33,11 +35,20 @@ struct SinkConfig {
   JsonlSinkConfig jsonl;
 };
 
+// One number sizes every pool: inference workers, the inference library's intra-op
+// threads, timer threads. With enforce, the process's measured CPU stays at or under it.
+struct CpuBudgetConfig {
+  double cores = 0;      // 0: all cores of the machine
+  bool enforce = false;
+};
+
 struct EngineConfig {
   std::vector<CameraConfig> cameras;
   std::map<std::string, ModelConfig> models;
   std::vector<SinkConfig> sinks;
-  int inference_threads = 2;    // intra-op threads of the inference library
+  CpuBudgetConfig cpu_budget;
+  int workers = 0;              // inference workers; 0: from the budget
+  int inference_threads = 0;    // intra-op threads per model call; 0: from the budget
   double status_interval_s = 5;  // one status line this often; 0: never
   std::string log_level = "info";
 };

@@ -9,10 +9,12 @@
 // whose last line is torn (an earlier crash), it cuts that partial line off before
 // appending. The line buffer is reused: no allocation per frame in steady state.
 //
-// Threading: one writer at a time.
+// Threading: write() from any number of threads at once (each line is one write(2));
+// open, flush and close from one thread.
 // Example config:   sinks: [{type: jsonl, path: out/detections.jsonl, fsync: false}]
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -36,15 +38,14 @@ class JsonlSink final : public Sink {
 
   // Bytes of a torn last line removed when the file was opened (0 if none).
   std::size_t repaired_bytes() const { return repaired_bytes_; }
-  std::uint64_t lines_written() const { return lines_; }
+  std::uint64_t lines_written() const { return lines_.load(std::memory_order_relaxed); }
 
  private:
   JsonlSink(JsonlSinkConfig config, int fd, std::size_t repaired);
   JsonlSinkConfig config_;
   int fd_ = -1;
   std::size_t repaired_bytes_ = 0;
-  std::uint64_t lines_ = 0;
-  std::string line_;
+  std::atomic<std::uint64_t> lines_{0};
 };
 
 // Appends s to out as a JSON string literal (quotes, escapes, control characters).

@@ -1,8 +1,8 @@
 // Sink: where results go (JSONL today; SQLite and Redis streams later).
 //
-// The pipeline calls write() once per processed frame, in per-camera order, from one thread
-// at a time per sink. A sink must not hold the frame beyond the call unless it keeps the
-// FrameRef. flush() makes everything written so far durable to the sink's medium; close()
+// The engine calls write() once per processed frame, in per-camera order, from any of its
+// worker threads: write() must allow concurrent calls. A sink must not hold the frame
+// beyond the call unless it keeps the FrameRef. flush() makes everything written so far durable to the sink's medium; close()
 // flushes and releases the medium (called once, at shutdown).
 #pragma once
 
@@ -19,6 +19,7 @@ struct FrameResult {
   const Frame* frame = nullptr;
   std::string_view model;               // the detector's name in the config
   const Detections* detections = nullptr;
+  SteadyTime inference_started{};       // when the batch holding this frame started
 };
 
 class Sink {

@@ -210,6 +210,12 @@ struct SyntheticSource::Impl {
       }
       if (!pacer.wait_until(due(next_index))) return Error{ErrorCode::cancelled, "interrupted"};
     }
+    auto frame = render(next_index);
+    ++next_index;
+    return frame;
+  }
+
+  Result<FrameRef> render(std::uint64_t index) {
     FrameRef ref = pool->acquire();
     Frame* frame = ref.mutable_get();
     if (!frame->storage) frame->storage = std::make_unique<ByteStorage>();
@@ -217,10 +223,10 @@ struct SyntheticSource::Impl {
     frame->image = storage.allocate(PixelFormat::yuv420p, config.width, config.height);
     switch (config.pattern) {
       case SyntheticPattern::procedural:
-        render_procedural(frame->image, next_index);
+        render_procedural(frame->image, index);
         break;
       case SyntheticPattern::image:
-        scale_region(picture, pan->window_at(next_index), frame->image);
+        scale_region(picture, pan->window_at(index), frame->image);
         break;
       case SyntheticPattern::video: {
         auto source_frame = video->read();
@@ -232,11 +238,10 @@ struct SyntheticSource::Impl {
       }
     }
     frame->camera = camera;
-    frame->seq = next_index;
-    frame->pts_ms = static_cast<std::int64_t>(std::llround(static_cast<double>(next_index) * 1000.0 / config.fps));
+    frame->seq = index;
+    frame->pts_ms = static_cast<std::int64_t>(std::llround(static_cast<double>(index) * 1000.0 / config.fps));
     frame->captured_at = std::chrono::system_clock::now();
     frame->captured_steady = std::chrono::steady_clock::now();
-    ++next_index;
     return ref;
   }
 };
@@ -254,6 +259,29 @@ Result<std::unique_ptr<SyntheticSource>> SyntheticSource::open(const SourceConfi
 }
 
 Result<FrameRef> SyntheticSource::read() { return impl_->read(); }
+Result<FrameRef> SyntheticSource::render(std::uint64_t index) { return impl_->render(index); }
+
+FaultSchedule::Phase FaultSchedule::phase_at(double t_s) const {
+  if (!enabled() || t_s < config_.every_s) return Phase::normal;
+  const auto k = static_cast<std::uint64_t>(std::floor(t_s / config_.every_s)) - 1;  // latest fault started
+  const double since = t_s - config_.every_s * static_cast<double>(k + 1);
+  switch (config_.kinds[k % config_.kinds.size()]) {
+    case FaultKind::stall:
+      return since < config_.stall_s ? Phase::stalled : Phase::normal;
+    case FaultKind::disconnect:
+      return since < config_.disconnect_s ? Phase::disconnected : Phase::normal;
+    case FaultKind::corrupt:
+      return Phase::normal;
+  }
+  return Phase::normal;
+}
+
+bool FaultSchedule::corrupt_at(double t_s, double interval_s) const {
+  if (!enabled() || t_s < config_.every_s) return false;
+  const auto k = static_cast<std::uint64_t>(std::floor(t_s / config_.every_s)) - 1;
+  const double since = t_s - config_.every_s * static_cast<double>(k + 1);
+  return config_.kinds[k % config_.kinds.size()] == FaultKind::corrupt && since < interval_s;
+}
 const SourceInfo& SyntheticSource::info() const { return impl_->info; }
 void SyntheticSource::interrupt() {
   impl_->pacer.interrupt();

@@ -49,6 +49,22 @@ class PanGeometry {
   double zoom_min_, zoom_max_, period_frames_;
 };
 
+// FaultSchedule: what a synthetic camera's scheduled faults do at a given time since the
+// camera started. Pure function of time.
+class FaultSchedule {
+ public:
+  enum class Phase { normal, stalled, disconnected };
+  explicit FaultSchedule(FaultConfig config) : config_(std::move(config)) {}
+  Phase phase_at(double t_s) const;
+  // True if the frame due at t_s (frames every interval_s) is the one a corrupt fault hits.
+  bool corrupt_at(double t_s, double interval_s) const;
+  bool enabled() const { return config_.every_s > 0 && !config_.kinds.empty(); }
+  const FaultConfig& config() const { return config_; }
+
+ private:
+  FaultConfig config_;
+};
+
 class SyntheticSource final : public Source {
  public:
   static Result<std::unique_ptr<SyntheticSource>> open(const SourceConfig& config, const std::string& camera_id);
@@ -57,6 +73,10 @@ class SyntheticSource final : public Source {
   Result<FrameRef> read() override;
   const SourceInfo& info() const override;
   void interrupt() override;
+
+  // Renders frame `index` of the timeline now, without pacing (the engine's timers pace
+  // live synthetic cameras; read() paces for standalone use). One caller at a time.
+  Result<FrameRef> render(std::uint64_t index);
 
   // Frames a live source skipped because its reader was late.
   std::uint64_t skipped() const;

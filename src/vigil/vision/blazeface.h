@@ -25,6 +25,7 @@
 #include "vigil/core/status.h"
 #include "vigil/infer/backend.h"
 #include "vigil/vision/detection.h"
+#include "vigil/vision/detector.h"
 #include "vigil/vision/letterbox.h"
 #include "vigil/vision/nms.h"
 
@@ -45,7 +46,7 @@ struct Anchor {
   float y = 0;
 };
 
-class BlazeFace {
+class BlazeFace final : public Detector {
  public:
   static constexpr int kAnchors = 896;
   static constexpr int kRegressors = 16;
@@ -56,7 +57,8 @@ class BlazeFace {
   static Result<std::unique_ptr<BlazeFace>> create(const BlazeFaceConfig& config, std::unique_ptr<Backend> backend);
 
   // Detects faces; results[i] belongs to images[i]. Makes ceil(n / max_batch) model calls.
-  Status detect(std::span<const Image* const> images, std::vector<Detections>& results);
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override;
+  int max_batch() const override { return config_.max_batch; }
 
   const BlazeFaceConfig& config() const { return config_; }
   static std::vector<Anchor> make_anchors();

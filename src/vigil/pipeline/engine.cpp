@@ -1,0 +1,786 @@
+#include "vigil/pipeline/engine.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "vigil/concurrency/batch_policy.h"
+#include "vigil/concurrency/bounded_queue.h"
+#include "vigil/concurrency/camera_slot.h"
+#include "vigil/concurrency/cpu_governor.h"
+#include "vigil/concurrency/timer_service.h"
+#include "vigil/core/clock.h"
+#include "vigil/core/histogram.h"
+#include "vigil/core/process_stats.h"
+#include "vigil/infer/backend.h"
+#include "vigil/sink/jsonl_sink.h"
+#include "vigil/source/pacer.h"
+#include "vigil/source/source.h"
+#include "vigil/source/synthetic_source.h"
+#include "vigil/vision/blazeface.h"
+
+namespace vigil {
+
+const char* to_string(CameraState state) {
+  switch (state) {
+    case CameraState::connecting: return "connecting";
+    case CameraState::live: return "live";
+    case CameraState::stalled: return "stalled";
+    case CameraState::failed: return "failed";
+    case CameraState::stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Frames a file camera may decode ahead of inference.
+constexpr std::size_t kFileQueueCapacity = 4;
+constexpr std::size_t kStateHistory = 32;
+
+std::int64_t to_ns(SteadyTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+bool is_retryable(ErrorCode code) {
+  return code == ErrorCode::unavailable || code == ErrorCode::deadline_exceeded;
+}
+
+struct Camera {
+  CameraConfig config;
+  std::size_t model = 0;
+  bool live = false;
+  double interval_s = 0;  // nominal frame interval of the source, 0 if unknown
+
+  std::atomic<CameraState> state{CameraState::connecting};
+
+  // Hand-off: live cameras use the slot, the others the queue.
+  CameraSlot<FrameRef> slot;
+  BoundedQueue<FrameRef> queue{kFileQueueCapacity, OverflowPolicy::block};
+
+  // Scheduling. pending: in its model's ready queue or in inference.
+  std::atomic<bool> pending{false};
+  bool inflight = false;  // guarded by Impl::mu
+  bool removed = false;   // guarded by Impl::mu
+  // When the next detection is due (live cameras; written by workers, read by capture).
+  std::atomic<std::uint64_t> next_due_seq{0};
+  std::atomic<std::int64_t> next_due_ns{0};
+  // Same for queued cameras, on the capture thread only (deterministic replay).
+  std::int64_t next_due_pts_ms = 0;
+
+  // Capture.
+  std::mutex source_mu;
+  std::unique_ptr<Source> source;  // guarded by source_mu
+  std::thread thread;
+  std::optional<TimerService::TaskId> timer;
+  Pacer backoff;  // interruptible sleeps between reconnects
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> ended{false};  // capture finished for good
+  // Live synthetic cameras driven by timers.
+  std::unique_ptr<SyntheticSource> synthetic;
+  std::unique_ptr<FaultSchedule> faults;
+  SteadyTime timeline_start{};
+  SteadyTime last_frame_at{};  // timer task only
+  bool ever_live = false;       // timer task only
+  std::mt19937 rng;             // capture thread or timer task only
+
+  // Metrics.
+  std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
+  Histogram age_ms;
+
+  mutable std::mutex info_mu;
+  std::string last_error;             // guarded by info_mu
+  std::deque<CameraState> history;    // guarded by info_mu
+  std::optional<Error> fatal;         // guarded by info_mu: failed for good
+
+  void set_state(CameraState s) {
+    if (state.exchange(s) == s) return;
+    std::lock_guard lock(info_mu);
+    history.push_back(s);
+    if (history.size() > kStateHistory) history.pop_front();
+  }
+  void record_error(const Error& error) {
+    std::lock_guard lock(info_mu);
+    last_error = error.message;
+  }
+
+  // Whether a newly captured frame should be inferred (live cameras).
+  bool due_live(const Frame& frame) const {
+    if (config.detect.fps > 0) {
+      const double tolerance_s = interval_s > 0 ? interval_s * 0.25 : 0.005;
+      return to_ns(frame.captured_steady) + static_cast<std::int64_t>(tolerance_s * 1e9) >= next_due_ns.load();
+    }
+    return frame.seq >= next_due_seq.load();
+  }
+  // Called by the worker when this frame's inference starts (live cameras).
+  void advance_due_live(const Frame& frame) {
+    if (config.detect.fps > 0) {
+      const auto period = static_cast<std::int64_t>(1e9 / config.detect.fps);
+      const std::int64_t captured = to_ns(frame.captured_steady);
+      const std::int64_t next = next_due_ns.load();
+      next_due_ns.store(std::max(next == 0 ? captured + period : next + period, captured + period / 2));
+    } else {
+      next_due_seq.store(frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)));
+    }
+  }
+  // Whether a frame should be inferred (queued cameras): a fixed grid, capture side only.
+  bool due_queued(const Frame& frame) {
+    if (config.detect.fps > 0) {
+      if (frame.pts_ms + 1 < next_due_pts_ms) return false;
+      next_due_pts_ms = std::max(next_due_pts_ms + static_cast<std::int64_t>(1000.0 / config.detect.fps), frame.pts_ms);
+      return true;
+    }
+    return frame.seq % static_cast<std::uint64_t>(std::max(1, config.detect.every)) == 0;
+  }
+};
+
+struct ReadyEntry {
+  std::shared_ptr<Camera> camera;
+  SteadyTime since;
+};
+
+struct Model {
+  std::size_t index = 0;  // in Impl::models and each worker's detectors
+  std::string name;
+  ModelConfig config;
+  BatchPolicy policy;
+  std::deque<ReadyEntry> ready;  // guarded by Impl::mu
+  std::atomic<std::uint64_t> batches{0}, items{0};
+  std::vector<std::atomic<std::uint64_t>> batch_sizes;
+  Histogram latency_ms;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  EngineConfig config;
+  EngineHooks hooks;
+  int workers_count = 1;
+  int inference_threads = 1;
+  std::vector<std::unique_ptr<Model>> models;
+  std::map<std::string, std::size_t> model_index;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  std::unique_ptr<CpuGovernor> governor;
+  std::unique_ptr<TimerService> timers;
+  Histogram end_to_end_ms;
+
+  // Scheduler state.
+  mutable std::mutex mu;
+  std::condition_variable work_cv;    // a camera became ready, or stopping
+  std::condition_variable idle_cv;    // a camera left inference, or a camera ended
+  bool stopping = false;              // guarded by mu
+  std::vector<std::shared_ptr<Camera>> cameras;  // guarded by mu
+  std::optional<Error> first_error;              // guarded by mu
+  bool stop_requested = false;                   // guarded by mu
+  bool started = false;                          // guarded by mu
+  bool stopped = false;                          // guarded by mu
+  std::vector<std::thread> workers;
+  std::vector<std::vector<std::unique_ptr<Detector>>> detectors;  // [worker][model]
+
+  // --- scheduling -------------------------------------------------------------------------
+
+  void make_ready(const std::shared_ptr<Camera>& cam) {
+    if (cam->pending.exchange(true)) return;  // already queued or in inference
+    {
+      std::lock_guard lock(mu);
+      if (cam->removed || stopping) {
+        cam->pending = false;
+        return;
+      }
+      models[cam->model]->ready.push_back({cam, SteadyClock::now()});
+    }
+    work_cv.notify_one();
+  }
+
+  bool has_frame(Camera& cam) const { return cam.live ? cam.slot.has_item() : !cam.queue.empty(); }
+
+  // A camera's inference finished: let it become ready again if a frame waits.
+  void finish(const std::shared_ptr<Camera>& cam) {
+    {
+      std::lock_guard lock(mu);
+      cam->inflight = false;
+    }
+    cam->pending = false;
+    idle_cv.notify_all();
+    if (has_frame(*cam)) make_ready(cam);
+  }
+
+  void worker_loop(int w) {
+    std::vector<ReadyEntry> batch;
+    std::vector<FrameRef> frames;
+    std::vector<std::shared_ptr<Camera>> owners;
+    std::vector<const Image*> images;
+    std::vector<Detections> results;
+    std::unique_lock lock(mu);
+    for (;;) {
+      if (stopping) return;
+      // Pick the model whose batch should close now; else wait for the earliest deadline.
+      const SteadyTime now = SteadyClock::now();
+      std::optional<SteadyTime> wake;
+      Model* chosen = nullptr;
+      std::size_t take = 0;
+      for (auto& model : models) {
+        if (model->ready.empty()) continue;
+        const BatchDecision d = decide_batch(model->policy, model->ready.size(), model->ready.front().since, now);
+        if (d.close) {
+          chosen = model.get();
+          take = d.take;
+          break;
+        }
+        if (!wake || d.wait_until < *wake) wake = d.wait_until;
+      }
+      if (!chosen) {
+        if (wake) {
+          work_cv.wait_until(lock, *wake);
+        } else {
+          work_cv.wait(lock);
+        }
+        continue;
+      }
+      batch.clear();
+      for (std::size_t i = 0; i < take; ++i) {
+        batch.push_back(std::move(chosen->ready.front()));
+        chosen->ready.pop_front();
+        batch.back().camera->inflight = true;
+      }
+      if (!chosen->ready.empty()) work_cv.notify_one();  // another worker can start the next batch
+      lock.unlock();
+      run_batch(w, *chosen, batch, frames, owners, images, results);
+      lock.lock();
+    }
+  }
+
+  void run_batch(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<FrameRef>& frames,
+                 std::vector<std::shared_ptr<Camera>>& owners, std::vector<const Image*>& images,
+                 std::vector<Detections>& results) {
+    frames.clear();
+    owners.clear();
+    images.clear();
+    if (!governor->admit()) {  // stopping
+      for (auto& e : batch) finish(e.camera);
+      return;
+    }
+    // Take each camera's newest frame now, at the last moment.
+    const SteadyTime start = SteadyClock::now();
+    for (auto& e : batch) {
+      Camera& cam = *e.camera;
+      std::optional<FrameRef> frame = cam.live ? cam.slot.take() : cam.queue.try_pop();
+      if (!frame || !*frame) {
+        finish(e.camera);
+        continue;
+      }
+      if (cam.live) cam.advance_due_live(**frame);
+      cam.age_ms.record(ms_between((*frame)->captured_steady, start));
+      images.push_back(&(*frame)->image);  // the pooled Frame does not move
+      frames.push_back(std::move(*frame));
+      owners.push_back(e.camera);
+    }
+    if (!frames.empty()) {
+      Status status = detectors[static_cast<std::size_t>(w)][model.index]->detect(images, results);
+      const SteadyTime done = SteadyClock::now();
+      if (!status.ok()) {
+        fail(with_context(status.error(), "model " + model.name));
+      } else {
+        model.latency_ms.record(ms_between(start, done));
+        model.batches.fetch_add(1, std::memory_order_relaxed);
+        model.items.fetch_add(frames.size(), std::memory_order_relaxed);
+        model.batch_sizes[std::min(frames.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+          const FrameResult result{frames[i].get(), model.name, &results[i], start};
+          for (auto& sink : sinks) {
+            if (Status s = sink->write(result); !s.ok()) fail(s.error());
+          }
+          if (hooks.on_result) hooks.on_result(result);
+          owners[i]->inferred.fetch_add(1, std::memory_order_relaxed);
+          end_to_end_ms.record(ms_between(frames[i]->captured_steady, SteadyClock::now()));
+        }
+      }
+    }
+    frames.clear();  // back to the pools before the cameras become ready again
+    for (auto& cam : owners) finish(cam);
+  }
+
+  void fail(const Error& error) {
+    {
+      std::lock_guard lock(mu);
+      if (!first_error) first_error = error;
+      stop_requested = true;
+    }
+    idle_cv.notify_all();
+  }
+
+  // --- capture ----------------------------------------------------------------------------
+
+  // Hands a decoded frame to the scheduler according to the camera's kind.
+  void hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) {
+    cam->decoded.fetch_add(1, std::memory_order_relaxed);
+    if (cam->live) {
+      if (!cam->due_live(*frame)) {
+        cam->skipped.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+      cam->slot.publish(std::move(frame));
+      make_ready(cam);
+      return;
+    }
+    if (!cam->due_queued(*frame)) {
+      cam->skipped.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    if (cam->queue.push(std::move(frame)) == PushResult::pushed) make_ready(cam);
+  }
+
+  void end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal) {
+    if (fatal) {
+      cam->record_error(*fatal);
+      std::lock_guard lock(cam->info_mu);
+      cam->fatal = fatal;
+    }
+    cam->set_state(final_state);
+    cam->ended = true;
+    idle_cv.notify_all();
+  }
+
+  // Reader thread of a file, stream or unpaced synthetic camera.
+  void capture_loop(const std::shared_ptr<Camera>& cam) {
+    const SourceConfig& sc = cam->config.source;
+    const bool may_reconnect = sc.type == SourceType::stream && sc.reconnect;
+    auto delay = std::chrono::milliseconds(sc.reconnect_initial_ms);
+    std::uniform_real_distribution<double> jitter(0.8, 1.2);
+    while (!cam->stopping) {
+      Source* source = nullptr;
+      {
+        std::lock_guard lock(cam->source_mu);
+        source = cam->source.get();
+      }
+      if (!source) {
+        cam->set_state(CameraState::connecting);
+        auto opened = open_source(sc, cam->config.id);
+        if (!opened.ok()) {
+          cam->record_error(opened.error());
+          if (!may_reconnect || !is_retryable(opened.error().code)) {
+            end_capture(cam, CameraState::failed, opened.error());
+            return;
+          }
+          cam->reconnects.fetch_add(1, std::memory_order_relaxed);
+          const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(delay * jitter(cam->rng));
+          if (!cam->backoff.wait_until(SteadyClock::now() + wait)) break;
+          delay = std::min(delay * 2, std::chrono::milliseconds(sc.reconnect_max_ms));
+          continue;
+        }
+        std::lock_guard lock(cam->source_mu);
+        if (cam->stopping) break;
+        cam->source = std::move(opened).value();
+        source = cam->source.get();
+      }
+      auto frame = source->read();
+      if (!frame.ok()) {
+        if (frame.error().code == ErrorCode::cancelled && cam->stopping) break;
+        cam->decode_errors.fetch_add(1, std::memory_order_relaxed);
+        cam->record_error(frame.error());
+        if (may_reconnect && frame.error().code != ErrorCode::invalid_argument) {
+          cam->set_state(CameraState::stalled);
+          std::unique_ptr<Source> dead;
+          {
+            std::lock_guard lock(cam->source_mu);
+            dead = std::move(cam->source);  // closed outside the lock
+          }
+          continue;  // reconnect
+        }
+        end_capture(cam, CameraState::failed, frame.error());
+        return;
+      }
+      if (!*frame) {  // end of stream
+        if (may_reconnect) {
+          cam->set_state(CameraState::stalled);
+          std::lock_guard lock(cam->source_mu);
+          cam->source.reset();
+          continue;
+        }
+        cam->queue.close();
+        end_capture(cam, CameraState::stopped, std::nullopt);
+        return;
+      }
+      if (cam->state.load() != CameraState::live) {
+        cam->set_state(CameraState::live);  // live once a decoded frame arrives
+        delay = std::chrono::milliseconds(sc.reconnect_initial_ms);
+      }
+      hand_off(cam, std::move(frame).value());
+    }
+    cam->queue.close();
+    end_capture(cam, CameraState::stopped, std::nullopt);
+  }
+
+  // One tick of a live synthetic camera, on a shared timer thread.
+  std::optional<SteadyTime> synthetic_tick(const std::shared_ptr<Camera>& cam, SteadyTime due) {
+    if (cam->stopping) return std::nullopt;
+    const double interval = 1.0 / cam->config.source.fps;
+    const SteadyTime now = SteadyClock::now();
+    const double t = std::chrono::duration<double>(due - cam->timeline_start).count();
+    // Frame index on the camera's own timeline; a late tick skips to the current frame.
+    const auto index = static_cast<std::uint64_t>(std::llround(t / interval));
+    const FaultSchedule::Phase phase = cam->faults->phase_at(t);
+    if (phase == FaultSchedule::Phase::disconnected) {
+      cam->set_state(CameraState::connecting);
+    } else if (phase == FaultSchedule::Phase::stalled) {
+      const double silent_ms = std::chrono::duration<double, std::milli>(now - cam->last_frame_at).count();
+      if (silent_ms >= cam->config.source.read_timeout_ms) cam->set_state(CameraState::stalled);
+    } else if (cam->faults->corrupt_at(t, interval)) {
+      cam->decode_errors.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      auto frame = cam->synthetic->render(index);
+      if (!frame.ok()) {
+        end_capture(cam, CameraState::failed, frame.error());
+        return std::nullopt;
+      }
+      cam->last_frame_at = SteadyClock::now();
+      if (cam->state.load() != CameraState::live) {
+        if (cam->state.load() == CameraState::stalled) cam->set_state(CameraState::connecting);
+        if (cam->ever_live) cam->reconnects.fetch_add(1, std::memory_order_relaxed);
+        cam->ever_live = true;
+        cam->set_state(CameraState::live);
+      }
+      hand_off(cam, std::move(frame).value());
+    }
+    // Next tick on the grid after now (skipping ticks we are too late for), plus jitter.
+    auto next_index = index + 1;
+    const double now_t = std::chrono::duration<double>(SteadyClock::now() - cam->timeline_start).count();
+    if (static_cast<double>(next_index) * interval < now_t - interval) {
+      next_index = static_cast<std::uint64_t>(now_t / interval) + 1;
+    }
+    double next_t = static_cast<double>(next_index) * interval;
+    const double jitter_ms = cam->faults->config().jitter_ms;
+    if (jitter_ms > 0) {
+      std::uniform_real_distribution<double> j(-jitter_ms, jitter_ms);
+      next_t += std::clamp(j(cam->rng), -0.45 * interval * 1000, 0.45 * interval * 1000) / 1000.0;
+    }
+    return cam->timeline_start + std::chrono::duration_cast<SteadyTime::duration>(std::chrono::duration<double>(next_t));
+  }
+
+  void start_capture(const std::shared_ptr<Camera>& cam) {
+    if (cam->synthetic) {
+      cam->timeline_start = SteadyClock::now();
+      cam->last_frame_at = cam->timeline_start;
+      cam->timer = timers->schedule(cam->timeline_start, [this, cam](SteadyTime due) { return synthetic_tick(cam, due); });
+      return;
+    }
+    cam->thread = std::thread([this, cam] { capture_loop(cam); });
+  }
+
+  void stop_capture(Camera& cam) {
+    cam.stopping = true;
+    cam.backoff.interrupt();
+    {
+      std::lock_guard lock(cam.source_mu);
+      if (cam.source) cam.source->interrupt();
+    }
+    cam.queue.close();
+    if (cam.timer) {
+      timers->cancel(*cam.timer);
+      cam.timer.reset();
+    }
+    if (cam.thread.joinable()) cam.thread.join();
+    if (!cam.ended) {
+      cam.set_state(CameraState::stopped);
+      cam.ended = true;
+    }
+  }
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  bool running = false;
+  {
+    std::lock_guard lock(impl_->mu);
+    running = impl_->started && !impl_->stopped;
+  }
+  if (running) {
+    request_stop();
+    (void)run(0.0);
+  }
+}
+
+Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, EngineHooks hooks) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  impl->hooks = std::move(hooks);
+  // One budget sizes every pool. Two single-threaded workers beat one two-threaded worker
+  // on small convolutional models (no intra-op synchronisation, and pre-processing of one
+  // batch overlaps inference of the other), so workers follow cores.
+  const double cores = config.cpu_budget.cores > 0 ? config.cpu_budget.cores : hardware_cores();
+  impl->workers_count = config.workers > 0 ? config.workers : std::max(1, static_cast<int>(cores));
+  impl->inference_threads = config.inference_threads > 0
+                                ? config.inference_threads
+                                : std::max(1, static_cast<int>(cores) / impl->workers_count);
+  set_inference_threads(impl->inference_threads);
+  impl->governor = std::make_unique<CpuGovernor>(cores, config.cpu_budget.enforce);
+  impl->timers = std::make_unique<TimerService>(std::clamp(static_cast<int>(cores) / 2, 1, 4));
+
+  if (!impl->hooks.make_detector) {
+    impl->hooks.make_detector = [](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
+      auto detector = BlazeFace::create(m.blazeface);
+      if (!detector.ok()) return detector.error();
+      return std::unique_ptr<Detector>(std::move(detector).value());
+    };
+  }
+  for (const auto& [name, model_config] : config.models) {
+    auto model = std::make_unique<Model>();
+    model->index = impl->models.size();
+    model->name = name;
+    model->config = model_config;
+    model->policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.blazeface.max_batch));
+    model->policy.max_delay =
+        std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
+    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(model->policy.max_batch + 1);
+    impl->model_index[name] = impl->models.size();
+    impl->models.push_back(std::move(model));
+  }
+  impl->detectors.resize(static_cast<std::size_t>(impl->workers_count));
+  for (auto& per_worker : impl->detectors) {
+    for (const auto& model : impl->models) {
+      auto detector = impl->hooks.make_detector(model->name, model->config);
+      if (!detector.ok()) return with_context(detector.error(), "model " + model->name);
+      per_worker.push_back(std::move(detector).value());
+    }
+  }
+  for (const auto& sink_config : config.sinks) {
+    auto sink = JsonlSink::open(sink_config.jsonl);
+    if (!sink.ok()) return with_context(sink.error(), "sink " + sink_config.jsonl.path);
+    if ((*sink)->repaired_bytes() > 0) {
+      spdlog::warn("sink {}: removed a torn last line ({} bytes) left by an earlier crash", sink_config.jsonl.path,
+                   (*sink)->repaired_bytes());
+    }
+    impl->sinks.push_back(std::move(sink).value());
+  }
+  std::unique_ptr<Engine> engine(new Engine(std::move(impl)));
+  for (const auto& camera : config.cameras) VIGIL_RETURN_IF_ERROR(engine->add_camera(camera));
+  return engine;
+}
+
+Status Engine::add_camera(const CameraConfig& config) {
+  Impl& s = *impl_;
+  const auto found = s.model_index.find(config.detect.model);
+  if (found == s.model_index.end()) {
+    return Error{ErrorCode::invalid_argument, "camera " + config.id + ": unknown model '" + config.detect.model + "'"};
+  }
+  auto cam = std::make_shared<Camera>();
+  cam->config = config;
+  cam->model = found->second;
+  cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
+  const SourceConfig& sc = config.source;
+  cam->live = sc.live;
+  cam->faults = std::make_unique<FaultSchedule>(sc.faults);
+  if (sc.type == SourceType::synthetic && sc.live) {
+    auto synthetic = SyntheticSource::open(sc, config.id);
+    if (!synthetic.ok()) return with_context(synthetic.error(), "camera " + config.id);
+    cam->synthetic = std::move(synthetic).value();
+    cam->interval_s = 1.0 / sc.fps;
+  } else if (!(sc.type == SourceType::stream && sc.reconnect)) {
+    // Files, unpaced synthetic cameras and streams without reconnect open now: bad input
+    // fails here, at start-up, with the camera's name.
+    auto source = open_source(sc, config.id);
+    if (!source.ok()) return with_context(source.error(), "camera " + config.id);
+    spdlog::info("camera {}: {}", config.id, (*source)->info().description);
+    cam->interval_s = (*source)->info().fps > 0 ? 1.0 / (*source)->info().fps : 0;
+    cam->source = std::move(source).value();
+  } else {
+    cam->interval_s = sc.fps > 0 ? 1.0 / sc.fps : 0;
+  }
+  bool start_now = false;
+  {
+    std::lock_guard lock(s.mu);
+    for (const auto& other : s.cameras) {
+      if (other->config.id == config.id) {
+        return Error{ErrorCode::invalid_argument, "camera " + config.id + ": a camera with this id already runs"};
+      }
+    }
+    s.cameras.push_back(cam);
+    start_now = s.started && !s.stopped;
+  }
+  if (start_now) s.start_capture(cam);
+  return {};
+}
+
+Status Engine::remove_camera(const std::string& id) {
+  Impl& s = *impl_;
+  std::shared_ptr<Camera> cam;
+  {
+    std::lock_guard lock(s.mu);
+    auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
+    if (it == s.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};
+    cam = *it;
+    s.cameras.erase(it);
+    cam->removed = true;
+    auto& ready = s.models[cam->model]->ready;
+    ready.erase(std::remove_if(ready.begin(), ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; }),
+                ready.end());
+  }
+  s.stop_capture(*cam);
+  {
+    // In-flight work finishes before the decoder goes.
+    std::unique_lock lock(s.mu);
+    s.idle_cv.wait(lock, [&] { return !cam->inflight; });
+  }
+  cam->slot.clear();
+  while (cam->queue.try_pop()) {
+  }
+  std::lock_guard lock(cam->source_mu);
+  cam->source.reset();  // releases the decoder
+  s.idle_cv.notify_all();
+  return {};
+}
+
+void Engine::start() {
+  Impl& s = *impl_;
+  std::vector<std::shared_ptr<Camera>> cameras;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.started) return;
+    s.started = true;
+    cameras = s.cameras;
+  }
+  for (int w = 0; w < s.workers_count; ++w) s.workers.emplace_back([&s, w] { s.worker_loop(w); });
+  for (auto& cam : cameras) s.start_capture(cam);
+}
+
+void Engine::request_stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stop_requested = true;
+  }
+  impl_->idle_cv.notify_all();
+}
+
+Status Engine::run(std::optional<double> duration_s) {
+  Impl& s = *impl_;
+  start();
+  const auto begin = SteadyClock::now();
+  const auto deadline = duration_s ? begin + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(*duration_s))
+                                   : SteadyTime::max();
+  const auto status_every = std::chrono::duration_cast<SteadyClock::duration>(
+      std::chrono::duration<double>(s.config.status_interval_s > 0 ? s.config.status_interval_s : 1e9));
+  auto next_status = begin + status_every;
+  std::uint64_t last_decoded = 0, last_inferred = 0;
+  double last_cpu = process_cpu_seconds();
+  auto last_time = begin;
+
+  std::unique_lock lock(s.mu);
+  if (s.stopped) return s.first_error ? Status(*s.first_error) : Status{};
+  for (;;) {
+    if (s.stop_requested || SteadyClock::now() >= deadline) break;
+    const bool all_done = std::all_of(s.cameras.begin(), s.cameras.end(), [&](const auto& c) {
+      return c->ended.load() && !c->pending.load() && !s.has_frame(*c);
+    });
+    if (all_done && !s.cameras.empty()) break;
+    s.idle_cv.wait_until(lock, std::min(deadline, next_status));
+    if (SteadyClock::now() >= next_status && s.config.status_interval_s > 0) {
+      std::uint64_t decoded = 0, inferred = 0, live = 0;
+      double age_p99 = 0;
+      for (const auto& c : s.cameras) {
+        decoded += c->decoded.load();
+        inferred += c->inferred.load();
+        live += c->state.load() == CameraState::live;
+        age_p99 = std::max(age_p99, c->age_ms.percentile(0.99));
+      }
+      const auto now = SteadyClock::now();
+      const double dt = std::chrono::duration<double>(now - last_time).count();
+      const double cpu = process_cpu_seconds();
+      spdlog::info("status: {}/{} cameras live, decode {:.1f} fps, infer {:.1f} fps, frame age p99 {:.0f} ms, "
+                   "cpu {:.2f} cores, {} threads",
+                   live, s.cameras.size(), static_cast<double>(decoded - last_decoded) / dt,
+                   static_cast<double>(inferred - last_inferred) / dt, age_p99, (cpu - last_cpu) / dt,
+                   process_thread_count());
+      last_decoded = decoded;
+      last_inferred = inferred;
+      last_cpu = cpu;
+      last_time = now;
+      next_status = now + status_every;
+    }
+  }
+  if (s.stopped) return s.first_error ? Status(*s.first_error) : Status{};
+  s.stopped = true;
+  std::vector<std::shared_ptr<Camera>> cameras = s.cameras;
+  lock.unlock();
+
+  // Shutdown: capture first (no new frames), then the workers finish the batches in flight.
+  for (auto& cam : cameras) s.stop_capture(*cam);
+  s.governor->stop();
+  {
+    std::lock_guard guard(s.mu);
+    s.stopping = true;
+  }
+  s.work_cv.notify_all();
+  for (auto& w : s.workers) w.join();
+  s.workers.clear();
+  for (auto& sink : s.sinks) {
+    if (Status st = sink->close(); !st.ok()) s.fail(st.error());
+  }
+  lock.lock();
+  if (!s.first_error) {
+    for (const auto& cam : cameras) {
+      std::lock_guard info(cam->info_mu);
+      if (cam->fatal) {
+        s.first_error = with_context(*cam->fatal, "camera " + cam->config.id);
+        break;
+      }
+    }
+  }
+  return s.first_error ? Status(*s.first_error) : Status{};
+}
+
+EngineStatus Engine::status() const {
+  const Impl& s = *impl_;
+  EngineStatus out;
+  out.workers = s.workers_count;
+  out.inference_threads = s.inference_threads;
+  out.timer_threads = s.timers->thread_count();
+  out.end_to_end_p50_ms = s.end_to_end_ms.percentile(0.5);
+  out.end_to_end_p99_ms = s.end_to_end_ms.percentile(0.99);
+  std::vector<std::shared_ptr<Camera>> cameras;
+  {
+    std::lock_guard lock(s.mu);
+    cameras = s.cameras;
+  }
+  for (const auto& c : cameras) {
+    CameraStatus cs;
+    cs.id = c->config.id;
+    cs.state = c->state.load();
+    cs.live = c->live;
+    cs.frames_decoded = c->decoded.load();
+    cs.frames_inferred = c->inferred.load();
+    cs.frames_replaced = c->slot.replaced();
+    cs.frames_skipped = c->skipped.load();
+    cs.decode_errors = c->decode_errors.load();
+    cs.reconnects = c->reconnects.load();
+    cs.age_p50_ms = c->age_ms.percentile(0.5);
+    cs.age_p99_ms = c->age_ms.percentile(0.99);
+    {
+      std::lock_guard lock(c->info_mu);
+      cs.last_error = c->last_error;
+      cs.history.assign(c->history.begin(), c->history.end());
+    }
+    out.cameras.push_back(std::move(cs));
+  }
+  for (const auto& m : s.models) {
+    ModelStatus ms;
+    ms.name = m->name;
+    ms.batches = m->batches.load();
+    ms.items = m->items.load();
+    for (const auto& b : m->batch_sizes) ms.batch_sizes.push_back(b.load());
+    ms.latency_p50_ms = m->latency_ms.percentile(0.5);
+    ms.latency_p99_ms = m->latency_ms.percentile(0.99);
+    out.models.push_back(std::move(ms));
+  }
+  return out;
+}
+
+}  // namespace vigil

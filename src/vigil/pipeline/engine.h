@@ -1,0 +1,110 @@
+// Engine: the live engine. Owns cameras, models, workers and sinks.
+//
+//   capture (per camera)                      inference (shared)
+//   ─────────────────────                     ──────────────────────────────────────────
+//   file/stream: a reader thread   ─┐
+//   live synthetic: timer tasks    ─┼─▶ CameraSlot (live: newest wins)  ─┐
+//                                   └─▶ BoundedQueue (file: block)      ─┼─▶ ready queue per model
+//                                                                          │   (Scheduler, pure
+//   W workers (sized from cpu_budget) ◀──────────────────────────────────┘    batch policy)
+//     form a batch per model from ready cameras, take each camera's newest frame at that
+//     instant, run the Detector, write sinks, then let the camera become ready again.
+//
+// Invariants:
+//   - at most one frame per camera is in inference at a time (per-camera order holds);
+//   - capture never waits for inference on a live camera; a file camera's frames are all
+//     processed, in order, none dropped;
+//   - no thread per camera on the inference side; live synthetic cameras share timer threads;
+//   - every pool parks when idle;
+//   - per-frame counters are atomics, aggregated when status() is read.
+// Threading: every public method may be called from any thread.
+//
+// Example config: see examples/demo.yaml and bench/configs/.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vigil/core/status.h"
+#include "vigil/pipeline/engine_config.h"
+#include "vigil/sink/sink.h"
+#include "vigil/vision/detector.h"
+
+namespace vigil {
+
+enum class CameraState { connecting, live, stalled, failed, stopped };
+const char* to_string(CameraState state);
+
+struct CameraStatus {
+  std::string id;
+  CameraState state = CameraState::connecting;
+  bool live = false;                    // slot (newest wins) rather than queue
+  std::uint64_t frames_decoded = 0;     // frames the source produced
+  std::uint64_t frames_inferred = 0;    // frames that went through the detector
+  std::uint64_t frames_replaced = 0;    // due frames replaced in the slot before inference
+  std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
+  std::uint64_t decode_errors = 0;      // corrupt frames and read errors
+  std::uint64_t reconnects = 0;
+  double age_p50_ms = 0;                // frame age when its inference started
+  double age_p99_ms = 0;
+  std::string last_error;
+  std::vector<CameraState> history;     // states entered, oldest first (last 32)
+};
+
+struct ModelStatus {
+  std::string name;
+  std::uint64_t batches = 0;
+  std::uint64_t items = 0;
+  std::vector<std::uint64_t> batch_sizes;  // batch_sizes[n]: batches of n items
+  double latency_p50_ms = 0;               // model call (pre + infer + post) per batch
+  double latency_p99_ms = 0;
+};
+
+struct EngineStatus {
+  std::vector<CameraStatus> cameras;
+  std::vector<ModelStatus> models;
+  double end_to_end_p50_ms = 0;  // capture to result written
+  double end_to_end_p99_ms = 0;
+  int workers = 0;
+  int inference_threads = 0;
+  int timer_threads = 0;
+};
+
+// Test and benchmark hooks; production leaves them empty.
+struct EngineHooks {
+  // Makes one detector instance for a model (each worker gets its own).
+  std::function<Result<std::unique_ptr<Detector>>(const std::string& name, const ModelConfig&)> make_detector;
+  // Sees every result after the sinks, on the worker thread.
+  std::function<void(const FrameResult&)> on_result;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> create(const EngineConfig& config, EngineHooks hooks = {});
+  ~Engine();  // stops if still running
+
+  // Adds a camera while the engine runs (or before start). Files and synthetic cameras are
+  // opened now, so a bad path fails here; streams connect in the background.
+  Status add_camera(const CameraConfig& camera);
+  // Stops a camera: its capture ends, in-flight work finishes, then its decoder is released.
+  Status remove_camera(const std::string& id);
+
+  void start();
+  // Blocks until stop is requested, duration_s passes, or every camera has ended (and all
+  // their frames are processed). Then stops: drains in-flight batches, flushes sinks.
+  // Returns the first camera or sink error of a camera that failed for good.
+  Status run(std::optional<double> duration_s);
+  void request_stop();
+
+  EngineStatus status() const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vigil
