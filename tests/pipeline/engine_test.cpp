@@ -1,1 +1,428 @@
+// The live engine with real sources (H.264 files, synthetic cameras, an HTTP stream on
+// loopback) and a fake detector with a set delay, so scheduling is what is tested.
+#include "vigil/pipeline/engine.h"
+
 #include <gtest/gtest.h>
+
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "support/test_support.h"
+#include "support/ts_http_server.h"
+#include "vigil/core/process_stats.h"
+
+namespace vigil {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A detector that takes `delay` per call (sleeping, or burning CPU) and finds nothing.
+class FakeDetector final : public Detector {
+ public:
+  FakeDetector(int max_batch, milliseconds delay, bool burn) : max_batch_(max_batch), delay_(delay), burn_(burn) {}
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    results.assign(images.size(), {});
+    if (burn_) {
+      const auto until = SteadyClock::now() + delay_;
+      volatile double x = 1;
+      while (SteadyClock::now() < until) x = x * 1.0000001 + 1e-9;
+    } else {
+      std::this_thread::sleep_for(delay_);
+    }
+    return {};
+  }
+  int max_batch() const override { return max_batch_; }
+
+ private:
+  int max_batch_;
+  milliseconds delay_;
+  bool burn_;
+};
+
+// Everything the engine produced, by camera.
+struct Collector {
+  struct Item {
+    std::uint64_t seq;
+    double age_ms;  // frame age when its inference started
+    SteadyTime at;
+  };
+  std::mutex mu;
+  std::map<std::string, std::vector<Item>> items;
+  void add(const FrameResult& r) {
+    std::lock_guard lock(mu);
+    items[*r.frame->camera].push_back(
+        {r.frame->seq, std::chrono::duration<double, std::milli>(r.inference_started - r.frame->captured_steady).count(),
+         SteadyClock::now()});
+  }
+  std::size_t count(const std::string& camera) {
+    std::lock_guard lock(mu);
+    return items[camera].size();
+  }
+};
+
+EngineHooks fake_hooks(Collector& collector, milliseconds delay, bool burn = false) {
+  EngineHooks hooks;
+  hooks.make_detector = [delay, burn](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new FakeDetector(m.blazeface.max_batch, delay, burn));
+  };
+  hooks.on_result = [&collector](const FrameResult& r) { collector.add(r); };
+  return hooks;
+}
+
+EngineConfig base_config(int max_batch = 8, double max_delay_ms = 2, int workers = 2) {
+  EngineConfig config;
+  ModelConfig model;
+  model.blazeface.max_batch = max_batch;
+  model.max_delay_ms = max_delay_ms;
+  config.models["fake"] = model;
+  config.workers = workers;
+  config.status_interval_s = 0;
+  return config;
+}
+
+CameraConfig file_camera(const std::string& id, const std::string& path) {
+  CameraConfig c;
+  c.id = id;
+  c.source.type = SourceType::file;
+  c.source.url = path;
+  c.source.live = false;
+  c.detect.model = "fake";
+  return c;
+}
+
+CameraConfig synthetic_camera(const std::string& id, double fps, int width = 320, int height = 240) {
+  CameraConfig c;
+  c.id = id;
+  c.source.type = SourceType::synthetic;
+  c.source.pattern = SyntheticPattern::procedural;
+  c.source.width = width;
+  c.source.height = height;
+  c.source.fps = fps;
+  c.source.live = true;
+  c.detect.model = "fake";
+  return c;
+}
+
+const CameraStatus* find(const EngineStatus& status, const std::string& id) {
+  for (const auto& c : status.cameras) {
+    if (c.id == id) return &c;
+  }
+  return nullptr;
+}
+
+std::string history_text(const std::vector<CameraState>& h) {
+  std::string s;
+  for (auto st : h) s += std::string(to_string(st)) + " ";
+  return s;
+}
+
+// Waits (up to timeout) for a condition; true if it held.
+template <class F>
+bool wait_for(F condition, std::chrono::milliseconds timeout) {
+  const auto deadline = SteadyClock::now() + timeout;
+  while (SteadyClock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return condition();
+}
+
+TEST(EngineTest, FileCamerasProcessEveryFrameOnceInOrder) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  for (int i = 0; i < 6; ++i) {
+    const std::string path = dir.file("clip" + std::to_string(i) + ".mp4");
+    ASSERT_TRUE(test::make_h264_video(path, 40 + i, 160, 120));
+    config.cameras.push_back(file_camera("cam" + std::to_string(i), path));
+  }
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(std::nullopt).ok());  // ends when every file has ended
+  for (int i = 0; i < 6; ++i) {
+    const auto& items = collector.items["cam" + std::to_string(i)];
+    ASSERT_EQ(items.size(), static_cast<std::size_t>(40 + i)) << "cam" << i;
+    for (std::size_t k = 0; k < items.size(); ++k) EXPECT_EQ(items[k].seq, k) << "cam" << i;
+  }
+  const EngineStatus status = (*engine)->status();
+  for (const auto& c : status.cameras) {
+    EXPECT_EQ(c.state, CameraState::stopped);
+    EXPECT_EQ(c.frames_replaced, 0u);
+  }
+  // Six cameras ready at once share batches (max 4).
+  const auto& sizes = status.models.at(0).batch_sizes;
+  std::uint64_t multi = 0;
+  for (std::size_t n = 2; n < sizes.size(); ++n) multi += sizes[n];
+  EXPECT_GT(multi, 0u);
+}
+
+TEST(EngineTest, DetectEveryNthFrameOfAFile) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 30, 160, 120));
+  EngineConfig config = base_config();
+  config.cameras.push_back(file_camera("a", path));
+  config.cameras.back().detect.every = 3;
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(1)));
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->run(std::nullopt).ok());
+  const auto& items = collector.items["a"];
+  ASSERT_EQ(items.size(), 10u);
+  for (std::size_t k = 0; k < items.size(); ++k) EXPECT_EQ(items[k].seq, 3 * k);
+  EXPECT_EQ((*engine)->status().cameras.at(0).frames_skipped, 20u);
+}
+
+// A live 15 fps camera and a model that takes 100 ms per call: inference runs back to back
+// on the newest frame, not on a backlog.
+TEST(EngineTest, SlowModelRunsOnFreshFrames) {
+  EngineConfig config = base_config(8, 2, 1);
+  config.cameras.push_back(synthetic_camera("live", 15));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(100)));
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->run(4.0).ok());
+  const auto& items = collector.items["live"];
+  ASSERT_GT(items.size(), 10u);
+  // Rate over the steady part (first result to last).
+  const double span_s = std::chrono::duration<double>(items.back().at - items.front().at).count();
+  const double rate = static_cast<double>(items.size() - 1) / span_s;
+  EXPECT_GE(rate, 9.5) << items.size() << " results in " << span_s << " s";
+  std::vector<double> ages;
+  for (const auto& i : items) ages.push_back(i.age_ms);
+  std::sort(ages.begin(), ages.end());
+  const double p99 = ages[static_cast<std::size_t>(0.99 * static_cast<double>(ages.size() - 1))];
+  EXPECT_LE(p99, 1000.0 / 15) << "frame age p99 in ms";
+  EXPECT_GT((*engine)->status().cameras.at(0).frames_replaced, 0u);  // stale frames were dropped, not queued
+}
+
+TEST(EngineTest, DetectionRateFollowsDetectFps) {
+  EngineConfig config = base_config(8, 2, 2);
+  for (int i = 0; i < 4; ++i) {
+    config.cameras.push_back(synthetic_camera("c" + std::to_string(i), 15));
+    config.cameras.back().detect.fps = 5;
+  }
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(3)));
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->run(4.0).ok());
+  for (int i = 0; i < 4; ++i) {
+    const auto& items = collector.items["c" + std::to_string(i)];
+    ASSERT_GT(items.size(), 5u);
+    const double span_s = std::chrono::duration<double>(items.back().at - items.front().at).count();
+    const double rate = static_cast<double>(items.size() - 1) / span_s;
+    EXPECT_NEAR(rate, 5.0, 0.25) << "camera c" << i;
+  }
+}
+
+TEST(EngineTest, CamerasCanBeAddedAndRemovedWhileRunning) {
+  EngineConfig config = base_config(4, 2, 2);
+  config.cameras.push_back(synthetic_camera("base", 20));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(5)));
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  e.start();
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  for (int round = 0; round < 5; ++round) {
+    const std::string id = "extra" + std::to_string(round);
+    ASSERT_TRUE(e.add_camera(synthetic_camera(id, 30)).ok());
+    EXPECT_FALSE(e.add_camera(synthetic_camera(id, 30)).ok());  // ids are unique
+    ASSERT_TRUE(wait_for([&] { return collector.count(id) >= 3; }, milliseconds(3000))) << id;
+    ASSERT_TRUE(e.remove_camera(id).ok());
+    const std::size_t after_removal = collector.count(id);
+    EXPECT_EQ(find(e.status(), id), nullptr);
+    std::this_thread::sleep_for(milliseconds(100));
+    EXPECT_EQ(collector.count(id), after_removal) << "no results after removal";
+  }
+  EXPECT_EQ(e.remove_camera("nope").error().code, ErrorCode::not_found);
+  const std::size_t base_before = collector.count("base");
+  EXPECT_TRUE(wait_for([&] { return collector.count("base") > base_before + 5; }, milliseconds(3000)));
+  e.request_stop();
+  runner.join();
+}
+
+TEST(EngineTest, StopDrainsTheBatchInFlight) {
+  EngineConfig config = base_config(8, 0, 1);
+  config.cameras.push_back(synthetic_camera("a", 30));
+  Collector collector;
+  std::atomic<int> started{0};
+  EngineHooks hooks = fake_hooks(collector, milliseconds(300));
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  // Stop while the first (300 ms) batch is in inference.
+  std::this_thread::sleep_for(milliseconds(100));
+  const auto stop_at = SteadyClock::now();
+  e.request_stop();
+  runner.join();
+  EXPECT_LT(SteadyClock::now() - stop_at, std::chrono::seconds(2));
+  EXPECT_EQ(collector.count("a"), 1u);  // the batch in flight finished and was delivered
+  (void)started;
+}
+
+TEST(EngineTest, BadFileFailsAtStartNamingTheCamera) {
+  EngineConfig config = base_config();
+  config.cameras.push_back(file_camera("gone", "/nonexistent/x.mp4"));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(1)));
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.error().code, ErrorCode::not_found);
+  EXPECT_NE(engine.error().message.find("camera gone"), std::string::npos);
+}
+
+TEST(EngineTest, InjectedFaultsAreRecoveredFrom) {
+  EngineConfig config = base_config(4, 2, 1);
+  config.cameras.push_back(synthetic_camera("faulty", 30));
+  SourceConfig& s = config.cameras.back().source;
+  s.read_timeout_ms = 200;
+  s.faults.every_s = 1.0;
+  s.faults.stall_s = 0.5;
+  s.faults.disconnect_s = 0.3;
+  s.faults.jitter_ms = 5;
+  config.cameras.push_back(synthetic_camera("steady", 30));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
+  ASSERT_TRUE(engine.ok());
+  ASSERT_TRUE((*engine)->run(4.2).ok());  // faults at 1 s (stall), 2 s (disconnect), 3 s (corrupt)
+  const EngineStatus status = (*engine)->status();
+  const CameraStatus* faulty = find(status, "faulty");
+  ASSERT_NE(faulty, nullptr);
+  auto seen = [&](CameraState s1, CameraState s2) {
+    for (std::size_t i = 0; i + 1 < faulty->history.size(); ++i) {
+      if (faulty->history[i] == s1 && faulty->history[i + 1] == s2) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(seen(CameraState::live, CameraState::stalled));
+  EXPECT_TRUE(seen(CameraState::stalled, CameraState::connecting));
+  EXPECT_TRUE(seen(CameraState::connecting, CameraState::live));
+  EXPECT_GE(faulty->reconnects, 2u);
+  EXPECT_GE(faulty->decode_errors, 1u);
+  EXPECT_EQ(faulty->history.back(), CameraState::stopped);
+  // The other camera did not notice.
+  const CameraStatus* steady = find(status, "steady");
+  EXPECT_GT(steady->frames_decoded, static_cast<std::uint64_t>(4.0 * 30 * 0.9));
+}
+
+TEST(EngineTest, CpuBudgetIsEnforced) {
+  EngineConfig config = base_config(1, 0, 2);
+  config.cpu_budget.cores = 0.5;
+  config.cpu_budget.enforce = true;
+  config.workers = 2;  // more than the budget wants, to show the governor holds anyway
+  for (int i = 0; i < 4; ++i) config.cameras.push_back(synthetic_camera("c" + std::to_string(i), 30, 64, 48));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(20), /*burn=*/true));
+  ASSERT_TRUE(engine.ok());
+  const double cpu0 = process_cpu_seconds();
+  const auto t0 = SteadyClock::now();
+  ASSERT_TRUE((*engine)->run(3.0).ok());
+  const double cores = (process_cpu_seconds() - cpu0) / std::chrono::duration<double>(SteadyClock::now() - t0).count();
+  EXPECT_LE(cores, 0.5 * 1.1) << "measured CPU cores";
+  EXPECT_GT(collector.count("c0"), 5u);  // but it did work
+}
+
+// A real HTTP stream on loopback: kill the server, the camera goes stalled -> connecting;
+// restart it, the camera comes back live and keeps producing results.
+class StreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ts_ = dir_.file("live.ts");
+    std::string out;
+    ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -f lavfi -i testsrc2=size=320x240:rate=25 -t 4 "
+                                "-c:v libx264 -preset ultrafast -g 5 -bf 0 -f mpegts '" + ts_ + "'", &out),
+              0)
+        << out;
+  }
+  CameraConfig stream_camera(const std::string& url) {
+    CameraConfig c;
+    c.id = "door";
+    c.source.type = SourceType::stream;
+    c.source.url = url;
+    c.source.live = true;
+    c.source.reconnect = true;
+    c.source.open_timeout_ms = 1000;
+    c.source.read_timeout_ms = 1000;
+    c.source.reconnect_initial_ms = 100;
+    c.source.reconnect_max_ms = 400;
+    c.detect.model = "fake";
+    return c;
+  }
+  double bytes_per_second() const { return static_cast<double>(std::filesystem::file_size(ts_)) / 4.0; }
+  test::TempDir dir_;
+  std::string ts_;
+};
+
+TEST_F(StreamTest, ReconnectsAfterTheServerRestarts) {
+  test::TsHttpServer server(ts_, bytes_per_second());
+  const int port = server.start();
+  ASSERT_GT(port, 0);
+  EngineConfig config = base_config(4, 2, 2);
+  config.cameras.push_back(stream_camera(server.url()));
+  config.cameras.push_back(synthetic_camera("other", 10));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  Engine& e = **engine;
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  auto state = [&] { return find(e.status(), "door")->state; };
+  ASSERT_TRUE(wait_for([&] { return collector.count("door") >= 10; }, milliseconds(5000)));
+  EXPECT_EQ(state(), CameraState::live);
+
+  const std::size_t other_before = collector.count("other");
+  const auto outage_start = SteadyClock::now();
+  server.stop();
+  ASSERT_TRUE(wait_for([&] { return state() != CameraState::live; }, milliseconds(3000)));
+  std::this_thread::sleep_for(milliseconds(1500));  // a while with the camera down
+  EXPECT_NE(state(), CameraState::live);
+  ASSERT_EQ(server.start(port), port);
+  const std::size_t door_before = collector.count("door");
+  ASSERT_TRUE(wait_for([&] { return state() == CameraState::live; }, milliseconds(5000)));
+  ASSERT_TRUE(wait_for([&] { return collector.count("door") >= door_before + 10; }, milliseconds(5000)));
+  const double outage_s = std::chrono::duration<double>(SteadyClock::now() - outage_start).count();
+  // The other camera kept its rate (10 fps) meanwhile: within 5%.
+  const double other_rate = static_cast<double>(collector.count("other") - other_before) / outage_s;
+  EXPECT_NEAR(other_rate, 10.0, 0.5);
+  e.request_stop();
+  runner.join();
+
+  const EngineStatus final_status = e.status();
+  const CameraStatus* door = find(final_status, "door");
+  ASSERT_NE(door, nullptr);
+  std::vector<CameraState> h = door->history;
+  const CameraState expected[] = {CameraState::live, CameraState::stalled, CameraState::connecting};
+  auto order = std::search(h.begin(), h.end(), std::begin(expected), std::end(expected));
+  EXPECT_NE(order, h.end()) << "live -> stalled -> connecting; history: " << history_text(h) << " last error "
+                            << door->last_error;
+  EXPECT_GE(door->reconnects, 1u);
+}
+
+TEST_F(StreamTest, HalfOpenServerIsDetectedAsStalled) {
+  test::TsHttpServer server(ts_, bytes_per_second());
+  ASSERT_GT(server.start(), 0);
+  EngineConfig config = base_config(4, 2, 1);
+  config.cameras.push_back(stream_camera(server.url()));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  ASSERT_TRUE(wait_for([&] { return find(e.status(), "door")->state == CameraState::live; }, milliseconds(5000)));
+  server.set_silent(true);  // the connection stays open; no more bytes
+  const auto silent_at = SteadyClock::now();
+  ASSERT_TRUE(wait_for([&] { return find(e.status(), "door")->state != CameraState::live; }, milliseconds(4000)));
+  const auto detected_after = SteadyClock::now() - silent_at;
+  // read timeout (1 s) + 1 s; the decoder may still hold up to a few frames of buffered data.
+  EXPECT_LT(detected_after, milliseconds(2000));
+  e.request_stop();
+  runner.join();
+  const EngineStatus final_status = e.status();
+  const auto& h = find(final_status, "door")->history;
+  EXPECT_NE(std::find(h.begin(), h.end(), CameraState::stalled), h.end()) << history_text(h);
+}
+
+}  // namespace
+}  // namespace vigil

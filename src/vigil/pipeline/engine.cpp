@@ -433,7 +433,7 @@ struct Engine::Impl {
     } else if (phase == FaultSchedule::Phase::stalled) {
       const double silent_ms = std::chrono::duration<double, std::milli>(now - cam->last_frame_at).count();
       if (silent_ms >= cam->config.source.read_timeout_ms) cam->set_state(CameraState::stalled);
-    } else if (cam->faults->corrupt_at(t, interval)) {
+    } else if (cam->faults->corrupt_frame(index, interval)) {
       cam->decode_errors.fetch_add(1, std::memory_order_relaxed);
     } else {
       auto frame = cam->synthetic->render(index);

@@ -276,11 +276,17 @@ FaultSchedule::Phase FaultSchedule::phase_at(double t_s) const {
   return Phase::normal;
 }
 
-bool FaultSchedule::corrupt_at(double t_s, double interval_s) const {
-  if (!enabled() || t_s < config_.every_s) return false;
-  const auto k = static_cast<std::uint64_t>(std::floor(t_s / config_.every_s)) - 1;
-  const double since = t_s - config_.every_s * static_cast<double>(k + 1);
-  return config_.kinds[k % config_.kinds.size()] == FaultKind::corrupt && since < interval_s;
+bool FaultSchedule::corrupt_frame(std::uint64_t index, double interval_s) const {
+  if (!enabled()) return false;
+  const double t_s = static_cast<double>(index) * interval_s;
+  // The latest fault at or before this frame (a small epsilon absorbs rounding).
+  const auto n = static_cast<std::int64_t>(std::floor((t_s + 1e-9) / config_.every_s));
+  if (n < 1) return false;
+  const auto k = static_cast<std::uint64_t>(n - 1);
+  if (config_.kinds[k % config_.kinds.size()] != FaultKind::corrupt) return false;
+  const double fault_t = config_.every_s * static_cast<double>(k + 1);
+  const auto first = static_cast<std::uint64_t>(std::ceil(fault_t / interval_s - 1e-9));
+  return index == first;
 }
 const SourceInfo& SyntheticSource::info() const { return impl_->info; }
 void SyntheticSource::interrupt() {

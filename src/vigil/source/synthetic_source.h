@@ -56,8 +56,9 @@ class FaultSchedule {
   enum class Phase { normal, stalled, disconnected };
   explicit FaultSchedule(FaultConfig config) : config_(std::move(config)) {}
   Phase phase_at(double t_s) const;
-  // True if the frame due at t_s (frames every interval_s) is the one a corrupt fault hits.
-  bool corrupt_at(double t_s, double interval_s) const;
+  // True if frame `index` (frames every interval_s from time 0) is the first frame at or
+  // after a corrupt fault.
+  bool corrupt_frame(std::uint64_t index, double interval_s) const;
   bool enabled() const { return config_.every_s > 0 && !config_.kinds.empty(); }
   const FaultConfig& config() const { return config_; }
 
