@@ -1,13 +1,14 @@
 # vigil: the two commands.
 #   make demo   installs what is missing, builds, runs the live engine on examples/demo.yaml
 #   make test   installs what is missing, builds, runs every test (Release), then the unit
-#               tests again under AddressSanitizer + UndefinedBehaviorSanitizer
+#               and concurrency tests under AddressSanitizer + UndefinedBehaviorSanitizer,
+#               and the concurrency tests under ThreadSanitizer
 # Other targets: build, check (Release tests only), bench, clean.
 
 DEMO_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build check asan bench clean
+.PHONY: demo test build check asan tsan bench clean
 
 build:
 	@scripts/setup.sh release
@@ -22,9 +23,14 @@ check: build
 
 asan:
 	@scripts/setup.sh asan
-	@ctest --test-dir build/asan --output-on-failure -j $(JOBS) -L unit
+	@ctest --test-dir build/asan --output-on-failure -j $(JOBS) -L 'unit|concurrency'
 
-test: check asan
+tsan:
+	@scripts/setup.sh tsan
+	@TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
+	  ctest --test-dir build/tsan --output-on-failure -j $(JOBS) -L concurrency
+
+test: check asan tsan
 
 bench: build
 	@build/release/vigil bench model --batch 1,8 --seconds 5 --json

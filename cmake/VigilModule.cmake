@@ -10,8 +10,10 @@ function(vigil_add_module NAME)
   target_link_libraries(vigil_${NAME} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS} vigil_warnings)
 endfunction()
 
-# vigil_add_test(NAME SOURCES ... DEPS ... [LABELS ...])
-# A GoogleTest executable registered with ctest; labels select runs (unit, concurrency, slow).
+# vigil_add_test(NAME SOURCES ... DEPS ... LABELS label)
+# A GoogleTest executable registered with ctest, with one label (a list would not survive
+# gtest_discover_tests): "unit", or "concurrency" for tests that exercise threads (CI runs
+# those under ThreadSanitizer too).
 function(vigil_add_test NAME)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
   add_executable(${NAME} ${ARG_SOURCES})

@@ -5,6 +5,7 @@
 #     models/blazeface_front_128_dyn.onnx, blazeface_back_256_dyn.onnx dynamic batch (tools/)
 #     models/face-api/*                                                face-api weight files (all 7 models)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
+#     media/bench/*_720p.mp4                                            H.264 made from them
 # Every file is checked against its sha256; a mismatch is an error, never silently used.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -47,6 +48,7 @@ expected_sum() { awk -v f="$1" '$1 == f { print $2 }' <<<"$CHECKSUMS"; }
 is_good() { [ -f "$data/$1" ] && [ "$(sha256sum "$data/$1" | cut -d' ' -f1)" = "$(expected_sum "$1")" ]; }
 all_good() { local f; for f in $(awk '{print $1}' <<<"$CHECKSUMS"); do is_good "$f" || return 1; done; }
 
+bench_inputs_good() { [ -s "$data/media/bench/vtest_720p.mp4" ] && [ -s "$data/media/bench/megamind_720p.mp4" ]; }
 derived_good() {
   local m t
   t="$(sha256sum "$here/tools/blazeface_dynamic_batch.py" | cut -d' ' -f1)"
@@ -55,7 +57,7 @@ derived_good() {
     [ "$(cat "$data/models/blazeface_${m}_dyn.onnx.stamp" 2>/dev/null)" = "$t $(expected_sum "models/blazeface_$m.onnx")" ] || return 1
   done
 }
-all_good && derived_good && exit 0
+all_good && derived_good && bench_inputs_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 place() {  # place SRC DEST: copy SRC to $data/DEST and check it
@@ -108,4 +110,15 @@ for m in front_128 back_256; do
   install -m 0644 "$tmp/dyn.onnx" "$data/models/blazeface_${m}_dyn.onnx"
   echo "$want" >"$stamp"
 done
+# 720p H.264 inputs for the pipeline benchmarks (bench/configs), encoded from the opencv-doc
+# videos with Debian's ffmpeg.
+mkdir -p "$data/media/bench"
+encode_720p() {  # encode_720p SRC DEST
+  [ -s "$2" ] && return 0
+  ffmpeg -nostdin -v error -y -i "$1" -vf scale=1280:720 -c:v libx264 -preset veryfast -crf 23 -pix_fmt yuv420p \
+    -an "$tmp/bench.mp4"
+  mv "$tmp/bench.mp4" "$2"
+}
+encode_720p "$data/media/vtest.avi" "$data/media/bench/vtest_720p.mp4"
+encode_720p "$data/media/Megamind.avi" "$data/media/bench/megamind_720p.mp4"
 echo "fetch_models: models and media ready in $data"

@@ -24,4 +24,13 @@ struct BenchModelOptions {
 };
 int bench_model_command(const BenchModelOptions& options);
 
+struct BenchPipelineOptions {
+  std::string config_path;
+  double seconds = 20;      // measured window
+  double warmup_s = 3;      // engine running, not measured
+  double reference_s = 3;   // model-only reference
+  bool json = false;
+};
+int bench_pipeline_command(const BenchPipelineOptions& options);
+
 }  // namespace vigil

@@ -32,7 +32,24 @@ int main(int argc, char** argv) {
   bench_model->add_option("-t,--threads", model.threads, "inference threads (0: all cores)")->check(CLI::Range(0, 256));
   bench_model->add_flag("--json", model.json, "one-line JSON");
 
+  vigil::BenchPipelineOptions pipeline;
+  auto* bench_pipeline = bench->add_subcommand("pipeline", "the engine on a config, with model-only and decode-only "
+                                                           "references measured in the same run");
+  bench_pipeline->add_option("-c,--config", pipeline.config_path, "YAML config (sinks are ignored)")->required();
+  bench_pipeline->add_option("-s,--seconds", pipeline.seconds, "measured seconds")
+      ->check(CLI::Range(1.0, 86400.0))
+      ->capture_default_str();
+  bench_pipeline->add_option("--warmup", pipeline.warmup_s, "seconds before measuring")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  bench_pipeline->add_option("--reference-seconds", pipeline.reference_s, "seconds for the model-only reference")
+      ->check(CLI::Range(0.5, 600.0))
+      ->capture_default_str();
+  bench_pipeline->add_flag("--json", pipeline.json, "one-line JSON");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (bench_pipeline->parsed()) return vigil::bench_pipeline_command(pipeline);
 
   if (run_cmd->parsed()) {
     if (duration > 0) run.duration_s = duration;

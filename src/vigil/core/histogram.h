@@ -46,6 +46,12 @@ class Histogram {
     return upper_bound(kBuckets - 1);
   }
 
+  // Forgets everything recorded so far (e.g. after a benchmark's warm-up). Records that
+  // race with it may land on either side.
+  void reset() {
+    for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
+  }
+
   // Upper edge of bucket i.
   double upper_bound(int i) const { return i == 0 ? min_ : min_ * std::exp2(static_cast<double>(i) / 8.0); }
   std::uint64_t bucket_count(int i) const { return counts_[i].load(std::memory_order_relaxed); }

@@ -171,6 +171,7 @@ struct Engine::Impl {
   std::unique_ptr<CpuGovernor> governor;
   std::unique_ptr<TimerService> timers;
   Histogram end_to_end_ms;
+  Histogram age_ms;  // all cameras
 
   // Scheduler state.
   mutable std::mutex mu;
@@ -278,7 +279,9 @@ struct Engine::Impl {
         continue;
       }
       if (cam.live) cam.advance_due_live(**frame);
-      cam.age_ms.record(ms_between((*frame)->captured_steady, start));
+      const double age = ms_between((*frame)->captured_steady, start);
+      cam.age_ms.record(age);
+      age_ms.record(age);
       images.push_back(&(*frame)->image);  // the pooled Frame does not move
       frames.push_back(std::move(*frame));
       owners.push_back(e.camera);
@@ -737,12 +740,23 @@ Status Engine::run(std::optional<double> duration_s) {
   return s.first_error ? Status(*s.first_error) : Status{};
 }
 
+void Engine::reset_histograms() {
+  Impl& s = *impl_;
+  s.end_to_end_ms.reset();
+  s.age_ms.reset();
+  for (auto& m : s.models) m->latency_ms.reset();
+  std::lock_guard lock(s.mu);
+  for (auto& c : s.cameras) c->age_ms.reset();
+}
+
 EngineStatus Engine::status() const {
   const Impl& s = *impl_;
   EngineStatus out;
   out.workers = s.workers_count;
   out.inference_threads = s.inference_threads;
   out.timer_threads = s.timers->thread_count();
+  out.age_p50_ms = s.age_ms.percentile(0.5);
+  out.age_p99_ms = s.age_ms.percentile(0.99);
   out.end_to_end_p50_ms = s.end_to_end_ms.percentile(0.5);
   out.end_to_end_p99_ms = s.end_to_end_ms.percentile(0.99);
   std::vector<std::shared_ptr<Camera>> cameras;

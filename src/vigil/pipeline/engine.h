@@ -66,6 +66,8 @@ struct ModelStatus {
 struct EngineStatus {
   std::vector<CameraStatus> cameras;
   std::vector<ModelStatus> models;
+  double age_p50_ms = 0;         // frame age at inference start, all cameras
+  double age_p99_ms = 0;
   double end_to_end_p50_ms = 0;  // capture to result written
   double end_to_end_p99_ms = 0;
   int workers = 0;
@@ -100,6 +102,9 @@ class Engine {
   void request_stop();
 
   EngineStatus status() const;
+  // Clears the latency and age histograms (counters keep counting): benchmarks call it
+  // when their measured window starts.
+  void reset_histograms();
 
  private:
   struct Impl;
