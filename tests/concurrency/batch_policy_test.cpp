@@ -45,6 +45,21 @@ TEST(BatchPolicyTest, NothingReadyMeansNoBatch) {
   EXPECT_FALSE(decide_batch({4, milliseconds(10)}, 0, t0, t0 + std::chrono::hours(1)).close);
 }
 
+TEST(BatchPolicyTest, ReadyCamerasAreSharedAmongIdleWorkers) {
+  const BatchPolicy policy{8, milliseconds(2)};
+  EXPECT_EQ(decide_batch(policy, 4, t0, t0 + milliseconds(2), 2).take, 2u);
+  EXPECT_EQ(decide_batch(policy, 5, t0, t0 + milliseconds(2), 2).take, 3u);
+  EXPECT_EQ(decide_batch(policy, 1, t0, t0 + milliseconds(2), 2).take, 1u);
+  EXPECT_EQ(decide_batch(policy, 20, t0, t0, 2).take, 8u);  // full batches stay full
+}
+
+TEST(BatchPolicyTest, ClosesAtOnceWhenNoOtherCameraCouldJoin) {
+  const BatchDecision d = decide_batch({8, milliseconds(10)}, 2, t0, t0, 1, 0);
+  EXPECT_TRUE(d.close);
+  EXPECT_EQ(d.take, 2u);
+  EXPECT_FALSE(decide_batch({8, milliseconds(10)}, 2, t0, t0, 1, 1).close);
+}
+
 TEST(BatchPolicyTest, ZeroDelayClosesAtOnce) {
   const BatchDecision d = decide_batch({8, microseconds(0)}, 1, t0, t0);
   EXPECT_TRUE(d.close);

@@ -74,31 +74,34 @@ Result<ModelReference> measure_model(const ModelConfig& model, int workers, int 
   return r;
 }
 
-// A source alone, unpaced, for `seconds`: CPU seconds per frame.
-Result<double> measure_decode(SourceConfig source, const std::string& id, double seconds) {
-  source.live = false;
-  source.loop = true;
-  source.realtime = false;
-  source.faults = FaultConfig{};
-  auto opened = open_source(source, id);
-  if (!opened.ok()) return opened.error();
-  for (int i = 0; i < 3; ++i) (void)(*opened)->read();  // warm-up
+// The same inputs decoded (or rendered) to nothing: every camera's source, unpaced, read
+// round-robin on one thread for `seconds`. Returns CPU seconds per frame.
+Result<double> measure_decode(const std::vector<CameraConfig>& cameras, double seconds) {
+  std::vector<std::unique_ptr<Source>> sources;
+  for (const auto& cam : cameras) {
+    SourceConfig source = cam.source;
+    source.live = false;
+    source.loop = true;
+    source.realtime = false;
+    source.faults = FaultConfig{};
+    if (source.type == SourceType::stream) continue;  // a live stream cannot be replayed
+    auto opened = open_source(source, cam.id);
+    if (!opened.ok()) return with_context(opened.error(), "camera " + cam.id);
+    (void)(*opened)->read();  // warm-up
+    sources.push_back(std::move(opened).value());
+  }
+  if (sources.empty()) return 0.0;
   std::int64_t frames = 0;
   const double cpu0 = process_cpu_seconds();
   const auto t0 = SteadyClock::now();
   while (seconds_since(t0) < seconds) {
-    auto f = (*opened)->read();
-    if (!f.ok()) return f.error();
-    if (!*f) break;
-    ++frames;
+    for (auto& source : sources) {
+      auto f = source->read();
+      if (!f.ok()) return f.error();
+      if (*f) ++frames;
+    }
   }
   return (process_cpu_seconds() - cpu0) / std::max<double>(1, static_cast<double>(frames));
-}
-
-std::string source_key(const SourceConfig& s) {
-  return std::to_string(static_cast<int>(s.type)) + "|" + s.url + "|" + std::to_string(static_cast<int>(s.pattern)) +
-         "|" + s.path + "|" + std::to_string(s.width) + "x" + std::to_string(s.height) + "|" +
-         std::to_string(s.decoder_threads);
 }
 
 }  // namespace
@@ -167,25 +170,14 @@ int bench_pipeline_command(const BenchPipelineOptions& options) {
     std::fprintf(stderr, "vigil: error: model reference: %s\n", model_ref.error().message.c_str());
     return 1;
   }
-  std::map<std::string, double> decode_cost_by_key;
-  double needed_cores = inferred_total / wall * model_ref->cpu_s_per_image;
-  double decode_cost_sum = 0;
-  for (const auto& cam : config->cameras) {
-    const std::string key = source_key(cam.source);
-    if (!decode_cost_by_key.count(key)) {
-      auto cost = measure_decode(cam.source, cam.id, std::min(2.0, options.reference_s));
-      if (!cost.ok()) {
-        std::fprintf(stderr, "vigil: error: decode reference for %s: %s\n", cam.id.c_str(), cost.error().message.c_str());
-        return 1;
-      }
-      decode_cost_by_key[key] = *cost;
-    }
-    const double cost = decode_cost_by_key[key];
-    decode_cost_sum += cost;
-    needed_cores += decoded_rate[cam.id] * cost;
+  auto decode_cost = measure_decode(config->cameras, std::max(2.0, options.reference_s));
+  if (!decode_cost.ok()) {
+    std::fprintf(stderr, "vigil: error: decode reference: %s\n", decode_cost.error().message.c_str());
+    return 1;
   }
+  const double needed_cores = inferred_total / wall * model_ref->cpu_s_per_image + decoded_total / wall * *decode_cost;
   const double cores = config->cpu_budget.cores > 0 ? config->cpu_budget.cores : hardware_cores();
-  const double mean_decode = decode_cost_sum / static_cast<double>(std::max<std::size_t>(1, config->cameras.size()));
+  const double mean_decode = *decode_cost;
   const double inferred_fraction = decoded_total > 0 ? inferred_total / decoded_total : 1.0;
   const double limit_fps = cores / (mean_decode + inferred_fraction * model_ref->cpu_s_per_image);
   const double pipeline_fps = decoded_total / wall;

@@ -3,7 +3,11 @@
 // to wait. No clock, no threads: the Scheduler passes `now` in, tests pass any instant.
 //
 // A batch closes when max_batch cameras are ready, or when max_delay has passed since the
-// first of them became ready. Waits are floored at 1 ms so a caller never busy-polls.
+// first of them became ready. When several workers are idle, the ready cameras are shared
+// among them (a camera has at most one frame in flight, so one worker taking every ready
+// camera would leave the others idle). When no other camera could join (every camera of
+// the model is ready or in flight), waiting is pointless and the batch closes at once.
+// Waits are floored at 1 ms so a caller never busy-polls.
 #pragma once
 
 #include <algorithm>
@@ -25,15 +29,19 @@ struct BatchDecision {
   SteadyTime wait_until{};   // otherwise wait until this instant (or until more are ready)
 };
 
+// idle_workers: workers not running a batch, the caller included (at least 1).
+// could_join: cameras of this model that are neither ready nor in flight.
 inline BatchDecision decide_batch(const BatchPolicy& policy, std::size_t ready, SteadyTime oldest_ready,
-                                  SteadyTime now) {
+                                  SteadyTime now, std::size_t idle_workers = 1,
+                                  std::size_t could_join = static_cast<std::size_t>(-1)) {
   BatchDecision d;
   if (ready == 0) return d;  // nothing to wait for: wait for a camera to become ready
   const std::size_t max_batch = std::max<std::size_t>(1, policy.max_batch);
+  const std::size_t share = (ready + std::max<std::size_t>(1, idle_workers) - 1) / std::max<std::size_t>(1, idle_workers);
   const SteadyTime deadline = oldest_ready + policy.max_delay;
-  if (ready >= max_batch || now >= deadline) {
+  if (ready >= max_batch || now >= deadline || could_join == 0) {
     d.close = true;
-    d.take = std::min(ready, max_batch);
+    d.take = std::min({ready, max_batch, share});
     return d;
   }
   d.wait_until = std::max(deadline, now + std::chrono::milliseconds(1));

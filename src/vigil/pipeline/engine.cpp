@@ -153,6 +153,8 @@ struct Model {
   ModelConfig config;
   BatchPolicy policy;
   std::deque<ReadyEntry> ready;  // guarded by Impl::mu
+  std::size_t cameras = 0;       // guarded by Impl::mu: cameras using this model
+  std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
   std::atomic<std::uint64_t> batches{0}, items{0};
   std::vector<std::atomic<std::uint64_t>> batch_sizes;
   Histogram latency_ms;
@@ -178,6 +180,7 @@ struct Engine::Impl {
   std::condition_variable work_cv;    // a camera became ready, or stopping
   std::condition_variable idle_cv;    // a camera left inference, or a camera ended
   bool stopping = false;              // guarded by mu
+  std::size_t idle_workers = 0;       // guarded by mu: workers not running a batch
   std::vector<std::shared_ptr<Camera>> cameras;  // guarded by mu
   std::optional<Error> first_error;              // guarded by mu
   bool stop_requested = false;                   // guarded by mu
@@ -208,6 +211,7 @@ struct Engine::Impl {
     {
       std::lock_guard lock(mu);
       cam->inflight = false;
+      --models[cam->model]->inflight;
     }
     cam->pending = false;
     idle_cv.notify_all();
@@ -230,7 +234,10 @@ struct Engine::Impl {
       std::size_t take = 0;
       for (auto& model : models) {
         if (model->ready.empty()) continue;
-        const BatchDecision d = decide_batch(model->policy, model->ready.size(), model->ready.front().since, now);
+        const std::size_t busy = model->ready.size() + model->inflight;
+        const std::size_t could_join = model->cameras > busy ? model->cameras - busy : 0;
+        const BatchDecision d = decide_batch(model->policy, model->ready.size(), model->ready.front().since, now,
+                                             idle_workers, could_join);
         if (d.close) {
           chosen = model.get();
           take = d.take;
@@ -252,10 +259,13 @@ struct Engine::Impl {
         chosen->ready.pop_front();
         batch.back().camera->inflight = true;
       }
+      chosen->inflight += take;
       if (!chosen->ready.empty()) work_cv.notify_one();  // another worker can start the next batch
+      --idle_workers;
       lock.unlock();
       run_batch(w, *chosen, batch, frames, owners, images, results);
       lock.lock();
+      ++idle_workers;
     }
   }
 
@@ -607,6 +617,7 @@ Status Engine::add_camera(const CameraConfig& config) {
       }
     }
     s.cameras.push_back(cam);
+    ++s.models[cam->model]->cameras;
     start_now = s.started && !s.stopped;
   }
   if (start_now) s.start_capture(cam);
@@ -623,6 +634,7 @@ Status Engine::remove_camera(const std::string& id) {
     cam = *it;
     s.cameras.erase(it);
     cam->removed = true;
+    --s.models[cam->model]->cameras;
     auto& ready = s.models[cam->model]->ready;
     ready.erase(std::remove_if(ready.begin(), ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; }),
                 ready.end());
@@ -650,6 +662,10 @@ void Engine::start() {
     if (s.started) return;
     s.started = true;
     cameras = s.cameras;
+  }
+  {
+    std::lock_guard lock(s.mu);
+    s.idle_workers = static_cast<std::size_t>(s.workers_count);
   }
   for (int w = 0; w < s.workers_count; ++w) s.workers.emplace_back([&s, w] { s.worker_loop(w); });
   for (auto& cam : cameras) s.start_capture(cam);
