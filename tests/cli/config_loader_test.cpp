@@ -109,6 +109,46 @@ TEST(ConfigLoaderTest, EmptyOrMissingSectionsAreRejected) {
   EXPECT_NE(error_of("cameras: 3\nmodels: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
 }
 
+TEST(ConfigLoaderTest, LiveDefaultsByKindAndCanBeOverridden) {
+  auto config = parse_config(std::string(kValid) + "cpu_budget: 1.5\n");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_FALSE(config->cameras[0].source.live);  // a file: every frame, none dropped
+  EXPECT_TRUE(config->cameras[1].source.live);   // a paced synthetic camera
+  EXPECT_DOUBLE_EQ(config->cpu_budget.cores, 1.5);
+  EXPECT_FALSE(config->cpu_budget.enforce);
+  auto overridden = parse_config(replace(kValid, "decoder_threads: 2", "decoder_threads: 2, live: true"));
+  ASSERT_TRUE(overridden.ok());
+  EXPECT_TRUE(overridden->cameras[0].source.live);
+}
+
+TEST(ConfigLoaderTest, BudgetWorkersFaultsAndDetectFps) {
+  const std::string yaml = replace(replace(kValid, "fps: 15}", "fps: 15, faults: {every_s: 5, kinds: [stall, corrupt], "
+                                                               "stall_s: 2, jitter_ms: 10}}\n    detect: {fps: 5}"),
+                                   "max_batch: 8", "max_batch: 8\n    max_delay_ms: 4") +
+                           "cpu_budget: {cores: 1, enforce: true}\nworkers: 3\n";
+  auto config = parse_config(yaml);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_DOUBLE_EQ(config->cpu_budget.cores, 1.0);
+  EXPECT_TRUE(config->cpu_budget.enforce);
+  EXPECT_EQ(config->workers, 3);
+  EXPECT_DOUBLE_EQ(config->models.at("faces").max_delay_ms, 4.0);
+  const FaultConfig& faults = config->cameras[1].source.faults;
+  EXPECT_DOUBLE_EQ(faults.every_s, 5.0);
+  ASSERT_EQ(faults.kinds.size(), 2u);
+  EXPECT_EQ(faults.kinds[1], FaultKind::corrupt);
+  EXPECT_DOUBLE_EQ(config->cameras[1].detect.fps, 5.0);
+}
+
+TEST(ConfigLoaderTest, FaultAndDetectErrorsNameTheField) {
+  EXPECT_NE(error_of(replace(kValid, "fps: 15}", "fps: 15, faults: {kinds: [explode]}}"))
+                .find("cameras[1].source.faults.kinds[0]: must be one of stall, disconnect, corrupt"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "every: 2", "every: 2, fps: 5")).find("cameras[0].detect.fps: give either"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(kValid) + "cpu_budget: {enforce: true}\n").find("cpu_budget.cores: required"),
+            std::string::npos);
+}
+
 TEST(ConfigLoaderTest, MissingFileIsNotFound) {
   auto config = load_config_file("/nonexistent/vigil.yaml");
   ASSERT_FALSE(config.ok());

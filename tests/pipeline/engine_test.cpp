@@ -244,6 +244,32 @@ TEST(EngineTest, CamerasCanBeAddedAndRemovedWhileRunning) {
   runner.join();
 }
 
+// A thousand live synthetic cameras share the timer threads: no thread per camera anywhere.
+TEST(EngineTest, AThousandCamerasDoNotMeanAThousandThreads) {
+  EngineConfig config = base_config(64, 5, 2);
+  for (int i = 0; i < 1000; ++i) {
+    std::string id = "c";
+    id += std::to_string(i);  // (not "c" + ...: GCC 12's -Wrestrict misfires on it at -O3)
+    config.cameras.push_back(synthetic_camera(id, 2, 16, 16));
+  }
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(1)));
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  const int threads_before = process_thread_count();
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  ASSERT_TRUE(wait_for(
+      [&] {
+        std::lock_guard lock(collector.mu);
+        return collector.items.size() == 1000;  // every camera produced a result
+      },
+      milliseconds(10000)));
+  const int threads_running = process_thread_count();
+  e.request_stop();
+  runner.join();
+  EXPECT_LE(threads_running - threads_before, 8) << "threads added by the engine";
+}
+
 TEST(EngineTest, StopDrainsTheBatchInFlight) {
   EngineConfig config = base_config(8, 0, 1);
   config.cameras.push_back(synthetic_camera("a", 30));
