@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "vigil/cli/config_loader.h"
+#include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/source/synthetic_source.h"
 #include "vigil/vision/blazeface.h"
@@ -90,6 +91,7 @@ void camera_thread(const vigil::CameraConfig& camera, const vigil::ModelConfig& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  vigil::configure_process();
   CLI::App app{"the naive thread-per-camera loop, for comparison with vigil"};
   std::string config_path;
   double seconds = 20, warmup = 3;

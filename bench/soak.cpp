@@ -16,6 +16,7 @@
 
 #include "vigil/cli/config_loader.h"
 #include "vigil/core/log.h"
+#include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/pipeline/engine.h"
 
@@ -45,6 +46,7 @@ nlohmann::json to_json(const Resources& r) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  vigil::configure_process();
   CLI::App app{"vigil soak: long run with camera churn and faults; resources must not grow"};
   std::string config_path;
   double seconds = 600, warmup = 30, churn_every = 3;

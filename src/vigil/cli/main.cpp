@@ -1,14 +1,12 @@
 // vigil: watches many video streams at once and turns them into tracked faces and people.
 #include <CLI/CLI.hpp>
-#include <cstdlib>
 
 #include "vigil/cli/commands.h"
 #include "vigil/core/paths.h"
+#include "vigil/core/process_setup.h"
 
 int main(int argc, char** argv) {
-  // Idle OpenMP threads (in any library that uses OpenMP) sleep instead of spinning; set
-  // before any library starts its pool. An explicit setting in the environment wins.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", /*overwrite=*/0);
+  vigil::configure_process();
   CLI::App app{"vigil: many video streams in, tracked faces out"};
   app.require_subcommand(1);
 

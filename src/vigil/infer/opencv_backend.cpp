@@ -1,5 +1,8 @@
 #include <array>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
 #include <span>
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
@@ -20,18 +23,33 @@ std::string one_line(std::string text) {
   return text;
 }
 
+// OpenCV DNN re-plans a network (layer shapes, buffers) whenever the input shape changes,
+// which costs more than a small model's inference. Batches from the scheduler vary in
+// size, so the backend keeps one network per batch size it has seen, all loaded from the
+// same bytes: each keeps its plan, and steady state allocates nothing.
 class OpenCvBackend final : public Backend {
  public:
-  OpenCvBackend(cv::dnn::Net net, std::vector<std::string> outputs)
-      : net_(std::move(net)), output_names_(std::move(outputs)) {}
+  OpenCvBackend(std::vector<char> model_bytes, std::vector<std::string> outputs)
+      : model_bytes_(std::move(model_bytes)), output_names_(std::move(outputs)) {}
+
+  Result<cv::dnn::Net*> net_for(std::int64_t batch) {
+    auto it = nets_.find(batch);
+    if (it != nets_.end()) return &it->second;
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(model_bytes_.data(), model_bytes_.size());
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    return &nets_.emplace(batch, std::move(net)).first->second;
+  }
 
   Status infer(const Tensor& input, std::vector<Tensor>& outputs) override {
     try {
+      auto net = net_for(input.rank() > 0 ? input.dim(0) : 1);
+      if (!net.ok()) return net.error();
       std::vector<int> dims(input.shape().begin(), input.shape().end());
       // Wraps the caller's buffer: no copy of the batch.
       cv::Mat blob(static_cast<int>(dims.size()), dims.data(), CV_32F, const_cast<float*>(input.data()));
-      net_.setInput(blob);
-      net_.forward(results_, output_names_);
+      (*net)->setInput(blob);
+      (*net)->forward(results_, output_names_);
       outputs.resize(results_.size());
       for (std::size_t i = 0; i < results_.size(); ++i) {
         const cv::Mat& m = results_[i];
@@ -51,8 +69,9 @@ class OpenCvBackend final : public Backend {
   std::string name() const override { return "opencv-dnn"; }
 
  private:
-  cv::dnn::Net net_;
+  std::vector<char> model_bytes_;
   std::vector<std::string> output_names_;
+  std::map<std::int64_t, cv::dnn::Net> nets_;
   std::vector<cv::Mat> results_;
 };
 
@@ -67,18 +86,18 @@ Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& opt
   }
   // Errors come back as values; OpenCV's own log lines would only repeat them.
   cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
-  cv::dnn::Net net;
+  std::ifstream in(options.model_path, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) return Error{ErrorCode::invalid_argument, options.model_path + ": empty or unreadable model file"};
+  std::vector<std::string> outputs = options.output_names;
   try {
-    net = cv::dnn::readNetFromONNX(options.model_path);
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+    if (net.empty()) return Error{ErrorCode::invalid_argument, options.model_path + ": empty network"};
+    if (outputs.empty()) outputs = net.getUnconnectedOutLayersNames();
   } catch (const cv::Exception& e) {
     return Error{ErrorCode::invalid_argument, options.model_path + ": not a loadable ONNX model (" + one_line(e.err) + ")"};
   }
-  if (net.empty()) return Error{ErrorCode::invalid_argument, options.model_path + ": empty network"};
-  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-  net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  std::vector<std::string> outputs = options.output_names;
-  if (outputs.empty()) outputs = net.getUnconnectedOutLayersNames();
-  return std::unique_ptr<Backend>(new OpenCvBackend(std::move(net), std::move(outputs)));
+  return std::unique_ptr<Backend>(new OpenCvBackend(std::move(bytes), std::move(outputs)));
 }
 
 }  // namespace vigil

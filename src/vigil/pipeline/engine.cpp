@@ -17,6 +17,7 @@
 #include "vigil/concurrency/timer_service.h"
 #include "vigil/core/clock.h"
 #include "vigil/core/histogram.h"
+#include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/infer/backend.h"
 #include "vigil/sink/jsonl_sink.h"
@@ -70,6 +71,7 @@ struct Camera {
   std::atomic<bool> pending{false};
   bool inflight = false;  // guarded by Impl::mu
   bool removed = false;   // guarded by Impl::mu
+  std::atomic<bool> removed_wait{false};  // remove_camera() waits for inference to finish
   // When the next detection is due (live cameras; written by workers, read by capture).
   std::atomic<std::uint64_t> next_due_seq{0};
   std::atomic<std::int64_t> next_due_ns{0};
@@ -214,7 +216,10 @@ struct Engine::Impl {
       --models[cam->model]->inflight;
     }
     cam->pending = false;
-    idle_cv.notify_all();
+    // Only a removal (waiting for this camera to leave inference) or the end of a run
+    // (waiting for ended cameras to drain) needs to hear about it; waking the main thread
+    // on every inference would cost a context switch per frame.
+    if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
     if (has_frame(*cam)) make_ready(cam);
   }
 
@@ -642,14 +647,20 @@ Status Engine::remove_camera(const std::string& id) {
   s.stop_capture(*cam);
   {
     // In-flight work finishes before the decoder goes.
+    cam->removed_wait = true;
     std::unique_lock lock(s.mu);
     s.idle_cv.wait(lock, [&] { return !cam->inflight; });
   }
   cam->slot.clear();
   while (cam->queue.try_pop()) {
   }
-  std::lock_guard lock(cam->source_mu);
-  cam->source.reset();  // releases the decoder
+  {
+    std::lock_guard lock(cam->source_mu);
+    cam->source.reset();  // releases the decoder
+  }
+  cam->synthetic.reset();
+  cam.reset();  // the last reference, unless a worker's batch vector still holds one
+  release_free_memory();
   s.idle_cv.notify_all();
   return {};
 }

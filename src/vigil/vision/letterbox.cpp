@@ -41,7 +41,9 @@ struct YuvToRgb {
 
 struct LetterboxScratch::Planes {
   cv::Mat y, u, v, uv, bgr;
-  cv::Mat halves[2];
+  // Intermediate halvings, one pair per plane so their sizes never change between calls
+  // (steady state allocates nothing).
+  cv::Mat halves_y[2], halves_u[2], halves_v[2], halves_uv[2], halves_bgr[2];
 };
 LetterboxScratch::LetterboxScratch() : planes_(std::make_unique<Planes>()) {}
 LetterboxScratch::~LetterboxScratch() = default;
@@ -81,7 +83,7 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
   }
 
   if (image.format == PixelFormat::bgr24) {
-    resize_into(plane_mat(image, 0, CV_8UC3), scratch.bgr, w, h, scratch.halves);
+    resize_into(plane_mat(image, 0, CV_8UC3), scratch.bgr, w, h, scratch.halves_bgr);
     for (int y = 0; y < h; ++y) {
       const std::uint8_t* in = scratch.bgr.ptr<std::uint8_t>(y);
       float* out = dst + (static_cast<std::size_t>(y + py) * size + px) * 3;
@@ -96,7 +98,7 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
 
   // Luma to the model's size; chroma to half of it (4:2:0, as it was), read at x/2, y/2:
   // shrinking chroma by a non-integer factor to full size would cost twice the luma.
-  resize_into(plane_mat(image, 0, CV_8UC1), scratch.y, w, h, scratch.halves);
+  resize_into(plane_mat(image, 0, CV_8UC1), scratch.y, w, h, scratch.halves_y);
   const int cw = (w + 1) / 2;
   const int ch = (h + 1) / 2;
   const std::uint8_t* u_base = nullptr;
@@ -104,14 +106,14 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
   std::size_t u_step = 0, v_step = 0;
   int chroma_stride = 1;  // bytes between consecutive U (or V) samples in the resized rows
   if (image.format == PixelFormat::nv12) {
-    resize_into(plane_mat(image, 1, CV_8UC2), scratch.uv, cw, ch, scratch.halves);
+    resize_into(plane_mat(image, 1, CV_8UC2), scratch.uv, cw, ch, scratch.halves_uv);
     u_base = scratch.uv.ptr<std::uint8_t>();
     v_base = u_base + 1;
     u_step = v_step = scratch.uv.step;
     chroma_stride = 2;
   } else {
-    resize_into(plane_mat(image, 1, CV_8UC1), scratch.u, cw, ch, scratch.halves);
-    resize_into(plane_mat(image, 2, CV_8UC1), scratch.v, cw, ch, scratch.halves);
+    resize_into(plane_mat(image, 1, CV_8UC1), scratch.u, cw, ch, scratch.halves_u);
+    resize_into(plane_mat(image, 2, CV_8UC1), scratch.v, cw, ch, scratch.halves_v);
     u_base = scratch.u.ptr<std::uint8_t>();
     v_base = scratch.v.ptr<std::uint8_t>();
     u_step = scratch.u.step;
