@@ -10,13 +10,7 @@
 namespace vigil {
 namespace {
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
+using test::read_lines;
 
 std::string count_lines(const std::string& text) { return std::to_string(std::count(text.begin(), text.end(), '\n')); }
 

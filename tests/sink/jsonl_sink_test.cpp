@@ -11,13 +11,7 @@
 namespace vigil {
 namespace {
 
-std::vector<std::string> read_lines(const std::string& path) {
-  std::ifstream in(path);
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) lines.push_back(line);
-  return lines;
-}
+using test::read_lines;
 
 std::string read_all(const std::string& path) {
   std::ifstream in(path);

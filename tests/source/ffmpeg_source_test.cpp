@@ -167,27 +167,37 @@ TEST(FfmpegNetworkTest, RtspWithNothingListeningFailsFast) {
   EXPECT_EQ(source.error().code, ErrorCode::unavailable) << source.error().describe();
 }
 
-// A server that accepts TCP connections (the kernel completes the handshake) and never
-// sends a byte: the open deadline must fire.
-TEST(FfmpegNetworkTest, SilentServerTimesOutAtTheDeadline) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
+// A TCP listener on a free loopback port; the kernel completes handshakes by itself.
+struct Listener {
+  int fd = -1;
+  int port = 0;
+};
+Listener listen_on_loopback() {
+  Listener l;
+  l.fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
+  if (l.fd < 0 || bind(l.fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 || listen(l.fd, 4) != 0) return l;
   socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  getsockname(l.fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  l.port = ntohs(addr.sin_port);
+  return l;
+}
+
+// A server that accepts TCP connections and never sends a byte: the open deadline must fire.
+TEST(FfmpegNetworkTest, SilentServerTimesOutAtTheDeadline) {
+  const Listener listener = listen_on_loopback();
+  ASSERT_GT(listener.port, 0);
   SourceConfig config;
   config.type = SourceType::stream;
-  config.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/stream.ts";
+  config.url = "http://127.0.0.1:" + std::to_string(listener.port) + "/stream.ts";
   config.open_timeout_ms = 1000;
   config.read_timeout_ms = 1000;
   const auto start = Clock::now();
   auto source = FfmpegSource::open(config, "cam");
   const auto elapsed = Clock::now() - start;
-  close(listener);
+  close(listener.fd);
   ASSERT_FALSE(source.ok());
   EXPECT_TRUE(source.error().code == ErrorCode::deadline_exceeded || source.error().code == ErrorCode::unavailable)
       << source.error().describe();
@@ -196,17 +206,12 @@ TEST(FfmpegNetworkTest, SilentServerTimesOutAtTheDeadline) {
 }
 
 TEST(FfmpegNetworkTest, HttpWithNothingListeningFailsFast) {
-  const int listener = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(listener, 4), 0);
-  close(listener);  // the port was just free and nothing listens on it now
+  const Listener listener = listen_on_loopback();
+  ASSERT_GT(listener.port, 0);
+  close(listener.fd);  // the port was just free and nothing listens on it now
   SourceConfig config;
   config.type = SourceType::stream;
-  config.url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/x";
+  config.url = "http://127.0.0.1:" + std::to_string(listener.port) + "/x";
   const auto start = Clock::now();
   auto source = FfmpegSource::open(config, "cam");
   EXPECT_LT(Clock::now() - start, std::chrono::seconds(5));

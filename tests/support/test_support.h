@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace vigil::test {
 
@@ -31,6 +32,9 @@ class TempDir {
 // Encodes `frames` frames of ffmpeg's testsrc2 pattern to H.264 in `path` (container from
 // the extension). Returns false (with a test failure) if ffmpeg fails.
 bool make_h264_video(const std::string& path, int frames, int width, int height, int fps = 25);
+
+// The lines of a text file (without their newlines).
+std::vector<std::string> read_lines(const std::string& path);
 
 // Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
