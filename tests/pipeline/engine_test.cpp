@@ -215,6 +215,10 @@ TEST(EngineTest, DetectionRateFollowsDetectFps) {
     const double rate = static_cast<double>(items.size() - 1) / span_s;
     EXPECT_NEAR(rate, 5.0, 0.25) << "camera c" << i;
   }
+  for (const auto& c : (*engine)->status().cameras) {
+    EXPECT_NEAR(c.decode_fps, 15.0, 1.5) << c.id;  // lifetime averages
+    EXPECT_NEAR(c.infer_fps, 5.0, 0.75) << c.id;
+  }
 }
 
 TEST(EngineTest, CamerasCanBeAddedAndRemovedWhileRunning) {

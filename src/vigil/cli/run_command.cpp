@@ -112,6 +112,21 @@ int run_command(const RunOptions& options) {
               static_cast<unsigned long long>(inferred), static_cast<unsigned long long>(batches),
               static_cast<unsigned long long>(with_faces), static_cast<unsigned long long>(faces),
               worst_age_p99(st), cores);
+  // One line per camera (the first 32).
+  std::size_t shown = 0;
+  for (const auto& c : st.cameras) {
+    if (++shown > 32) {
+      std::printf("vigil run:   ... %zu more cameras\n", st.cameras.size() - 32);
+      break;
+    }
+    std::printf("vigil run:   %-16s %-10s decoded %llu (%.1f fps), inferred %llu (%.1f fps), replaced %llu, "
+                "skipped %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
+                c.id.c_str(), to_string(c.state), static_cast<unsigned long long>(c.frames_decoded), c.decode_fps,
+                static_cast<unsigned long long>(c.frames_inferred), c.infer_fps,
+                static_cast<unsigned long long>(c.frames_replaced), static_cast<unsigned long long>(c.frames_skipped),
+                static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
+                c.age_p99_ms, c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
+  }
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());
   std::fflush(stdout);
   if (!status.ok()) {

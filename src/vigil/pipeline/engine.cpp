@@ -95,6 +95,8 @@ struct Camera {
   std::mt19937 rng;             // capture thread or timer task only
 
   // Metrics.
+  std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
+  std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
   std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
   Histogram age_ms;
 
@@ -363,6 +365,7 @@ struct Engine::Impl {
       cam->fatal = fatal;
     }
     cam->set_state(final_state);
+    cam->ended_ns = to_ns(SteadyClock::now());
     cam->ended = true;
     idle_cv.notify_all();
   }
@@ -484,6 +487,7 @@ struct Engine::Impl {
   }
 
   void start_capture(const std::shared_ptr<Camera>& cam) {
+    cam->started_ns = to_ns(SteadyClock::now());
     if (cam->synthetic) {
       cam->timeline_start = SteadyClock::now();
       cam->last_frame_at = cam->timeline_start;
@@ -508,6 +512,7 @@ struct Engine::Impl {
     if (cam.thread.joinable()) cam.thread.join();
     if (!cam.ended) {
       cam.set_state(CameraState::stopped);
+      cam.ended_ns = to_ns(SteadyClock::now());
       cam.ended = true;
     }
   }
@@ -802,6 +807,14 @@ EngineStatus Engine::status() const {
     cs.frames_skipped = c->skipped.load();
     cs.decode_errors = c->decode_errors.load();
     cs.reconnects = c->reconnects.load();
+    if (const std::int64_t started = c->started_ns.load(); started != 0) {
+      const std::int64_t ended = c->ended_ns.load();
+      const double seconds = static_cast<double>((ended != 0 ? ended : to_ns(SteadyClock::now())) - started) / 1e9;
+      if (seconds > 0) {
+        cs.decode_fps = static_cast<double>(cs.frames_decoded) / seconds;
+        cs.infer_fps = static_cast<double>(cs.frames_inferred) / seconds;
+      }
+    }
     cs.age_p50_ms = c->age_ms.percentile(0.5);
     cs.age_p99_ms = c->age_ms.percentile(0.99);
     {

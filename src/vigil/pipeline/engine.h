@@ -48,6 +48,8 @@ struct CameraStatus {
   std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
   std::uint64_t decode_errors = 0;      // corrupt frames and read errors
   std::uint64_t reconnects = 0;
+  double decode_fps = 0;                // frames decoded per second while the camera ran
+  double infer_fps = 0;                 // frames inferred per second while the camera ran
   double age_p50_ms = 0;                // frame age when its inference started
   double age_p99_ms = 0;
   std::string last_error;
