@@ -79,6 +79,7 @@ struct Camera {
   std::int64_t next_due_pts_ms = 0;
 
   // Capture.
+  std::mutex lifecycle_mu;  // serialises start_capture and stop_capture
   std::mutex source_mu;
   std::unique_ptr<Source> source;  // guarded by source_mu
   std::thread thread;
@@ -487,6 +488,8 @@ struct Engine::Impl {
   }
 
   void start_capture(const std::shared_ptr<Camera>& cam) {
+    std::lock_guard lifecycle(cam->lifecycle_mu);
+    if (cam->stopping) return;  // stopped before it started (engine stopping meanwhile)
     cam->started_ns = to_ns(SteadyClock::now());
     if (cam->synthetic) {
       cam->timeline_start = SteadyClock::now();
@@ -498,6 +501,7 @@ struct Engine::Impl {
   }
 
   void stop_capture(Camera& cam) {
+    std::lock_guard lifecycle(cam.lifecycle_mu);
     cam.stopping = true;
     cam.backoff.interrupt();
     {
