@@ -143,13 +143,10 @@ int bench_pipeline_command(const BenchPipelineOptions& options) {
   double decoded_total = 0, inferred_total = 0;
   nlohmann::json drops = nlohmann::json::object();
   std::vector<double> detect_rates;
-  std::map<std::string, double> decoded_rate, inferred_rate;
   for (const auto& c : after.cameras) {
     const CameraStatus* b = start_of.count(c.id) ? start_of[c.id] : nullptr;
     const double decoded = static_cast<double>(c.frames_decoded - (b ? b->frames_decoded : 0));
     const double inferred = static_cast<double>(c.frames_inferred - (b ? b->frames_inferred : 0));
-    decoded_rate[c.id] = decoded / wall;
-    inferred_rate[c.id] = inferred / wall;
     decoded_total += decoded;
     inferred_total += inferred;
     detect_rates.push_back(inferred / wall);

@@ -102,10 +102,10 @@ int run_command(const RunOptions& options) {
     decoded += c.frames_decoded;
     inferred += c.frames_inferred;
   }
-  std::uint64_t batches = 0, with_faces = 0, faces = 0;
+  std::uint64_t batches = 0;
   for (const auto& m : st.models) batches += m.batches;
-  with_faces = frames_with_faces.load();
-  faces = faces_seen.load();
+  const std::uint64_t with_faces = frames_with_faces.load();
+  const std::uint64_t faces = faces_seen.load();
   std::printf("vigil run: %zu cameras, %llu frames decoded in %.1f s (%.1f fps), %llu inferred in %llu batches, "
               "faces in %llu frames (%llu faces), frame age p99 %.0f ms, CPU %.2f cores\n",
               st.cameras.size(), static_cast<unsigned long long>(decoded), wall, static_cast<double>(decoded) / wall,

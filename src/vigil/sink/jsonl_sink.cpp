@@ -126,50 +126,50 @@ Status JsonlSink::write(const FrameResult& result) {
   const Frame& frame = *result.frame;
   // One buffer per writing thread, reused: no allocation per frame, no lock between
   // workers (each line is one O_APPEND write, which the kernel keeps whole).
-  thread_local std::string line_;
-  line_.clear();
-  line_ += "{\"camera\":";
-  append_json_string(line_, frame.camera ? std::string_view(*frame.camera) : std::string_view());
-  line_ += ",\"seq\":";
-  append_number(line_, static_cast<std::uint64_t>(frame.seq));
-  line_ += ",\"pts_ms\":";
-  append_number(line_, static_cast<std::int64_t>(frame.pts_ms));
-  line_ += ",\"captured_at\":\"";
+  thread_local std::string line;
+  line.clear();
+  line += "{\"camera\":";
+  append_json_string(line, frame.camera ? std::string_view(*frame.camera) : std::string_view());
+  line += ",\"seq\":";
+  append_number(line, static_cast<std::uint64_t>(frame.seq));
+  line += ",\"pts_ms\":";
+  append_number(line, static_cast<std::int64_t>(frame.pts_ms));
+  line += ",\"captured_at\":\"";
   char time_text[32];
-  line_.append(time_text, format_utc_iso8601(frame.captured_at, time_text));
-  line_ += "\",\"model\":";
-  append_json_string(line_, result.model);
-  line_ += ",\"detections\":[";
+  line.append(time_text, format_utc_iso8601(frame.captured_at, time_text));
+  line += "\",\"model\":";
+  append_json_string(line, result.model);
+  line += ",\"detections\":[";
   if (result.detections) {
     bool first = true;
     for (const Detection& d : *result.detections) {
-      if (!first) line_ += ',';
+      if (!first) line += ',';
       first = false;
-      line_ += "{\"bbox\":[";
-      append_fixed(line_, d.bbox.x1, 1);
-      line_ += ',';
-      append_fixed(line_, d.bbox.y1, 1);
-      line_ += ',';
-      append_fixed(line_, d.bbox.x2, 1);
-      line_ += ',';
-      append_fixed(line_, d.bbox.y2, 1);
-      line_ += "],\"score\":";
-      append_fixed(line_, d.score, 3);
-      line_ += ",\"keypoints\":[";
+      line += "{\"bbox\":[";
+      append_fixed(line, d.bbox.x1, 1);
+      line += ',';
+      append_fixed(line, d.bbox.y1, 1);
+      line += ',';
+      append_fixed(line, d.bbox.x2, 1);
+      line += ',';
+      append_fixed(line, d.bbox.y2, 1);
+      line += "],\"score\":";
+      append_fixed(line, d.score, 3);
+      line += ",\"keypoints\":[";
       for (int k = 0; k < d.keypoint_count; ++k) {
-        if (k) line_ += ',';
-        line_ += '[';
-        append_fixed(line_, d.keypoints[k].x, 1);
-        line_ += ',';
-        append_fixed(line_, d.keypoints[k].y, 1);
-        line_ += ']';
+        if (k) line += ',';
+        line += '[';
+        append_fixed(line, d.keypoints[k].x, 1);
+        line += ',';
+        append_fixed(line, d.keypoints[k].y, 1);
+        line += ']';
       }
-      line_ += "]}";
+      line += "]}";
     }
   }
-  line_ += "]}\n";
-  const char* p = line_.data();
-  std::size_t left = line_.size();
+  line += "]}\n";
+  const char* p = line.data();
+  std::size_t left = line.size();
   while (left > 0) {
     const ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
