@@ -6,6 +6,7 @@
 
 #include "vigil/core/frame.h"
 #include "vigil/core/pool.h"
+#include "vigil/track/byte_tracker.h"
 #include "vigil/vision/letterbox.h"
 #include "vigil/vision/nms.h"
 
@@ -52,6 +53,35 @@ void BM_PoolAcquireRelease(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_PoolAcquireRelease);
+
+// One ByteTracker update with N confirmed tracks and N detections that move a little each
+// frame (the association, Kalman predict and update of every track).
+void BM_ByteTrackerUpdate(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> jitter(-2.0f, 2.0f);
+  std::vector<vigil::Detection> dets(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const float x = 80.0f * static_cast<float>(i % 10), y = 80.0f * static_cast<float>(i / 10);
+    dets[i].bbox = {x, y, x + 50, y + 50};
+    dets[i].score = 0.9f;
+  }
+  vigil::ByteTracker tracker;
+  std::vector<vigil::TrackedObject> objects;
+  std::vector<vigil::TrackEvent> events;
+  for (int warm = 0; warm < 3; ++warm) tracker.update(dets, 1, objects, events);
+  for (auto _ : state) {
+    for (auto& d : dets) {
+      const float dx = jitter(rng), dy = jitter(rng);
+      d.bbox = {d.bbox.x1 + dx, d.bbox.y1 + dy, d.bbox.x2 + dx, d.bbox.y2 + dy};
+    }
+    events.clear();
+    tracker.update(dets, 1, objects, events);
+    benchmark::DoNotOptimize(objects.data());
+  }
+  state.counters["tracks"] = static_cast<double>(objects.size());
+}
+BENCHMARK(BM_ByteTrackerUpdate)->Arg(10)->Arg(50);
 
 }  // namespace
 

@@ -24,7 +24,7 @@
 #include "vigil/core/frame.h"
 #include "vigil/core/status.h"
 #include "vigil/infer/backend.h"
-#include "vigil/vision/detection.h"
+#include "vigil/core/detection.h"
 #include "vigil/vision/detector.h"
 #include "vigil/vision/letterbox.h"
 #include "vigil/vision/nms.h"

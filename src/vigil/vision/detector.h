@@ -10,7 +10,7 @@
 
 #include "vigil/core/frame.h"
 #include "vigil/core/status.h"
-#include "vigil/vision/detection.h"
+#include "vigil/core/detection.h"
 
 namespace vigil {
 

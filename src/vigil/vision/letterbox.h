@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "vigil/core/frame.h"
-#include "vigil/vision/detection.h"
+#include "vigil/core/detection.h"
 
 namespace vigil {
 

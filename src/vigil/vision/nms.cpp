@@ -4,13 +4,6 @@
 
 namespace vigil {
 
-float iou(const BBox& a, const BBox& b) {
-  const BBox inter{std::max(a.x1, b.x1), std::max(a.y1, b.y1), std::min(a.x2, b.x2), std::min(a.y2, b.y2)};
-  const float i = inter.area();
-  const float u = a.area() + b.area() - i;
-  return u > 0 ? i / u : 0.0f;
-}
-
 void non_max_suppression(std::vector<Detection>& candidates, float iou_threshold, NmsMode mode,
                          std::vector<Detection>& out, std::vector<unsigned char>& scratch) {
   out.clear();

@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "vigil/vision/detection.h"
+#include "vigil/core/detection.h"
 
 namespace vigil {
 

@@ -1,7 +1,9 @@
-// Detection: one object found in one frame, in source-frame pixels.
+// Detection: one object found in one frame, in source-frame pixels. It lives in core so that
+// sinks, the tracker and the result type can use it without depending on vision.
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 namespace vigil {
@@ -28,6 +30,8 @@ struct Detection {
   int keypoint_count = 0;
   // BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear.
   std::array<Point2, kMaxKeypoints> keypoints{};
+  // The track this detection was assigned to (0: none; tracking off or not confirmed).
+  std::uint64_t track_id = 0;
 };
 
 using Detections = std::vector<Detection>;
