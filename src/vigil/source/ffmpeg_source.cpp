@@ -35,11 +35,28 @@ class AvFrameStorage final : public FrameStorage {
   ~AvFrameStorage() override { av_frame_free(&frame); }
   AvFrameStorage(const AvFrameStorage&) = delete;
   AvFrameStorage& operator=(const AvFrameStorage&) = delete;
-  void release() override { av_frame_unref(frame); }
+  void release() override {
+    av_frame_unref(frame);
+    decoder.reset();  // after the unref: see DecoderHandle
+  }
 
   AVFrame* frame;
   ByteStorage converted;
+  // The decoder whose buffer pool holds this frame's planes (empty for converted frames).
+  std::shared_ptr<AVCodecContext> decoder;
 };
+
+// DecoderHandle: the decoder context, shared by the source and by every published frame
+// that references its buffers. The buffers come from pools inside the context; the last
+// holder frees it, after its own av_frame_unref. This orders "frame released on a worker"
+// before "buffer pool uninitialised" through the shared_ptr's count, which ThreadSanitizer
+// sees; libavutil's own atomics are not instrumented, so without it TSan reports a race
+// between av_buffer_pool_uninit (decoder closed on the capture thread at a reconnect) and
+// av_buffer_unref (frame released on a worker).
+using DecoderHandle = std::shared_ptr<AVCodecContext>;
+DecoderHandle make_decoder_handle(AVCodecContext* context) {
+  return DecoderHandle(context, [](AVCodecContext* c) { avcodec_free_context(&c); });
+}
 
 // Consecutive packets the decoder may reject before the stream counts as broken.
 constexpr int kMaxConsecutiveCorruptPackets = 50;
@@ -52,7 +69,8 @@ struct FfmpegSource::Impl {
   SourceInfo info;
 
   AVFormatContext* format = nullptr;
-  AVCodecContext* decoder = nullptr;
+  AVCodecContext* decoder = nullptr;  // owned by decoder_handle
+  DecoderHandle decoder_handle;
   AVPacket* packet = nullptr;
   AVFrame* decoded = nullptr;
   SwsContext* sws = nullptr;
@@ -82,7 +100,8 @@ struct FfmpegSource::Impl {
     sws_freeContext(sws);
     av_frame_free(&decoded);
     av_packet_free(&packet);
-    avcodec_free_context(&decoder);
+    decoder = nullptr;
+    decoder_handle.reset();  // freed here, or by the last frame still out
     avformat_close_input(&format);
   }
 
@@ -175,6 +194,7 @@ struct FfmpegSource::Impl {
     AVStream* stream = format->streams[stream_index];
     decoder = avcodec_alloc_context3(codec);
     if (!decoder) return Error{ErrorCode::internal, "out of memory"};
+    decoder_handle = make_decoder_handle(decoder);
     rc = avcodec_parameters_to_context(decoder, stream->codecpar);
     if (rc < 0) return error_from(rc, url + ": bad codec parameters");
     decoder->thread_count = config.decoder_threads > 0 ? config.decoder_threads : 1;
@@ -223,6 +243,7 @@ struct FfmpegSource::Impl {
     if (pixel_format == AV_PIX_FMT_YUV420P || pixel_format == AV_PIX_FMT_YUVJ420P ||
         pixel_format == AV_PIX_FMT_NV12) {
       av_frame_move_ref(storage.frame, decoded);
+      storage.decoder = decoder_handle;
       const AVFrame* f = storage.frame;
       image.format = pixel_format == AV_PIX_FMT_NV12 ? PixelFormat::nv12 : PixelFormat::yuv420p;
       image.width = f->width;
