@@ -340,7 +340,11 @@ TEST(EngineTest, CpuBudgetIsEnforced) {
   config.cpu_budget.cores = 0.5;
   config.cpu_budget.enforce = true;
   config.workers = 2;  // more than the budget wants, to show the governor holds anyway
-  for (int i = 0; i < 4; ++i) config.cameras.push_back(synthetic_camera("c" + std::to_string(i), 30, 64, 48));
+  for (int i = 0; i < 4; ++i) {
+    std::string id = "c";  // (not "c" + to_string(i): GCC 12 warns falsely on that inlined)
+    id += std::to_string(i);
+    config.cameras.push_back(synthetic_camera(id, 30, 64, 48));
+  }
   Collector collector;
   auto engine = Engine::create(config, fake_hooks(collector, milliseconds(20), /*burn=*/true));
   ASSERT_TRUE(engine.ok());
@@ -449,6 +453,154 @@ TEST_F(StreamTest, HalfOpenServerIsDetectedAsStalled) {
   const EngineStatus final_status = e.status();
   const auto& h = find(final_status, "door")->history;
   EXPECT_NE(std::find(h.begin(), h.end(), CameraState::stalled), h.end()) << history_text(h);
+}
+
+// A detector that always finds one face at the same place.
+class StillFaceDetector final : public Detector {
+ public:
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    Detection d;
+    d.bbox = {10, 10, 50, 50};
+    d.score = 0.9f;
+    results.assign(images.size(), Detections{d});
+    return {};
+  }
+  int max_batch() const override { return 4; }
+};
+
+struct TrackedItem {
+  std::uint64_t seq;
+  bool detected;
+  bool tracked;
+  std::vector<std::uint64_t> track_ids;
+  std::vector<bool> predicted;
+  std::uint64_t detection_track_id;
+};
+
+EngineHooks still_face_hooks(std::mutex& mu, std::map<std::string, std::vector<TrackedItem>>& out) {
+  EngineHooks hooks;
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new StillFaceDetector());
+  };
+  hooks.on_result = [&mu, &out](const FrameResult& r) {
+    TrackedItem item{r.frame->seq, r.detected, r.tracked, {}, {}, r.detections.empty() ? 0 : r.detections[0].track_id};
+    for (const auto& t : r.tracks) {
+      item.track_ids.push_back(t.track_id);
+      item.predicted.push_back(t.predicted);
+    }
+    std::lock_guard lock(mu);
+    out[*r.frame->camera].push_back(std::move(item));
+  };
+  return hooks;
+}
+
+TEST(EngineTest, TrackedFileCamerasGetTracksOnEveryFrameInOrder) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  for (int i = 0; i < 2; ++i) {
+    const std::string path = dir.file("clip" + std::to_string(i) + ".mp4");
+    ASSERT_TRUE(test::make_h264_video(path, 31, 160, 120));
+    CameraConfig c = file_camera("cam" + std::to_string(i), path);
+    c.detect.every = 3;
+    c.track.emit = TrackEmit::every_frame;
+    config.cameras.push_back(c);
+  }
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, still_face_hooks(mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(30.0).ok());
+  for (const char* id : {"cam0", "cam1"}) {
+    const auto& items = out[id];
+    ASSERT_EQ(items.size(), 31u) << id;
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      const TrackedItem& item = items[k];
+      ASSERT_EQ(item.seq, k) << id << ": results leave in frame order";
+      EXPECT_EQ(item.detected, k % 3 == 0) << id << " frame " << k;
+      EXPECT_TRUE(item.tracked);
+      ASSERT_EQ(item.track_ids.size(), 1u) << id << " frame " << k;
+      EXPECT_EQ(item.track_ids[0], 1u) << id << " frame " << k;
+      EXPECT_EQ(item.predicted[0], !item.detected) << id << " frame " << k;
+      if (item.detected) {
+        EXPECT_EQ(item.detection_track_id, 1u);
+      }
+    }
+    const CameraStatus* st = find((*engine)->status(), id);
+    ASSERT_NE(st, nullptr);
+    EXPECT_EQ(st->frames_inferred, 11u);
+    EXPECT_EQ(st->frames_predicted, 20u);
+    EXPECT_EQ(st->tracks_started, 1u);
+  }
+}
+
+TEST(EngineTest, TrackedCamerasEmitDetectedFramesOnlyByDefault) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 30, 160, 120));
+  CameraConfig tracked = file_camera("tracked", path);
+  tracked.detect.every = 2;
+  CameraConfig untracked = file_camera("untracked", path);
+  untracked.detect.every = 2;
+  untracked.track.enabled = false;
+  config.cameras = {tracked, untracked};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, still_face_hooks(mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(30.0).ok());
+  ASSERT_EQ(out["tracked"].size(), 15u);
+  ASSERT_EQ(out["untracked"].size(), 15u);
+  for (const auto& item : out["tracked"]) {
+    EXPECT_TRUE(item.detected);
+    EXPECT_EQ(item.track_ids, std::vector<std::uint64_t>{1});
+  }
+  for (const auto& item : out["untracked"]) {
+    EXPECT_FALSE(item.tracked);
+    EXPECT_TRUE(item.track_ids.empty());
+    EXPECT_EQ(item.detection_track_id, 0u);
+  }
+  EXPECT_EQ(find((*engine)->status(), "untracked")->frames_predicted, 0u);
+  EXPECT_EQ(find((*engine)->status(), "tracked")->frames_predicted, 15u);
+}
+
+TEST(EngineTest, LiveTrackedCameraPredictsBetweenDetections) {
+  EngineConfig config = base_config(4, 1, 2);
+  CameraConfig c = synthetic_camera("live", 30);
+  c.detect.fps = 10;
+  c.track.emit = TrackEmit::every_frame;
+  config.cameras = {c};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, still_face_hooks(mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->start();
+  auto count_detected = [&] {
+    std::lock_guard lock(mu);
+    return std::count_if(out["live"].begin(), out["live"].end(), [](const TrackedItem& i) { return i.detected; });
+  };
+  ASSERT_TRUE(wait_for([&] { return count_detected() >= 10; }, std::chrono::seconds(30)));
+  (*engine)->request_stop();
+  ASSERT_TRUE((*engine)->run(0.0).ok());
+  std::lock_guard lock(mu);
+  const auto& items = out["live"];
+  std::uint64_t last_seq = 0;
+  std::size_t predicted_frames = 0;
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (k > 0) {
+      EXPECT_GT(items[k].seq, last_seq) << "results in frame order";
+    }
+    last_seq = items[k].seq;
+    if (!items[k].detected) {
+      ++predicted_frames;
+      // After the first detection every frame carries the one track, predicted.
+      if (items[k].track_ids.size() == 1) {
+        EXPECT_TRUE(items[k].predicted[0]);
+      }
+    }
+    for (auto id : items[k].track_ids) EXPECT_EQ(id, 1u);
+  }
+  EXPECT_GT(predicted_frames, items.size() / 3) << "frames between detections are tracked too";
 }
 
 }  // namespace

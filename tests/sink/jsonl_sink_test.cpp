@@ -20,13 +20,20 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
-Frame make_frame(const std::string& camera, std::uint64_t seq) {
-  Frame f;
+// A result for a frame of `camera` (no pixels), from a pool that outlives the test.
+FrameResult make_result(const std::string& camera, std::uint64_t seq, Detections detections = {}) {
+  static const auto pool = make_frame_pool();
+  FrameResult r;
+  r.frame = pool->acquire();
+  Frame& f = *r.frame.mutable_get();
   f.camera = std::make_shared<const std::string>(camera);
   f.seq = seq;
   f.pts_ms = static_cast<std::int64_t>(seq) * 40;
   f.captured_at = SystemTime{} + std::chrono::milliseconds(1795417348123LL);
-  return f;
+  r.model = "m";
+  r.detected = true;
+  r.detections = std::move(detections);
+  return r;
 }
 
 Detection face() {
@@ -42,12 +49,11 @@ TEST(JsonlSinkTest, WritesOneParseableLinePerFrame) {
   test::TempDir dir;
   auto sink = JsonlSink::open({dir.file("out/results.jsonl")});  // creates the folder
   ASSERT_TRUE(sink.ok()) << sink.error().message;
-  const Frame f0 = make_frame("lobby", 812);
-  const Frame f1 = make_frame("door", 3);
-  const Detections faces = {face()};
-  const Detections none;
-  ASSERT_TRUE((*sink)->write({&f0, "faces", &faces}).ok());
-  ASSERT_TRUE((*sink)->write({&f1, "faces", &none}).ok());
+  FrameResult f0 = make_result("lobby", 812, {face()});
+  FrameResult f1 = make_result("door", 3);
+  f0.model = f1.model = "faces";
+  ASSERT_TRUE((*sink)->write(f0).ok());
+  ASSERT_TRUE((*sink)->write(f1).ok());
   ASSERT_TRUE((*sink)->close().ok());
 
   const auto lines = read_lines(dir.file("out/results.jsonl"));
@@ -71,8 +77,8 @@ TEST(JsonlSinkTest, EscapesCameraNames) {
   test::TempDir dir;
   auto sink = JsonlSink::open({dir.file("r.jsonl")});
   ASSERT_TRUE(sink.ok());
-  const Frame f = make_frame("quote\"back\\slash\nnew\x01", 1);
-  ASSERT_TRUE((*sink)->write({&f, "m", nullptr}).ok());
+  const FrameResult f = make_result("quote\"back\\slash\nnew\x01", 1);
+  ASSERT_TRUE((*sink)->write(f).ok());
   (void)(*sink)->close();
   const auto j = nlohmann::json::parse(read_lines(dir.file("r.jsonl")).at(0));
   EXPECT_EQ(j["camera"], "quote\"back\\slash\nnew\x01");
@@ -80,12 +86,12 @@ TEST(JsonlSinkTest, EscapesCameraNames) {
 
 TEST(JsonlSinkTest, AppendsToAnExistingFile) {
   test::TempDir dir;
-  const Frame f = make_frame("a", 1);
+  const FrameResult f = make_result("a", 1);
   for (int run = 0; run < 2; ++run) {
     auto sink = JsonlSink::open({dir.file("r.jsonl")});
     ASSERT_TRUE(sink.ok());
     EXPECT_EQ((*sink)->repaired_bytes(), 0u);
-    ASSERT_TRUE((*sink)->write({&f, "m", nullptr}).ok());
+    ASSERT_TRUE((*sink)->write(f).ok());
   }
   EXPECT_EQ(read_lines(dir.file("r.jsonl")).size(), 2u);
 }
@@ -97,8 +103,8 @@ TEST(JsonlSinkTest, TornLastLineFromACrashIsCutBeforeAppending) {
   auto sink = JsonlSink::open({path});
   ASSERT_TRUE(sink.ok());
   EXPECT_EQ((*sink)->repaired_bytes(), std::string("{\"camera\":\"a\",\"se").size());
-  const Frame f = make_frame("b", 2);
-  ASSERT_TRUE((*sink)->write({&f, "m", nullptr}).ok());
+  const FrameResult f = make_result("b", 2);
+  ASSERT_TRUE((*sink)->write(f).ok());
   (void)(*sink)->close();
   const auto lines = read_lines(path);
   ASSERT_EQ(lines.size(), 2u);
@@ -113,8 +119,8 @@ TEST(JsonlSinkTest, FileWithOnlyATornLineIsEmptiedThenWritten) {
   auto sink = JsonlSink::open({path});
   ASSERT_TRUE(sink.ok());
   EXPECT_EQ((*sink)->repaired_bytes(), 10000u);
-  const Frame f = make_frame("b", 2);
-  ASSERT_TRUE((*sink)->write({&f, "m", nullptr}).ok());
+  const FrameResult f = make_result("b", 2);
+  ASSERT_TRUE((*sink)->write(f).ok());
   (void)(*sink)->close();
   EXPECT_EQ(read_all(path).find('x'), std::string::npos);
   EXPECT_EQ(read_lines(path).size(), 1u);
@@ -130,10 +136,36 @@ TEST(JsonlSinkTest, EachLineIsOnDiskOnceWriteReturns) {
   test::TempDir dir;
   auto sink = JsonlSink::open({dir.file("r.jsonl")});
   ASSERT_TRUE(sink.ok());
-  const Frame f = make_frame("a", 1);
-  ASSERT_TRUE((*sink)->write({&f, "m", nullptr}).ok());
+  const FrameResult f = make_result("a", 1);
+  ASSERT_TRUE((*sink)->write(f).ok());
   // Not closed, not flushed: another reader already sees the whole line.
   EXPECT_EQ(read_lines(dir.file("r.jsonl")).size(), 1u);
+}
+
+TEST(JsonlSinkTest, TrackedResultsCarryTrackIdsTracksAndEvents) {
+  test::TempDir dir;
+  auto sink = JsonlSink::open({dir.file("t.jsonl")});
+  ASSERT_TRUE(sink.ok());
+  FrameResult r = make_result("lobby", 5, {face()});
+  r.tracked = true;
+  r.detections[0].track_id = 7;
+  r.tracks.push_back({.track_id = 7, .bbox = {10, 20, 110, 130}, .score = 0.93f, .detection = 0});
+  r.tracks.push_back({.track_id = 3, .bbox = {200, 20, 300, 130}, .score = 0.8f, .predicted = true});
+  r.track_events.push_back({TrackEventKind::started, 7, {}});
+  ASSERT_TRUE((*sink)->write(r).ok());
+  FrameResult untracked = make_result("door", 1, {face()});
+  ASSERT_TRUE((*sink)->write(untracked).ok());
+  const auto lines = read_lines(dir.file("t.jsonl"));
+  ASSERT_EQ(lines.size(), 2u);
+  const auto j = nlohmann::json::parse(lines[0]);
+  EXPECT_EQ(j["detections"][0]["track_id"], 7);
+  ASSERT_EQ(j["tracks"].size(), 2u);
+  EXPECT_EQ(j["tracks"][1]["track_id"], 3);
+  EXPECT_EQ(j["tracks"][1]["predicted"], true);
+  EXPECT_EQ(j["track_events"][0]["event"], "started");
+  const auto u = nlohmann::json::parse(lines[1]);
+  EXPECT_FALSE(u.contains("tracks"));
+  EXPECT_FALSE(u["detections"][0].contains("track_id"));
 }
 
 }  // namespace

@@ -194,6 +194,28 @@ ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   return m;
 }
 
+// `track: false`, `track: true`, or a mapping of tracker settings.
+TrackConfig parse_track(const YAML::Node& node, const std::string& path) {
+  TrackConfig t;
+  if (node.IsScalar()) {
+    t.enabled = Fields::convert<bool>(node, path);
+    return t;
+  }
+  Fields f(node, path,
+           {"enabled", "emit", "high_score", "low_score", "new_track_score", "match_iou", "lost_frames"});
+  t.enabled = f.get("enabled", t.enabled);
+  const std::string emit = one_of(f.get<std::string>("emit", "detections"), {"detections", "every_frame"},
+                                  f.child_path("emit"));
+  t.emit = emit == "every_frame" ? TrackEmit::every_frame : TrackEmit::detections;
+  TrackerConfig& c = t.tracker;
+  c.high_score = in_range(f.get("high_score", c.high_score), 0.0f, 1.0f, f.child_path("high_score"));
+  c.low_score = in_range(f.get("low_score", c.low_score), 0.0f, c.high_score, f.child_path("low_score"));
+  c.new_track_score = in_range(f.get("new_track_score", c.new_track_score), 0.0f, 1.0f, f.child_path("new_track_score"));
+  c.match_iou = in_range(f.get("match_iou", c.match_iou), 0.01f, 0.99f, f.child_path("match_iou"));
+  c.lost_frames = in_range(f.get("lost_frames", c.lost_frames), 0, 100000, f.child_path("lost_frames"));
+  return t;
+}
+
 EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
@@ -213,7 +235,7 @@ EngineConfig parse_root(const YAML::Node& root) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < cameras.size(); ++i) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
-    Fields f(cameras[i], path, {"id", "source", "detect"});
+    Fields f(cameras[i], path, {"id", "source", "detect", "track"});
     CameraConfig camera;
     camera.id = f.required<std::string>("id");
     if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
@@ -227,6 +249,7 @@ EngineConfig parse_root(const YAML::Node& root) {
       camera.detect.fps = in_range(d.get("fps", 0.0), 0.0, 1000.0, d.child_path("fps"));
       if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
     }
+    if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"));
     if (camera.detect.model.empty()) {
       if (config.models.size() != 1) fail(f.child_path("detect.model"), "required when there are several models");
       camera.detect.model = config.models.begin()->first;

@@ -77,9 +77,9 @@ int run_command(const RunOptions& options) {
   std::atomic<std::uint64_t> frames_with_faces{0}, faces_seen{0};
   EngineHooks hooks;
   hooks.on_result = [&](const FrameResult& r) {
-    if (r.detections && !r.detections->empty()) {
+    if (r.detected && !r.detections.empty()) {
       frames_with_faces.fetch_add(1, std::memory_order_relaxed);
-      faces_seen.fetch_add(r.detections->size(), std::memory_order_relaxed);
+      faces_seen.fetch_add(r.detections.size(), std::memory_order_relaxed);
     }
   };
   auto engine = Engine::create(*config, hooks);
@@ -120,11 +120,11 @@ int run_command(const RunOptions& options) {
       break;
     }
     std::printf("vigil run:   %-16s %-10s decoded %llu (%.1f fps), inferred %llu (%.1f fps), replaced %llu, "
-                "skipped %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
+                "skipped %llu, tracks %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
                 c.id.c_str(), to_string(c.state), static_cast<unsigned long long>(c.frames_decoded), c.decode_fps,
                 static_cast<unsigned long long>(c.frames_inferred), c.infer_fps,
                 static_cast<unsigned long long>(c.frames_replaced), static_cast<unsigned long long>(c.frames_skipped),
-                static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
+                static_cast<unsigned long long>(c.tracks_started), static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
                 c.age_p99_ms, c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
   }
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());

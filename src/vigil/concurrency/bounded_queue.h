@@ -17,6 +17,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 namespace vigil {
 
@@ -68,6 +69,14 @@ class BoundedQueue {
   // Returns an item if one is there, without waiting.
   std::optional<T> try_pop() {
     std::unique_lock lock(mu_);
+    return pop_locked(lock);
+  }
+
+  // Returns the oldest item if there is one and pred(item) holds, without waiting.
+  template <class Pred>
+  std::optional<T> try_pop_if(Pred pred) {
+    std::unique_lock lock(mu_);
+    if (items_.empty() || !pred(std::as_const(items_.front()))) return std::nullopt;
     return pop_locked(lock);
   }
 

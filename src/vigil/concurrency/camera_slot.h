@@ -41,6 +41,15 @@ class CameraSlot {
     return std::optional<T>(std::move(value_));
   }
 
+  // Removes and returns the newest item if there is one and pred(item) holds.
+  template <class Pred>
+  std::optional<T> take_if(Pred pred) {
+    std::lock_guard lock(mu_);
+    if (!has_ || !pred(std::as_const(value_))) return std::nullopt;
+    has_ = false;
+    return std::optional<T>(std::move(value_));
+  }
+
   bool has_item() const {
     std::lock_guard lock(mu_);
     return has_;

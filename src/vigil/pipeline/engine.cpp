@@ -24,6 +24,7 @@
 #include "vigil/source/pacer.h"
 #include "vigil/source/source.h"
 #include "vigil/source/synthetic_source.h"
+#include "vigil/track/byte_tracker.h"
 #include "vigil/vision/blazeface.h"
 
 namespace vigil {
@@ -55,6 +56,13 @@ bool is_retryable(ErrorCode code) {
   return code == ErrorCode::unavailable || code == ErrorCode::deadline_exceeded;
 }
 
+// A decoded frame waiting for its camera's pipeline, and whether the detector should see it.
+struct PendingFrame {
+  FrameRef frame;
+  bool due = true;
+};
+bool not_due(const PendingFrame& p) { return !p.due; }
+
 struct Camera {
   CameraConfig config;
   std::size_t model = 0;
@@ -64,10 +72,12 @@ struct Camera {
   std::atomic<CameraState> state{CameraState::connecting};
 
   // Hand-off: live cameras use the slot, the others the queue.
-  CameraSlot<FrameRef> slot;
-  BoundedQueue<FrameRef> queue{kFileQueueCapacity, OverflowPolicy::block};
+  CameraSlot<PendingFrame> slot;
+  BoundedQueue<PendingFrame> queue{kFileQueueCapacity, OverflowPolicy::block};
 
-  // Scheduling. pending: in its model's ready queue or in inference.
+  // Scheduling. pending is the camera's token: whoever sets it runs the camera's next step
+  // (a track-only step inline, or a place in its model's ready queue and then inference),
+  // so one frame per camera is in the pipeline at a time and results stay in frame order.
   std::atomic<bool> pending{false};
   bool inflight = false;  // guarded by Impl::mu
   bool removed = false;   // guarded by Impl::mu
@@ -94,6 +104,13 @@ struct Camera {
   SteadyTime last_frame_at{};  // timer task only
   bool ever_live = false;       // timer task only
   std::mt19937 rng;             // capture thread or timer task only
+
+  // Tracking (null: off). tracker, result and last_seq belong to the token holder.
+  std::unique_ptr<ByteTracker> tracker;
+  FrameResult result;  // reused for every result of this camera
+  std::uint64_t last_seq = 0;
+  bool has_last_seq = false;
+  std::atomic<std::uint64_t> predicted{0}, tracks_started{0};
 
   // Metrics.
   std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
@@ -196,22 +213,80 @@ struct Engine::Impl {
 
   // --- scheduling -------------------------------------------------------------------------
 
-  void make_ready(const std::shared_ptr<Camera>& cam) {
-    if (cam->pending.exchange(true)) return;  // already queued or in inference
-    {
-      std::lock_guard lock(mu);
-      if (cam->removed || stopping) {
-        cam->pending = false;
-        return;
-      }
-      models[cam->model]->ready.push_back({cam, SteadyClock::now()});
-    }
-    work_cv.notify_one();
-  }
-
   bool has_frame(Camera& cam) const { return cam.live ? cam.slot.has_item() : !cam.queue.empty(); }
 
-  // A camera's inference finished: let it become ready again if a frame waits.
+  // Runs the camera's pipeline as far as it goes without the detector, on the calling thread
+  // (capture, timer or worker): takes the token, runs track-only steps for frames not due for
+  // detection, in order, then either hands the token to the model's ready queue (a due frame
+  // waits) or gives it back. A thread that finds the token taken returns at once: the holder
+  // will see the new frame.
+  void pump(const std::shared_ptr<Camera>& cam) {
+    for (;;) {
+      if (cam->pending.exchange(true)) return;
+      if (cam->tracker) {
+        while (std::optional<PendingFrame> item = cam->live ? cam->slot.take_if(not_due) : cam->queue.try_pop_if(not_due)) {
+          track_only(*cam, std::move(item->frame));
+        }
+      }
+      if (has_frame(*cam)) {
+        {
+          std::lock_guard lock(mu);
+          if (cam->removed || stopping) {
+            cam->pending = false;
+            return;
+          }
+          models[cam->model]->ready.push_back({cam, SteadyClock::now()});
+        }
+        work_cv.notify_one();
+        return;
+      }
+      cam->pending = false;
+      // Only a removal or the end of a run waits for a camera to go idle; waking the main
+      // thread on every frame would cost a context switch each.
+      if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
+      if (!has_frame(*cam)) return;  // else a frame arrived after we looked: go again
+    }
+  }
+
+  // Frame steps since the camera's previous result (frames replaced or skipped count); 1 after
+  // a reconnect restarts the source's numbering.
+  static int frame_steps(Camera& cam, const Frame& frame) {
+    int steps = 1;
+    if (cam.has_last_seq && frame.seq > cam.last_seq) {
+      steps = static_cast<int>(std::min<std::uint64_t>(frame.seq - cam.last_seq, 1000));
+    }
+    cam.last_seq = frame.seq;
+    cam.has_last_seq = true;
+    return steps;
+  }
+
+  // A frame of a tracked camera that skips the detector: its tracks are predicted. Token held.
+  void track_only(Camera& cam, FrameRef frame) {
+    FrameResult& r = cam.result;
+    const int steps = frame_steps(cam, *frame);
+    cam.tracker->predict(steps, r.tracks);
+    cam.predicted.fetch_add(1, std::memory_order_relaxed);
+    if (cam.config.track.emit != TrackEmit::every_frame) return;
+    r.frame = std::move(frame);
+    r.model = models[cam.model]->name;
+    r.detected = false;
+    r.detections.clear();
+    r.tracked = true;
+    r.track_events.clear();
+    r.inference_started = SteadyTime{};
+    deliver(r);
+    r.frame.reset();  // back to its pool now, not when the next result comes
+  }
+
+  // Hands a result to the sinks and the result hook. A sink that fails stops the run.
+  void deliver(const FrameResult& result) {
+    for (auto& sink : sinks) {
+      if (Status st = sink->write(result); !st.ok()) fail(st.error());
+    }
+    if (hooks.on_result) hooks.on_result(result);
+  }
+
+  // A camera's inference finished: give its token back and let it go on.
   void finish(const std::shared_ptr<Camera>& cam) {
     {
       std::lock_guard lock(mu);
@@ -219,11 +294,8 @@ struct Engine::Impl {
       --models[cam->model]->inflight;
     }
     cam->pending = false;
-    // Only a removal (waiting for this camera to leave inference) or the end of a run
-    // (waiting for ended cameras to drain) needs to hear about it; waking the main thread
-    // on every inference would cost a context switch per frame.
     if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
-    if (has_frame(*cam)) make_ready(cam);
+    if (has_frame(*cam)) pump(cam);
   }
 
   void worker_loop(int w) {
@@ -291,17 +363,18 @@ struct Engine::Impl {
     const SteadyTime start = SteadyClock::now();
     for (auto& e : batch) {
       Camera& cam = *e.camera;
-      std::optional<FrameRef> frame = cam.live ? cam.slot.take() : cam.queue.try_pop();
-      if (!frame || !*frame) {
+      std::optional<PendingFrame> item = cam.live ? cam.slot.take() : cam.queue.try_pop();
+      if (!item || !item->frame) {
         finish(e.camera);
         continue;
       }
-      if (cam.live) cam.advance_due_live(**frame);
-      const double age = ms_between((*frame)->captured_steady, start);
+      FrameRef& frame = item->frame;
+      if (cam.live) cam.advance_due_live(*frame);
+      const double age = ms_between(frame->captured_steady, start);
       cam.age_ms.record(age);
       age_ms.record(age);
-      images.push_back(&(*frame)->image);  // the pooled Frame does not move
-      frames.push_back(std::move(*frame));
+      images.push_back(&frame->image);  // the pooled Frame does not move
+      frames.push_back(std::move(frame));
       owners.push_back(e.camera);
     }
     if (!frames.empty()) {
@@ -315,13 +388,25 @@ struct Engine::Impl {
         model.items.fetch_add(frames.size(), std::memory_order_relaxed);
         model.batch_sizes[std::min(frames.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
         for (std::size_t i = 0; i < frames.size(); ++i) {
-          const FrameResult result{frames[i].get(), model.name, &results[i], start};
-          for (auto& sink : sinks) {
-            if (Status s = sink->write(result); !s.ok()) fail(s.error());
+          Camera& cam = *owners[i];
+          FrameResult& r = cam.result;  // this worker holds the camera's token
+          const int steps = frame_steps(cam, *frames[i]);
+          r.frame = std::move(frames[i]);
+          r.model = model.name;
+          r.detected = true;
+          r.detections.assign(results[i].begin(), results[i].end());
+          r.tracked = cam.tracker != nullptr;
+          r.track_events.clear();
+          r.tracks.clear();
+          r.inference_started = start;
+          if (cam.tracker) {
+            cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
+            cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
           }
-          if (hooks.on_result) hooks.on_result(result);
-          owners[i]->inferred.fetch_add(1, std::memory_order_relaxed);
-          end_to_end_ms.record(ms_between(frames[i]->captured_steady, SteadyClock::now()));
+          deliver(r);
+          cam.inferred.fetch_add(1, std::memory_order_relaxed);
+          end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+          r.frame.reset();
         }
       }
     }
@@ -341,22 +426,20 @@ struct Engine::Impl {
   // --- capture ----------------------------------------------------------------------------
 
   // Hands a decoded frame to the scheduler according to the camera's kind.
+  // Frames not due for detection go on only when the camera tracks (to get predicted tracks).
   void hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) {
     cam->decoded.fetch_add(1, std::memory_order_relaxed);
-    if (cam->live) {
-      if (!cam->due_live(*frame)) {
-        cam->skipped.fetch_add(1, std::memory_order_relaxed);
-        return;
-      }
-      cam->slot.publish(std::move(frame));
-      make_ready(cam);
-      return;
-    }
-    if (!cam->due_queued(*frame)) {
+    const bool due = cam->live ? cam->due_live(*frame) : cam->due_queued(*frame);
+    if (!due) {
       cam->skipped.fetch_add(1, std::memory_order_relaxed);
+      if (!cam->tracker) return;
+    }
+    if (cam->live) {
+      cam->slot.publish({std::move(frame), due});
+      pump(cam);
       return;
     }
-    if (cam->queue.push(std::move(frame)) == PushResult::pushed) make_ready(cam);
+    if (cam->queue.push({std::move(frame), due}) == PushResult::pushed) pump(cam);
   }
 
   void end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal) {
@@ -606,6 +689,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   const SourceConfig& sc = config.source;
   cam->live = sc.live;
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
+  if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);
     if (!synthetic.ok()) return with_context(synthetic.error(), "camera " + config.id);
@@ -809,6 +893,8 @@ EngineStatus Engine::status() const {
     cs.frames_inferred = c->inferred.load();
     cs.frames_replaced = c->slot.replaced();
     cs.frames_skipped = c->skipped.load();
+    cs.frames_predicted = c->predicted.load();
+    cs.tracks_started = c->tracks_started.load();
     cs.decode_errors = c->decode_errors.load();
     cs.reconnects = c->reconnects.load();
     if (const std::int64_t started = c->started_ns.load(); started != 0) {

@@ -46,6 +46,8 @@ struct CameraStatus {
   std::uint64_t frames_inferred = 0;    // frames that went through the detector
   std::uint64_t frames_replaced = 0;    // due frames replaced in the slot before inference
   std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
+  std::uint64_t frames_predicted = 0;   // of them, frames that got predicted tracks (tracking on)
+  std::uint64_t tracks_started = 0;     // tracks confirmed so far (the last track id)
   std::uint64_t decode_errors = 0;      // corrupt frames and read errors
   std::uint64_t reconnects = 0;
   double decode_fps = 0;                // frames decoded per second while the camera ran

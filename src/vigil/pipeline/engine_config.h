@@ -8,6 +8,7 @@
 
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/source_config.h"
+#include "vigil/track/byte_tracker.h"
 #include "vigil/vision/blazeface.h"
 
 namespace vigil {
@@ -24,10 +25,23 @@ struct DetectConfig {
   double fps = 0;     // ...or at this rate (frames per second), when > 0
 };
 
+// Which frames of a tracked camera reach the sinks.
+enum class TrackEmit {
+  detections,   // frames the detector ran on (tracks and track ids included)
+  every_frame,  // every decoded frame; frames in between carry predicted tracks
+};
+
+struct TrackConfig {
+  bool enabled = true;  // on by default for every camera that detects
+  TrackEmit emit = TrackEmit::detections;
+  TrackerConfig tracker;
+};
+
 struct CameraConfig {
   std::string id;
   SourceConfig source;
   DetectConfig detect;
+  TrackConfig track;
 };
 
 struct SinkConfig {

@@ -56,6 +56,17 @@ void append_fixed(std::string& out, float v, int precision) {
   const auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed, precision);
   out.append(buf, r.ptr);
 }
+void append_bbox(std::string& out, const BBox& b) {
+  out += '[';
+  append_fixed(out, b.x1, 1);
+  out += ',';
+  append_fixed(out, b.y1, 1);
+  out += ',';
+  append_fixed(out, b.x2, 1);
+  out += ',';
+  append_fixed(out, b.y2, 1);
+  out += ']';
+}
 
 }  // namespace
 
@@ -139,35 +150,63 @@ Status JsonlSink::write(const FrameResult& result) {
   line.append(time_text, format_utc_iso8601(frame.captured_at, time_text));
   line += "\",\"model\":";
   append_json_string(line, result.model);
+  line += ",\"detected\":";
+  line += result.detected ? "true" : "false";
   line += ",\"detections\":[";
-  if (result.detections) {
-    bool first = true;
-    for (const Detection& d : *result.detections) {
+  bool first = true;
+  for (const Detection& d : result.detections) {
+    if (!first) line += ',';
+    first = false;
+    line += "{\"bbox\":";
+    append_bbox(line, d.bbox);
+    line += ",\"score\":";
+    append_fixed(line, d.score, 3);
+    if (result.tracked) {
+      line += ",\"track_id\":";
+      append_number(line, static_cast<std::uint64_t>(d.track_id));
+    }
+    line += ",\"keypoints\":[";
+    for (int k = 0; k < d.keypoint_count; ++k) {
+      if (k) line += ',';
+      line += '[';
+      append_fixed(line, d.keypoints[k].x, 1);
+      line += ',';
+      append_fixed(line, d.keypoints[k].y, 1);
+      line += ']';
+    }
+    line += "]}";
+  }
+  line += ']';
+  if (result.tracked) {
+    line += ",\"tracks\":[";
+    first = true;
+    for (const TrackedObject& t : result.tracks) {
       if (!first) line += ',';
       first = false;
-      line += "{\"bbox\":[";
-      append_fixed(line, d.bbox.x1, 1);
-      line += ',';
-      append_fixed(line, d.bbox.y1, 1);
-      line += ',';
-      append_fixed(line, d.bbox.x2, 1);
-      line += ',';
-      append_fixed(line, d.bbox.y2, 1);
-      line += "],\"score\":";
-      append_fixed(line, d.score, 3);
-      line += ",\"keypoints\":[";
-      for (int k = 0; k < d.keypoint_count; ++k) {
-        if (k) line += ',';
-        line += '[';
-        append_fixed(line, d.keypoints[k].x, 1);
-        line += ',';
-        append_fixed(line, d.keypoints[k].y, 1);
-        line += ']';
-      }
-      line += "]}";
+      line += "{\"track_id\":";
+      append_number(line, static_cast<std::uint64_t>(t.track_id));
+      line += ",\"bbox\":";
+      append_bbox(line, t.bbox);
+      line += ",\"score\":";
+      append_fixed(line, t.score, 3);
+      line += ",\"predicted\":";
+      line += t.predicted ? "true" : "false";
+      line += '}';
     }
+    line += "],\"track_events\":[";
+    first = true;
+    for (const TrackEvent& e : result.track_events) {
+      if (!first) line += ',';
+      first = false;
+      line += "{\"event\":\"";
+      line += to_string(e.kind);
+      line += "\",\"track_id\":";
+      append_number(line, static_cast<std::uint64_t>(e.track_id));
+      line += '}';
+    }
+    line += ']';
   }
-  line += "]}\n";
+  line += "}\n";
   const char* p = line.data();
   std::size_t left = line.size();
   while (left > 0) {

@@ -1,6 +1,6 @@
 // Sink: where results go (JSONL today; SQLite and Redis streams later).
 //
-// The engine calls write() once per processed frame, in per-camera order, from any of its
+// The engine calls write() once per result (core/frame_result.h), in per-camera order, from any of its
 // worker threads: write() must allow concurrent calls. A sink must not hold the frame
 // beyond the call unless it keeps the FrameRef. flush() makes everything written so far durable to the sink's medium; close()
 // flushes and releases the medium (called once, at shutdown).
@@ -8,19 +8,10 @@
 
 #include <string_view>
 
-#include "vigil/core/frame.h"
+#include "vigil/core/frame_result.h"
 #include "vigil/core/status.h"
-#include "vigil/core/detection.h"
 
 namespace vigil {
-
-// One processed frame as the sinks see it.
-struct FrameResult {
-  const Frame* frame = nullptr;
-  std::string_view model;               // the detector's name in the config
-  const Detections* detections = nullptr;
-  SteadyTime inference_started{};       // when the batch holding this frame started
-};
 
 class Sink {
  public:
