@@ -525,7 +525,8 @@ TEST(EngineTest, TrackedFileCamerasGetTracksOnEveryFrameInOrder) {
         EXPECT_EQ(item.detection_track_id, 1u);
       }
     }
-    const CameraStatus* st = find((*engine)->status(), id);
+    const EngineStatus status = (*engine)->status();
+    const CameraStatus* st = find(status, id);
     ASSERT_NE(st, nullptr);
     EXPECT_EQ(st->frames_inferred, 11u);
     EXPECT_EQ(st->frames_predicted, 20u);
