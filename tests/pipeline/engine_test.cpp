@@ -604,5 +604,38 @@ TEST(EngineTest, LiveTrackedCameraPredictsBetweenDetections) {
   EXPECT_GT(predicted_frames, items.size() / 3) << "frames between detections are tracked too";
 }
 
+TEST(EngineTest, StateChangesAndTrackEventsGoOnTheBusInOrder) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 20, 160, 120));
+  config.cameras = {file_camera("clip", path)};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, still_face_hooks(mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  std::vector<Event> subscribed;
+  (*engine)->events().subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    subscribed.push_back(e);
+  });
+  ASSERT_TRUE((*engine)->run(30.0).ok());
+  std::vector<Event> events;
+  EXPECT_TRUE((*engine)->events().read(0, 100, events));
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].kind, EventKind::camera_state);
+  EXPECT_EQ(events[0].to, CameraState::live);
+  EXPECT_EQ(events[1].kind, EventKind::track_started);
+  EXPECT_EQ(events[1].camera, "clip");
+  EXPECT_EQ(events[1].track_id, 1u);
+  EXPECT_EQ(events[1].frame_seq, 0u);
+  EXPECT_EQ(events[2].kind, EventKind::camera_state);
+  EXPECT_EQ(events[2].from, CameraState::live);
+  EXPECT_EQ(events[2].to, CameraState::stopped);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(subscribed.size(), events.size());
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(subscribed[i].id, events[i].id);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -15,7 +15,9 @@
 #include "vigil/concurrency/camera_slot.h"
 #include "vigil/concurrency/cpu_governor.h"
 #include "vigil/concurrency/timer_service.h"
+#include "vigil/core/camera_state.h"
 #include "vigil/core/clock.h"
+#include "vigil/core/event_bus.h"
 #include "vigil/core/histogram.h"
 #include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
@@ -29,24 +31,12 @@
 
 namespace vigil {
 
-const char* to_string(CameraState state) {
-  switch (state) {
-    case CameraState::connecting: return "connecting";
-    case CameraState::live: return "live";
-    case CameraState::stalled: return "stalled";
-    case CameraState::failed: return "failed";
-    case CameraState::stopped: return "stopped";
-  }
-  return "unknown";
-}
-
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
 // Frames a file camera may decode ahead of inference.
 constexpr std::size_t kFileQueueCapacity = 4;
-constexpr std::size_t kStateHistory = 32;
 
 std::int64_t to_ns(SteadyTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -69,7 +59,7 @@ struct Camera {
   bool live = false;
   double interval_s = 0;  // nominal frame interval of the source, 0 if unknown
 
-  std::atomic<CameraState> state{CameraState::connecting};
+  std::unique_ptr<CameraStateMachine> machine;  // publishes every change on the bus
 
   // Hand-off: live cameras use the slot, the others the queue.
   CameraSlot<PendingFrame> slot;
@@ -120,15 +110,10 @@ struct Camera {
 
   mutable std::mutex info_mu;
   std::string last_error;             // guarded by info_mu
-  std::deque<CameraState> history;    // guarded by info_mu
   std::optional<Error> fatal;         // guarded by info_mu: failed for good
 
-  void set_state(CameraState s) {
-    if (state.exchange(s) == s) return;
-    std::lock_guard lock(info_mu);
-    history.push_back(s);
-    if (history.size() > kStateHistory) history.pop_front();
-  }
+  void set_state(CameraState s) { machine->transition(s, SteadyClock::now()); }
+  CameraState state() const { return machine->state(); }
   void record_error(const Error& error) {
     std::lock_guard lock(info_mu);
     last_error = error.message;
@@ -196,6 +181,7 @@ struct Engine::Impl {
   std::unique_ptr<TimerService> timers;
   Histogram end_to_end_ms;
   Histogram age_ms;  // all cameras
+  EventBus bus;
 
   // Scheduler state.
   mutable std::mutex mu;
@@ -276,6 +262,25 @@ struct Engine::Impl {
     r.inference_started = SteadyTime{};
     deliver(r);
     r.frame.reset();  // back to its pool now, not when the next result comes
+  }
+
+  // Track changes go on the bus (they are rare: per track, not per frame).
+  void publish_track_events(const Camera& cam, const FrameResult& r) {
+    for (const TrackEvent& e : r.track_events) {
+      Event event;
+      switch (e.kind) {
+        case TrackEventKind::started: event.kind = EventKind::track_started; break;
+        case TrackEventKind::lost: event.kind = EventKind::track_lost; break;
+        case TrackEventKind::refound: event.kind = EventKind::track_refound; break;
+        case TrackEventKind::removed: event.kind = EventKind::track_removed; break;
+      }
+      event.at = r.frame->captured_at;
+      event.camera = cam.config.id;
+      event.track_id = e.track_id;
+      event.frame_seq = r.frame->seq;
+      event.bbox = e.bbox;
+      bus.publish(std::move(event));
+    }
   }
 
   // Hands a result to the sinks and the result hook. A sink that fails stops the run.
@@ -402,6 +407,7 @@ struct Engine::Impl {
           if (cam.tracker) {
             cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
             cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
+            publish_track_events(cam, r);
           }
           deliver(r);
           cam.inferred.fetch_add(1, std::memory_order_relaxed);
@@ -514,7 +520,7 @@ struct Engine::Impl {
         end_capture(cam, CameraState::stopped, std::nullopt);
         return;
       }
-      if (cam->state.load() != CameraState::live) {
+      if (cam->state() != CameraState::live) {
         cam->set_state(CameraState::live);  // live once a decoded frame arrives
         delay = std::chrono::milliseconds(sc.reconnect_initial_ms);
       }
@@ -547,8 +553,8 @@ struct Engine::Impl {
         return std::nullopt;
       }
       cam->last_frame_at = SteadyClock::now();
-      if (cam->state.load() != CameraState::live) {
-        if (cam->state.load() == CameraState::stalled) cam->set_state(CameraState::connecting);
+      if (cam->state() != CameraState::live) {
+        if (cam->state() == CameraState::stalled) cam->set_state(CameraState::connecting);
         if (cam->ever_live) cam->reconnects.fetch_add(1, std::memory_order_relaxed);
         cam->ever_live = true;
         cam->set_state(CameraState::live);
@@ -689,6 +695,19 @@ Status Engine::add_camera(const CameraConfig& config) {
   const SourceConfig& sc = config.source;
   cam->live = sc.live;
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
+  cam->machine = std::make_unique<CameraStateMachine>(
+      SteadyClock::now(), [&s, raw = cam.get()](CameraState from, CameraState to, SteadyTime) {
+        Event event;
+        event.kind = EventKind::camera_state;
+        event.camera = raw->config.id;
+        event.from = from;
+        event.to = to;
+        {
+          std::lock_guard lock(raw->info_mu);
+          if (to != CameraState::live) event.detail = raw->last_error;
+        }
+        s.bus.publish(std::move(event));
+      });
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);
@@ -811,7 +830,7 @@ Status Engine::run(std::optional<double> duration_s) {
       for (const auto& c : s.cameras) {
         decoded += c->decoded.load();
         inferred += c->inferred.load();
-        live += c->state.load() == CameraState::live;
+        live += c->state() == CameraState::live;
         age_p99 = std::max(age_p99, c->age_ms.percentile(0.99));
       }
       const auto now = SteadyClock::now();
@@ -847,6 +866,7 @@ Status Engine::run(std::optional<double> duration_s) {
   for (auto& sink : s.sinks) {
     if (Status st = sink->close(); !st.ok()) s.fail(st.error());
   }
+  s.bus.close();  // readers waiting for events wake up: nothing more will come
   lock.lock();
   if (!s.first_error) {
     for (const auto& cam : cameras) {
@@ -859,6 +879,8 @@ Status Engine::run(std::optional<double> duration_s) {
   }
   return s.first_error ? Status(*s.first_error) : Status{};
 }
+
+EventBus& Engine::events() { return impl_->bus; }
 
 void Engine::reset_histograms() {
   Impl& s = *impl_;
@@ -887,7 +909,7 @@ EngineStatus Engine::status() const {
   for (const auto& c : cameras) {
     CameraStatus cs;
     cs.id = c->config.id;
-    cs.state = c->state.load();
+    cs.state = c->state();
     cs.live = c->live;
     cs.frames_decoded = c->decoded.load();
     cs.frames_inferred = c->inferred.load();
@@ -910,7 +932,7 @@ EngineStatus Engine::status() const {
     {
       std::lock_guard lock(c->info_mu);
       cs.last_error = c->last_error;
-      cs.history.assign(c->history.begin(), c->history.end());
+      for (const auto& entry : c->machine->history()) cs.history.push_back(entry.state);
     }
     out.cameras.push_back(std::move(cs));
   }

@@ -28,6 +28,8 @@
 #include <string>
 #include <vector>
 
+#include "vigil/core/camera_state.h"
+#include "vigil/core/event_bus.h"
 #include "vigil/core/status.h"
 #include "vigil/pipeline/engine_config.h"
 #include "vigil/sink/sink.h"
@@ -35,8 +37,6 @@
 
 namespace vigil {
 
-enum class CameraState { connecting, live, stalled, failed, stopped };
-const char* to_string(CameraState state);
 
 struct CameraStatus {
   std::string id;
@@ -106,6 +106,8 @@ class Engine {
   void request_stop();
 
   EngineStatus status() const;
+  // Camera state changes and track events, in order; subscribe or read from any thread.
+  EventBus& events();
   // Clears the latency and age histograms (counters keep counting): benchmarks call it
   // when their measured window starts.
   void reset_histograms();

@@ -1,0 +1,84 @@
+#include "vigil/core/event_bus.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace vigil {
+
+const char* to_string(EventKind kind) {
+  switch (kind) {
+    case EventKind::camera_state: return "camera_state";
+    case EventKind::track_started: return "track_started";
+    case EventKind::track_lost: return "track_lost";
+    case EventKind::track_refound: return "track_refound";
+    case EventKind::track_removed: return "track_removed";
+  }
+  return "unknown";
+}
+
+EventBus::EventBus(std::size_t capacity) : capacity_(std::max<std::size_t>(1, capacity)) {}
+
+std::uint64_t EventBus::publish(Event event) {
+  if (event.at == SystemTime{}) event.at = std::chrono::system_clock::now();
+  // Delivery order equals id order: ids are assigned under deliver_mu_ too.
+  std::lock_guard deliver(deliver_mu_);
+  {
+    std::lock_guard lock(mu_);
+    event.id = next_id_++;
+    ring_.push_back(event);
+    if (ring_.size() > capacity_) {
+      ring_.pop_front();
+      ++dropped_;
+    }
+  }
+  cv_.notify_all();
+  for (const auto& [id, subscriber] : subscribers_) (*subscriber)(event);
+  return event.id;
+}
+
+EventBus::SubscriptionId EventBus::subscribe(Subscriber subscriber) {
+  std::lock_guard deliver(deliver_mu_);
+  const SubscriptionId id = next_subscription_++;
+  subscribers_.emplace_back(id, std::make_shared<Subscriber>(std::move(subscriber)));
+  return id;
+}
+
+void EventBus::unsubscribe(SubscriptionId id) {
+  std::lock_guard deliver(deliver_mu_);
+  std::erase_if(subscribers_, [id](const auto& s) { return s.first == id; });
+}
+
+bool EventBus::read(std::uint64_t after_id, std::size_t max, std::vector<Event>& out) const {
+  std::lock_guard lock(mu_);
+  const std::uint64_t first = ring_.empty() ? next_id_ : ring_.front().id;
+  const bool complete = after_id + 1 >= first;
+  std::size_t start = after_id + 1 > first ? static_cast<std::size_t>(after_id + 1 - first) : 0;
+  for (std::size_t i = start; i < ring_.size() && max > 0; ++i, --max) out.push_back(ring_[i]);
+  return complete;
+}
+
+bool EventBus::wait(std::uint64_t after_id, SteadyTime deadline) const {
+  std::unique_lock lock(mu_);
+  cv_.wait_until(lock, deadline, [&] { return closed_ || next_id_ - 1 > after_id; });
+  return next_id_ - 1 > after_id;
+}
+
+void EventBus::close() {
+  {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::uint64_t EventBus::last_id() const {
+  std::lock_guard lock(mu_);
+  return next_id_ - 1;
+}
+
+std::uint64_t EventBus::dropped() const {
+  std::lock_guard lock(mu_);
+  return dropped_;
+}
+
+}  // namespace vigil
