@@ -637,5 +637,28 @@ TEST(EngineTest, StateChangesAndTrackEventsGoOnTheBusInOrder) {
   for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(subscribed[i].id, events[i].id);
 }
 
+TEST(EngineTest, MetricsRegistryCarriesEachCameraUntilItIsRemoved) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 12, 160, 120));
+  config.cameras = {file_camera("a", path), file_camera("b", path)};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, still_face_hooks(mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(30.0).ok());
+  const MetricsRegistry& metrics = (*engine)->metrics();
+  EXPECT_EQ(metrics.total("vigil_frames_decoded_total", {{"camera", "a"}}), 12);
+  EXPECT_EQ(metrics.total("vigil_frames_inferred_total"), 24);
+  EXPECT_EQ(metrics.total("vigil_tracks_started_total", {{"camera", "b"}}), 1);
+  EXPECT_EQ(metrics.total("vigil_model_items_total", {{"model", "fake"}}), 24);
+  const std::string text = prometheus_text(metrics.snapshot());
+  EXPECT_NE(text.find("vigil_frames_decoded_total{camera=\"b\"} 12\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("vigil_frame_age_ms_count{camera=\"a\"} 12\n"), std::string::npos) << text;
+  ASSERT_TRUE((*engine)->remove_camera("a").ok());
+  EXPECT_EQ(metrics.total("vigil_frames_decoded_total"), 12) << "camera a's series are gone";
+}
+
 }  // namespace
 }  // namespace vigil

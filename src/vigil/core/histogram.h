@@ -23,7 +23,11 @@ class Histogram {
     int bucket = 0;
     if (value > min_) bucket = std::min(kBuckets - 1, 1 + static_cast<int>(std::log2(value / min_) * 8.0));
     counts_[bucket].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(value, std::memory_order_relaxed);
   }
+
+  // The sum of every value recorded (exact, not from the buckets).
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
 
   std::uint64_t count() const {
     std::uint64_t n = 0;
@@ -50,6 +54,7 @@ class Histogram {
   // race with it may land on either side.
   void reset() {
     for (auto& c : counts_) c.store(0, std::memory_order_relaxed);
+    sum_.store(0, std::memory_order_relaxed);
   }
 
   // Upper edge of bucket i.
@@ -59,6 +64,7 @@ class Histogram {
  private:
   double min_;
   std::array<std::atomic<std::uint64_t>, kBuckets> counts_{};
+  std::atomic<double> sum_{0};
 };
 
 }  // namespace vigil

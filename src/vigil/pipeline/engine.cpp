@@ -18,6 +18,7 @@
 #include "vigil/core/camera_state.h"
 #include "vigil/core/clock.h"
 #include "vigil/core/event_bus.h"
+#include "vigil/core/metrics.h"
 #include "vigil/core/histogram.h"
 #include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
@@ -106,7 +107,7 @@ struct Camera {
   std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
   std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
   std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
-  Histogram age_ms;
+  std::shared_ptr<Histogram> age_ms;  // in the engine's metrics registry
 
   mutable std::mutex info_mu;
   std::string last_error;             // guarded by info_mu
@@ -164,7 +165,7 @@ struct Model {
   std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
   std::atomic<std::uint64_t> batches{0}, items{0};
   std::vector<std::atomic<std::uint64_t>> batch_sizes;
-  Histogram latency_ms;
+  std::shared_ptr<Histogram> latency_ms;  // in the engine's metrics registry
 };
 
 }  // namespace
@@ -179,6 +180,7 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Sink>> sinks;
   std::unique_ptr<CpuGovernor> governor;
   std::unique_ptr<TimerService> timers;
+  MetricsRegistry metrics;  // declared before everything that registers in it
   Histogram end_to_end_ms;
   Histogram age_ms;  // all cameras
   EventBus bus;
@@ -376,7 +378,7 @@ struct Engine::Impl {
       FrameRef& frame = item->frame;
       if (cam.live) cam.advance_due_live(*frame);
       const double age = ms_between(frame->captured_steady, start);
-      cam.age_ms.record(age);
+      cam.age_ms->record(age);
       age_ms.record(age);
       images.push_back(&frame->image);  // the pooled Frame does not move
       frames.push_back(std::move(frame));
@@ -388,7 +390,7 @@ struct Engine::Impl {
       if (!status.ok()) {
         fail(with_context(status.error(), "model " + model.name));
       } else {
-        model.latency_ms.record(ms_between(start, done));
+        model.latency_ms->record(ms_between(start, done));
         model.batches.fetch_add(1, std::memory_order_relaxed);
         model.items.fetch_add(frames.size(), std::memory_order_relaxed);
         model.batch_sizes[std::min(frames.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
@@ -427,6 +429,45 @@ struct Engine::Impl {
       stop_requested = true;
     }
     idle_cv.notify_all();
+  }
+
+  // --- metrics ----------------------------------------------------------------------------
+  // A camera's and a model's numbers in the registry: the atomics the hot path already
+  // updates are read at scrape time, the histograms live in the registry.
+
+  void register_camera_metrics(const std::shared_ptr<Camera>& cam) {
+    const MetricLabels labels = {{"camera", cam->config.id}};
+    cam->age_ms = metrics.histogram("vigil_frame_age_ms", "Age of a frame when its inference started, milliseconds.",
+                                    labels);
+    auto counter = [&](const char* name, const char* help, std::function<double()> read) {
+      metrics.callback(name, help, MetricType::counter, labels, std::move(read));
+    };
+    Camera* c = cam.get();  // the series are removed before the camera goes
+    counter("vigil_frames_decoded_total", "Frames the camera's source decoded.", [c] { return double(c->decoded.load()); });
+    counter("vigil_frames_inferred_total", "Frames the detector ran on.", [c] { return double(c->inferred.load()); });
+    counter("vigil_frames_skipped_total", "Frames not due for detection (detect.every or detect.fps).",
+            [c] { return double(c->skipped.load()); });
+    counter("vigil_frames_predicted_total", "Frames between detections that got predicted tracks.",
+            [c] { return double(c->predicted.load()); });
+    counter("vigil_frames_replaced_total", "Frames replaced in a live camera's slot before the pipeline took them.",
+            [c] { return double(c->slot.replaced()); });
+    counter("vigil_decode_errors_total", "Corrupt frames and read errors.", [c] { return double(c->decode_errors.load()); });
+    counter("vigil_reconnects_total", "Times the camera reconnected.", [c] { return double(c->reconnects.load()); });
+    counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
+    metrics.callback("vigil_camera_state", "The camera's state: 0 connecting, 1 live, 2 stalled, 3 failed, 4 stopped.",
+                     MetricType::gauge, labels, [c] { return double(static_cast<int>(c->state())); });
+  }
+
+  void register_model_metrics(Model& model) {
+    const MetricLabels labels = {{"model", model.name}};
+    model.latency_ms = metrics.histogram("vigil_model_latency_ms",
+                                         "Model call per batch (pre-processing, inference, post-processing), milliseconds.",
+                                         labels);
+    Model* m = &model;
+    metrics.callback("vigil_model_batches_total", "Batches the model ran.", MetricType::counter, labels,
+                     [m] { return double(m->batches.load()); });
+    metrics.callback("vigil_model_items_total", "Items (frames or crops) the model ran on.", MetricType::counter, labels,
+                     [m] { return double(m->items.load()); });
   }
 
   // --- capture ----------------------------------------------------------------------------
@@ -657,6 +698,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
     model->policy.max_delay =
         std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
     model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(model->policy.max_batch + 1);
+    impl->register_model_metrics(*model);
     impl->model_index[name] = impl->models.size();
     impl->models.push_back(std::move(model));
   }
@@ -737,6 +779,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     ++s.models[cam->model]->cameras;
     start_now = s.started && !s.stopped;
   }
+  s.register_camera_metrics(cam);  // before capture starts: the hot path records into it
   if (start_now) s.start_capture(cam);
   return {};
 }
@@ -771,6 +814,7 @@ Status Engine::remove_camera(const std::string& id) {
     cam->source.reset();  // releases the decoder
   }
   cam->synthetic.reset();
+  s.metrics.remove_matching("camera", id);
   cam.reset();  // the last reference, unless a worker's batch vector still holds one
   release_free_memory();
   s.idle_cv.notify_all();
@@ -811,7 +855,7 @@ Status Engine::run(std::optional<double> duration_s) {
   const auto status_every = std::chrono::duration_cast<SteadyClock::duration>(
       std::chrono::duration<double>(s.config.status_interval_s > 0 ? s.config.status_interval_s : 1e9));
   auto next_status = begin + status_every;
-  std::uint64_t last_decoded = 0, last_inferred = 0;
+  double last_decoded = 0, last_inferred = 0;
   double last_cpu = process_cpu_seconds();
   auto last_time = begin;
 
@@ -825,21 +869,22 @@ Status Engine::run(std::optional<double> duration_s) {
     if (all_done && !s.cameras.empty()) break;
     s.idle_cv.wait_until(lock, std::min(deadline, next_status));
     if (SteadyClock::now() >= next_status && s.config.status_interval_s > 0) {
-      std::uint64_t decoded = 0, inferred = 0, live = 0;
+      // Rates from the registry's totals (a camera removed meanwhile can make them dip: floor 0).
+      const double decoded = s.metrics.total("vigil_frames_decoded_total");
+      const double inferred = s.metrics.total("vigil_frames_inferred_total");
+      std::size_t live = 0;
       double age_p99 = 0;
       for (const auto& c : s.cameras) {
-        decoded += c->decoded.load();
-        inferred += c->inferred.load();
         live += c->state() == CameraState::live;
-        age_p99 = std::max(age_p99, c->age_ms.percentile(0.99));
+        age_p99 = std::max(age_p99, c->age_ms->percentile(0.99));
       }
       const auto now = SteadyClock::now();
       const double dt = std::chrono::duration<double>(now - last_time).count();
       const double cpu = process_cpu_seconds();
       spdlog::info("status: {}/{} cameras live, decode {:.1f} fps, infer {:.1f} fps, frame age p99 {:.0f} ms, "
                    "cpu {:.2f} cores, {} threads",
-                   live, s.cameras.size(), static_cast<double>(decoded - last_decoded) / dt,
-                   static_cast<double>(inferred - last_inferred) / dt, age_p99, (cpu - last_cpu) / dt,
+                   live, s.cameras.size(), std::max(0.0, decoded - last_decoded) / dt,
+                   std::max(0.0, inferred - last_inferred) / dt, age_p99, (cpu - last_cpu) / dt,
                    process_thread_count());
       last_decoded = decoded;
       last_inferred = inferred;
@@ -881,14 +926,15 @@ Status Engine::run(std::optional<double> duration_s) {
 }
 
 EventBus& Engine::events() { return impl_->bus; }
+const MetricsRegistry& Engine::metrics() const { return impl_->metrics; }
 
 void Engine::reset_histograms() {
   Impl& s = *impl_;
   s.end_to_end_ms.reset();
   s.age_ms.reset();
-  for (auto& m : s.models) m->latency_ms.reset();
+  for (auto& m : s.models) m->latency_ms->reset();
   std::lock_guard lock(s.mu);
-  for (auto& c : s.cameras) c->age_ms.reset();
+  for (auto& c : s.cameras) c->age_ms->reset();
 }
 
 EngineStatus Engine::status() const {
@@ -927,8 +973,8 @@ EngineStatus Engine::status() const {
         cs.infer_fps = static_cast<double>(cs.frames_inferred) / seconds;
       }
     }
-    cs.age_p50_ms = c->age_ms.percentile(0.5);
-    cs.age_p99_ms = c->age_ms.percentile(0.99);
+    cs.age_p50_ms = c->age_ms->percentile(0.5);
+    cs.age_p99_ms = c->age_ms->percentile(0.99);
     {
       std::lock_guard lock(c->info_mu);
       cs.last_error = c->last_error;
@@ -942,8 +988,8 @@ EngineStatus Engine::status() const {
     ms.batches = m->batches.load();
     ms.items = m->items.load();
     for (const auto& b : m->batch_sizes) ms.batch_sizes.push_back(b.load());
-    ms.latency_p50_ms = m->latency_ms.percentile(0.5);
-    ms.latency_p99_ms = m->latency_ms.percentile(0.99);
+    ms.latency_p50_ms = m->latency_ms->percentile(0.5);
+    ms.latency_p99_ms = m->latency_ms->percentile(0.99);
     out.models.push_back(std::move(ms));
   }
   return out;

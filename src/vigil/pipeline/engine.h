@@ -30,6 +30,7 @@
 
 #include "vigil/core/camera_state.h"
 #include "vigil/core/event_bus.h"
+#include "vigil/core/metrics.h"
 #include "vigil/core/status.h"
 #include "vigil/pipeline/engine_config.h"
 #include "vigil/sink/sink.h"
@@ -108,6 +109,8 @@ class Engine {
   EngineStatus status() const;
   // Camera state changes and track events, in order; subscribe or read from any thread.
   EventBus& events();
+  // Every counter, gauge and histogram of the engine (labels camera and model), read on demand.
+  const MetricsRegistry& metrics() const;
   // Clears the latency and age histograms (counters keep counting): benchmarks call it
   // when their measured window starts.
   void reset_histograms();
