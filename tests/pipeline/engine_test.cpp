@@ -660,5 +660,49 @@ TEST(EngineTest, MetricsRegistryCarriesEachCameraUntilItIsRemoved) {
   EXPECT_EQ(metrics.total("vigil_frames_decoded_total"), 12) << "camera a's series are gone";
 }
 
+// Throws on frames of one size (one camera's), finds a face on the others.
+class ThrowingDetector final : public Detector {
+ public:
+  explicit ThrowingDetector(int bad_width) : bad_width_(bad_width) {}
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    for (const Image* image : images) {
+      if (image->width == bad_width_) throw std::runtime_error("cannot handle this frame");
+    }
+    return still_.detect(images, results);
+  }
+  int max_batch() const override { return 4; }
+
+ private:
+  int bad_width_;
+  StillFaceDetector still_;
+};
+
+TEST(EngineTest, AModelThatThrowsForOneCameraLeavesTheOthersWhole) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 5, 2);
+  const std::string good = dir.file("good.mp4"), bad = dir.file("bad.mp4");
+  ASSERT_TRUE(test::make_h264_video(good, 30, 160, 120));
+  ASSERT_TRUE(test::make_h264_video(bad, 30, 96, 64));
+  config.cameras = {file_camera("good0", good), file_camera("bad", bad), file_camera("good1", good)};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  EngineHooks hooks = still_face_hooks(mu, out);
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new ThrowingDetector(96));
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  const Status status = (*engine)->run(60.0);
+  EXPECT_TRUE(status.ok()) << status.error().message;
+  EXPECT_EQ(out["good0"].size(), 30u) << "every frame of the healthy cameras has its result";
+  EXPECT_EQ(out["good1"].size(), 30u);
+  EXPECT_TRUE(out["bad"].empty());
+  const EngineStatus st = (*engine)->status();
+  EXPECT_EQ(find(st, "bad")->stage_errors, 30u);
+  EXPECT_EQ(find(st, "good0")->stage_errors, 0u);
+  EXPECT_NE(find(st, "bad")->last_error.find("cannot handle this frame"), std::string::npos);
+  for (const auto& item : out["good0"]) EXPECT_EQ(item.track_ids, std::vector<std::uint64_t>{1});
+}
+
 }  // namespace
 }  // namespace vigil

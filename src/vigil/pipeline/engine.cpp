@@ -107,6 +107,8 @@ struct Camera {
   std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
   std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
   std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
+  std::atomic<std::uint64_t> stage_errors{0};        // frames a model failed on
+  std::atomic<std::int64_t> last_error_log_ns{0};    // rate limit of those errors' log lines
   std::shared_ptr<Histogram> age_ms;  // in the engine's metrics registry
 
   mutable std::mutex info_mu;
@@ -350,7 +352,13 @@ struct Engine::Impl {
       if (!chosen->ready.empty()) work_cv.notify_one();  // another worker can start the next batch
       --idle_workers;
       lock.unlock();
-      run_batch(w, *chosen, batch, frames, owners, images, results);
+      try {
+        run_batch(w, *chosen, batch, frames, owners, images, results);
+      } catch (const std::exception& e) {  // a sink or hook threw: stop the run, not the process
+        fail(Error{ErrorCode::internal, std::string("worker: ") + e.what()});
+        frames.clear();
+        for (auto& cam : owners) finish(cam);
+      }
       lock.lock();
       ++idle_workers;
     }
@@ -385,16 +393,17 @@ struct Engine::Impl {
       owners.push_back(e.camera);
     }
     if (!frames.empty()) {
-      Status status = detectors[static_cast<std::size_t>(w)][model.index]->detect(images, results);
+      Detector& detector = *detectors[static_cast<std::size_t>(w)][model.index];
+      Status status = safe_detect(detector, images, results);
       const SteadyTime done = SteadyClock::now();
-      if (!status.ok()) {
-        fail(with_context(status.error(), "model " + model.name));
-      } else {
+      if (!status.ok()) isolate_failure(detector, model, status.error(), images, results, owners, frames);
+      {
         model.latency_ms->record(ms_between(start, done));
         model.batches.fetch_add(1, std::memory_order_relaxed);
         model.items.fetch_add(frames.size(), std::memory_order_relaxed);
         model.batch_sizes[std::min(frames.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
         for (std::size_t i = 0; i < frames.size(); ++i) {
+          if (!frames[i]) continue;  // the model failed on this frame (counted)
           Camera& cam = *owners[i];
           FrameResult& r = cam.result;  // this worker holds the camera's token
           const int steps = frame_steps(cam, *frames[i]);
@@ -420,6 +429,46 @@ struct Engine::Impl {
     }
     frames.clear();  // back to the pools before the cameras become ready again
     for (auto& cam : owners) finish(cam);
+  }
+
+  // A model call that throws is an error like any other, never std::terminate.
+  static Status safe_detect(Detector& detector, std::span<const Image* const> images, std::vector<Detections>& results) {
+    try {
+      return detector.detect(images, results);
+    } catch (const std::exception& e) {
+      return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
+    } catch (...) {
+      return Error{ErrorCode::internal, "unknown exception"};
+    }
+  }
+
+  // The model failed on a batch: run its frames one at a time so that only the frames it
+  // fails on are lost (their slots in `frames` are emptied and counted against their camera);
+  // the other cameras of the batch keep their results.
+  void isolate_failure(Detector& detector, Model& model, const Error& batch_error, std::vector<const Image*>& images,
+                       std::vector<Detections>& results, std::vector<std::shared_ptr<Camera>>& owners,
+                       std::vector<FrameRef>& frames) {
+    results.resize(frames.size());
+    std::vector<Detections> one;
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      Status status = frames.size() == 1 ? Status(batch_error) : safe_detect(detector, {&images[i], 1}, one);
+      if (status.ok() && one.size() == 1) {
+        results[i] = std::move(one[0]);
+        continue;
+      }
+      if (status.ok()) status = Error{ErrorCode::internal, "the model returned no result"};
+      Camera& cam = *owners[i];
+      const std::uint64_t count = cam.stage_errors.fetch_add(1, std::memory_order_relaxed) + 1;
+      cam.record_error(status.error());
+      // At most one line a second per camera, so a model failing on every frame cannot flood the log.
+      const std::int64_t now_ns = to_ns(SteadyClock::now());
+      std::int64_t last = cam.last_error_log_ns.load(std::memory_order_relaxed);
+      if (now_ns - last >= 1'000'000'000 && cam.last_error_log_ns.compare_exchange_strong(last, now_ns)) {
+        spdlog::warn("camera {}: model {} failed on frame {}: {} ({} such errors so far)", cam.config.id, model.name,
+                     frames[i]->seq, status.error().message, count);
+      }
+      frames[i].reset();
+    }
   }
 
   void fail(const Error& error) {
@@ -453,6 +502,8 @@ struct Engine::Impl {
             [c] { return double(c->slot.replaced()); });
     counter("vigil_decode_errors_total", "Corrupt frames and read errors.", [c] { return double(c->decode_errors.load()); });
     counter("vigil_reconnects_total", "Times the camera reconnected.", [c] { return double(c->reconnects.load()); });
+    counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",
+            [c] { return double(c->stage_errors.load()); });
     counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
     metrics.callback("vigil_camera_state", "The camera's state: 0 connecting, 1 live, 2 stalled, 3 failed, 4 stopped.",
                      MetricType::gauge, labels, [c] { return double(static_cast<int>(c->state())); });
@@ -962,6 +1013,7 @@ EngineStatus Engine::status() const {
     cs.frames_replaced = c->slot.replaced();
     cs.frames_skipped = c->skipped.load();
     cs.frames_predicted = c->predicted.load();
+    cs.stage_errors = c->stage_errors.load();
     cs.tracks_started = c->tracks_started.load();
     cs.decode_errors = c->decode_errors.load();
     cs.reconnects = c->reconnects.load();

@@ -50,6 +50,7 @@ struct CameraStatus {
   std::uint64_t frames_predicted = 0;   // of them, frames that got predicted tracks (tracking on)
   std::uint64_t tracks_started = 0;     // tracks confirmed so far (the last track id)
   std::uint64_t decode_errors = 0;      // corrupt frames and read errors
+  std::uint64_t stage_errors = 0;       // frames a model failed on (dropped; the camera goes on)
   std::uint64_t reconnects = 0;
   double decode_fps = 0;                // frames decoded per second while the camera ran
   double infer_fps = 0;                 // frames inferred per second while the camera ran
