@@ -113,6 +113,9 @@ int bench_pipeline_command(const BenchPipelineOptions& options) {
     return 2;
   }
   setup_logging(options.json ? "warn" : config->log_level);
+  if (options.track != "config") {
+    for (auto& camera : config->cameras) camera.track.enabled = options.track == "on";
+  }
   config->sinks.clear();  // measure the engine, not the disk
   config->status_interval_s = 0;
 
@@ -190,6 +193,7 @@ int bench_pipeline_command(const BenchPipelineOptions& options) {
   nlohmann::json out = {
       {"benchmark", "pipeline"},
       {"config", options.config_path},
+      {"track", options.track},
       {"seconds", wall},
       {"cameras", after.cameras.size()},
       {"pipeline_fps", pipeline_fps},

@@ -29,6 +29,7 @@ struct BenchPipelineOptions {
   double seconds = 20;      // measured window
   double warmup_s = 3;      // engine running, not measured
   double reference_s = 3;   // model-only reference
+  std::string track = "config";  // "on" or "off" overrides every camera's track setting
   bool json = false;
 };
 int bench_pipeline_command(const BenchPipelineOptions& options);

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   bench_pipeline->add_option("--reference-seconds", pipeline.reference_s, "seconds for the model-only reference")
       ->check(CLI::Range(0.5, 600.0))
       ->capture_default_str();
+  bench_pipeline->add_option("--track", pipeline.track, "tracking on every camera: on, off, or as the config says")
+      ->check(CLI::IsMember({"on", "off", "config"}));
   bench_pipeline->add_flag("--json", pipeline.json, "one-line JSON");
 
   CLI11_PARSE(app, argc, argv);
