@@ -103,6 +103,35 @@ TEST(ConfigLoaderTest, BadEnumListsTheChoices) {
       << message;
 }
 
+TEST(ConfigLoaderTest, TrackingIsOnByDefaultAndConfigurable) {
+  auto config = parse_config(kValid);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_TRUE(config->cameras[0].track.enabled);
+  EXPECT_EQ(config->cameras[0].track.emit, TrackEmit::detections);
+
+  config = parse_config(replace(kValid, "detect: {model: faces, every: 2}",
+                                "detect: {model: faces, every: 2}\n    track: false"));
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_FALSE(config->cameras[0].track.enabled);
+
+  config = parse_config(replace(kValid, "detect: {model: faces, every: 2}",
+                                "detect: {model: faces, every: 2}\n    track: {emit: every_frame, lost_frames: 10, "
+                                "high_score: 0.6}"));
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->cameras[0].track.emit, TrackEmit::every_frame);
+  EXPECT_EQ(config->cameras[0].track.tracker.lost_frames, 10);
+  EXPECT_FLOAT_EQ(config->cameras[0].track.tracker.high_score, 0.6f);
+
+  EXPECT_NE(error_of(replace(kValid, "detect: {model: faces, every: 2}",
+                             "detect: {model: faces, every: 2}\n    track: {emit: sometimes}"))
+                .find("cameras[0].track.emit: must be one of detections, every_frame"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "detect: {model: faces, every: 2}",
+                             "detect: {model: faces, every: 2}\n    track: {lost_frame: 3}"))
+                .find("cameras[0].track.lost_frame: unknown key"),
+            std::string::npos);
+}
+
 TEST(ConfigLoaderTest, EmptyOrMissingSectionsAreRejected) {
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
   EXPECT_NE(error_of("models: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
