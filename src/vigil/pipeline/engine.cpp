@@ -182,7 +182,9 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<Sink>> sinks;
   std::unique_ptr<CpuGovernor> governor;
   std::unique_ptr<TimerService> timers;
-  MetricsRegistry metrics;  // declared before everything that registers in it
+  // Its callbacks point into models (declared above: they outlive it) and cameras (whose
+  // series remove_camera removes before letting the camera go).
+  MetricsRegistry metrics;
   Histogram end_to_end_ms;
   Histogram age_ms;  // all cameras
   EventBus bus;
