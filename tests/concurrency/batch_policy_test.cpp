@@ -53,6 +53,17 @@ TEST(BatchPolicyTest, ReadyCamerasAreSharedAmongIdleWorkers) {
   EXPECT_EQ(decide_batch(policy, 20, t0, t0, 2).take, 8u);  // full batches stay full
 }
 
+TEST(BatchPolicyTest, BatchesTakeAtMostTheFairShareOfCamerasPerWorker) {
+  // Four cameras, two workers: fair share 2. Three ready while the fourth is in flight on the
+  // other worker: take 2, not 3, so the groups stay 2 and 2.
+  const BatchDecision d = decide_batch({8, milliseconds(10)}, 3, t0, t0, 1, 0, 2);
+  EXPECT_TRUE(d.close);
+  EXPECT_EQ(d.take, 2u);
+  // A fair share's worth of ready cameras is a full batch: no waiting for max_delay.
+  EXPECT_TRUE(decide_batch({8, milliseconds(10)}, 2, t0, t0, 1, 5, 2).close);
+  EXPECT_FALSE(decide_batch({8, milliseconds(10)}, 1, t0, t0, 1, 5, 2).close);
+}
+
 TEST(BatchPolicyTest, ClosesAtOnceWhenNoOtherCameraCouldJoin) {
   const BatchDecision d = decide_batch({8, milliseconds(10)}, 2, t0, t0, 1, 0);
   EXPECT_TRUE(d.close);

@@ -8,6 +8,12 @@
 // camera would leave the others idle). When no other camera could join (every camera of
 // the model is ready or in flight), waiting is pointless and the batch closes at once.
 // Waits are floored at 1 ms so a caller never busy-polls.
+//
+// Fair share: a batch takes at most the model's cameras divided among all workers
+// (fair_share). Without the cap, two workers serving four always-ready file cameras settle
+// into batches of 1 and 3 (the lone camera is ready again exactly when the other three are
+// still in flight), and the lone camera then runs three times as fast as the others. With
+// it the groups stay balanced (2 and 2), so every camera gets the same rate.
 #pragma once
 
 #include <algorithm>
@@ -31,12 +37,14 @@ struct BatchDecision {
 
 // idle_workers: workers not running a batch, the caller included (at least 1).
 // could_join: cameras of this model that are neither ready nor in flight.
+// fair_share: at most this many cameras per batch (ceil(cameras / workers)).
 inline BatchDecision decide_batch(const BatchPolicy& policy, std::size_t ready, SteadyTime oldest_ready,
                                   SteadyTime now, std::size_t idle_workers = 1,
-                                  std::size_t could_join = static_cast<std::size_t>(-1)) {
+                                  std::size_t could_join = static_cast<std::size_t>(-1),
+                                  std::size_t fair_share = static_cast<std::size_t>(-1)) {
   BatchDecision d;
   if (ready == 0) return d;  // nothing to wait for: wait for a camera to become ready
-  const std::size_t max_batch = std::max<std::size_t>(1, policy.max_batch);
+  const std::size_t max_batch = std::max<std::size_t>(1, std::min(policy.max_batch, fair_share));
   const std::size_t share = (ready + std::max<std::size_t>(1, idle_workers) - 1) / std::max<std::size_t>(1, idle_workers);
   const SteadyTime deadline = oldest_ready + policy.max_delay;
   if (ready >= max_batch || now >= deadline || could_join == 0) {

@@ -327,8 +327,10 @@ struct Engine::Impl {
         if (model->ready.empty()) continue;
         const std::size_t busy = model->ready.size() + model->inflight;
         const std::size_t could_join = model->cameras > busy ? model->cameras - busy : 0;
+        const auto worker_count = static_cast<std::size_t>(workers_count);
+        const std::size_t fair_share = (model->cameras + worker_count - 1) / worker_count;
         const BatchDecision d = decide_batch(model->policy, model->ready.size(), model->ready.front().since, now,
-                                             idle_workers, could_join);
+                                             idle_workers, could_join, std::max<std::size_t>(1, fair_share));
         if (d.close) {
           chosen = model.get();
           take = d.take;
