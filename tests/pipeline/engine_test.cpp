@@ -393,6 +393,9 @@ TEST_F(StreamTest, ReconnectsAfterTheServerRestarts) {
   ASSERT_GT(port, 0);
   EngineConfig config = base_config(4, 2, 2);
   config.cameras.push_back(stream_camera(server.url()));
+  // Every third frame: the reconnected stream numbers its frames from 0 again, and detection
+  // must resume at once, not when the new numbering reaches the old one.
+  config.cameras.back().detect.every = 3;
   config.cameras.push_back(synthetic_camera("other", 10));
   Collector collector;
   auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
@@ -413,6 +416,13 @@ TEST_F(StreamTest, ReconnectsAfterTheServerRestarts) {
   const std::size_t door_before = collector.count("door");
   ASSERT_TRUE(wait_for([&] { return state() == CameraState::live; }, milliseconds(5000)));
   ASSERT_TRUE(wait_for([&] { return collector.count("door") >= door_before + 10; }, milliseconds(5000)));
+  {
+    std::lock_guard lock(collector.mu);
+    const auto& door_items = collector.items["door"];
+    ASSERT_GT(door_items.size(), door_before);
+    EXPECT_GE(door_items[door_before - 1].seq, 27u) << "before the outage: at least 10 results, every third frame";
+    EXPECT_LT(door_items[door_before].seq, 20u) << "the first result after reconnecting comes from the new numbering's start";
+  }
   const double outage_s = std::chrono::duration<double>(SteadyClock::now() - outage_start).count();
   // The other camera kept its rate (10 fps) meanwhile: within 5%.
   const double other_rate = static_cast<double>(collector.count("other") - other_before) / outage_s;

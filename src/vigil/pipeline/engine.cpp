@@ -128,7 +128,10 @@ struct Camera {
       const double tolerance_s = interval_s > 0 ? interval_s * 0.25 : 0.005;
       return to_ns(frame.captured_steady) + static_cast<std::int64_t>(tolerance_s * 1e9) >= next_due_ns.load();
     }
-    return frame.seq >= next_due_seq.load();
+    // A seq below the last detected one means the source restarted its numbering (a stream
+    // reconnected): due at once, or the camera would wait until seq caught up again.
+    const std::uint64_t next = next_due_seq.load();
+    return frame.seq >= next || frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)) < next;
   }
   // Called by the worker when this frame's inference starts (live cameras).
   void advance_due_live(const Frame& frame) {
