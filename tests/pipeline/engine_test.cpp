@@ -340,11 +340,7 @@ TEST(EngineTest, CpuBudgetIsEnforced) {
   config.cpu_budget.cores = 0.5;
   config.cpu_budget.enforce = true;
   config.workers = 2;  // more than the budget wants, to show the governor holds anyway
-  for (int i = 0; i < 4; ++i) {
-    std::string id = "c";  // (not "c" + to_string(i): GCC 12 warns falsely on that inlined)
-    id += std::to_string(i);
-    config.cameras.push_back(synthetic_camera(id, 30, 64, 48));
-  }
+  for (int i = 0; i < 4; ++i) config.cameras.push_back(synthetic_camera("c" + std::to_string(i), 30, 64, 48));
   Collector collector;
   auto engine = Engine::create(config, fake_hooks(collector, milliseconds(20), /*burn=*/true));
   ASSERT_TRUE(engine.ok());

@@ -32,14 +32,14 @@ std::uint64_t EventBus::publish(Event event) {
     }
   }
   cv_.notify_all();
-  for (const auto& [id, subscriber] : subscribers_) (*subscriber)(event);
+  for (const auto& [id, subscriber] : subscribers_) subscriber(event);
   return event.id;
 }
 
 EventBus::SubscriptionId EventBus::subscribe(Subscriber subscriber) {
   std::lock_guard deliver(deliver_mu_);
   const SubscriptionId id = next_subscription_++;
-  subscribers_.emplace_back(id, std::make_shared<Subscriber>(std::move(subscriber)));
+  subscribers_.emplace_back(id, std::move(subscriber));
   return id;
 }
 

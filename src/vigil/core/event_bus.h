@@ -17,7 +17,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -86,7 +85,7 @@ class EventBus {
   bool closed_ = false;        // guarded by mu_
   // Subscribers are called under deliver_mu_ so they see events one at a time, in id order.
   std::mutex deliver_mu_;
-  std::vector<std::pair<SubscriptionId, std::shared_ptr<Subscriber>>> subscribers_;  // guarded by deliver_mu_
+  std::vector<std::pair<SubscriptionId, Subscriber>> subscribers_;  // guarded by deliver_mu_
   SubscriptionId next_subscription_ = 1;  // guarded by deliver_mu_
 };
 
