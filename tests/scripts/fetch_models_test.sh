@@ -20,4 +20,8 @@ now="$(sha256sum "$work/media/sample1.jpg" | cut -d' ' -f1)"
 rm "$work/models/blazeface_back_256_dyn.onnx"
 "$src/scripts/fetch_models.sh" >/dev/null
 [ -s "$work/models/blazeface_back_256_dyn.onnx" ] || { echo "FAIL: dynamic-batch model not remade"; exit 1; }
+printf 'damaged' >"$work/models/face_recognition_128.onnx"
+"$src/scripts/fetch_models.sh" >/dev/null
+[ "$(sha256sum "$work/models/face_recognition_128.onnx" | cut -d' ' -f1)" = \
+  "$(sha256sum "$cache/models/face_recognition_128.onnx" | cut -d' ' -f1)" ] || { echo "FAIL: damaged embedder not remade"; exit 1; }
 echo "PASS"

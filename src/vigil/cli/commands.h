@@ -34,4 +34,17 @@ struct BenchPipelineOptions {
 };
 int bench_pipeline_command(const BenchPipelineOptions& options);
 
+struct EvalFacesOptions {
+  std::vector<std::string> photos;     // faces per photo are different people
+  std::string video;                   // tracked faces (empty: skip)
+  int video_every = 5;                 // detect and embed every N-th frame of the video
+  float min_eye_px = 16;               // smaller faces are left out
+  std::string detector_path;           // BlazeFace 256, dynamic batch
+  std::string embedder_path;           // face descriptor ONNX
+  std::string reference_script;        // tools/faceapi_reference.cjs (empty: no reference check)
+  std::string chips_dir;               // write the photos' aligned chips here (raw RGB, 150x150)
+  bool json = false;
+};
+int eval_faces_command(const EvalFacesOptions& options);
+
 }  // namespace vigil

@@ -51,7 +51,33 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"on", "off", "config"}));
   bench_pipeline->add_flag("--json", pipeline.json, "one-line JSON");
 
+  auto* eval = app.add_subcommand("eval", "measure accuracy; prints JSON");
+  eval->require_subcommand(1);
+  vigil::EvalFacesOptions faces;
+  const std::string data = vigil::data_dir();
+  for (int i = 1; i <= 6; ++i) faces.photos.push_back(data + "/media/sample" + std::to_string(i) + ".jpg");
+  faces.video = data + "/media/Megamind.avi";
+  faces.detector_path = data + "/models/blazeface_back_256_dyn.onnx";
+  faces.embedder_path = data + "/models/face_recognition_128.onnx";
+  bool reference = false;
+  auto* eval_faces = eval->add_subcommand("faces", "same- and different-person similarity of the face embedder, "
+                                                   "and its agreement with face-api");
+  eval_faces->add_option("--photo", faces.photos, "photos (faces in one photo are different people)")
+      ->capture_default_str();
+  eval_faces->add_option("--video", faces.video, "video with tracked faces ('' to skip)")->capture_default_str();
+  eval_faces->add_option("--video-every", faces.video_every, "embed every N-th frame")->check(CLI::Range(1, 1000));
+  eval_faces->add_option("--detector", faces.detector_path, "BlazeFace 256 ONNX")->capture_default_str();
+  eval_faces->add_option("--embedder", faces.embedder_path, "face descriptor ONNX")->capture_default_str();
+  eval_faces->add_option("--chips-out", faces.chips_dir, "write the photos' aligned chips (150x150 raw RGB) here");
+  eval_faces->add_flag("--reference", reference, "also compare with face-api in Node (tools/faceapi_reference.cjs)");
+  eval_faces->add_flag("--json", faces.json, "one-line JSON");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (eval_faces->parsed()) {
+    if (reference) faces.reference_script = std::string(VIGIL_SOURCE_DIR) + "/tools/faceapi_reference.cjs";
+    return vigil::eval_faces_command(faces);
+  }
 
   if (bench_pipeline->parsed()) return vigil::bench_pipeline_command(pipeline);
 

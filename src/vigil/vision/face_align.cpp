@@ -1,0 +1,191 @@
+#include "vigil/vision/face_align.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "vigil/vision/yuv.h"
+
+namespace vigil {
+
+namespace {
+
+// Bilinear sample of one 8-bit channel at continuous pixel-index coordinates, edges clamped.
+// step: bytes between neighbouring samples in a row (1 planar, 2 for nv12's UV, 3 for BGR).
+inline float sample(const std::uint8_t* base, int stride, int step, int width, int height, float x, float y) {
+  x = std::clamp(x, 0.0f, static_cast<float>(width - 1));
+  y = std::clamp(y, 0.0f, static_cast<float>(height - 1));
+  const int x0 = static_cast<int>(x);
+  const int y0 = static_cast<int>(y);
+  const int x1 = std::min(x0 + 1, width - 1);
+  const int y1 = std::min(y0 + 1, height - 1);
+  const float fx = x - static_cast<float>(x0);
+  const float fy = y - static_cast<float>(y0);
+  const std::uint8_t* r0 = base + static_cast<std::ptrdiff_t>(y0) * stride;
+  const std::uint8_t* r1 = base + static_cast<std::ptrdiff_t>(y1) * stride;
+  const float top = r0[x0 * step] + (r0[x1 * step] - r0[x0 * step]) * fx;
+  const float bottom = r1[x0 * step] + (r1[x1 * step] - r1[x0 * step]) * fx;
+  return top + (bottom - top) * fy;
+}
+
+}  // namespace
+
+float Similarity::scale() const { return std::sqrt(a * a + b * b); }
+
+Similarity Similarity::inverse() const {
+  const float d = a * a + b * b;
+  if (d <= 0) return {};
+  Similarity inv;
+  inv.a = a / d;
+  inv.b = -b / d;
+  inv.tx = -(inv.a * tx - inv.b * ty);
+  inv.ty = -(inv.b * tx + inv.a * ty);
+  return inv;
+}
+
+Similarity fit_similarity(std::span<const Point2> src, std::span<const Point2> dst) {
+  const std::size_t n = std::min(src.size(), dst.size());
+  if (n < 2) return {};
+  double msx = 0, msy = 0, mdx = 0, mdy = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    msx += src[i].x, msy += src[i].y, mdx += dst[i].x, mdy += dst[i].y;
+  }
+  msx /= static_cast<double>(n), msy /= static_cast<double>(n), mdx /= static_cast<double>(n), mdy /= static_cast<double>(n);
+  // For a similarity, the least-squares a and b have a closed form (complex-number regression).
+  double sxx = 0, sab = 0, sba = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double sx = src[i].x - msx, sy = src[i].y - msy, dx = dst[i].x - mdx, dy = dst[i].y - mdy;
+    sxx += sx * sx + sy * sy;
+    sab += sx * dx + sy * dy;
+    sba += sx * dy - sy * dx;
+  }
+  if (sxx <= 1e-12) return {};
+  Similarity t;
+  t.a = static_cast<float>(sab / sxx);
+  t.b = static_cast<float>(sba / sxx);
+  t.tx = static_cast<float>(mdx - (t.a * msx - t.b * msy));
+  t.ty = static_cast<float>(mdy - (t.b * msx + t.a * msy));
+  return t;
+}
+
+const std::array<Point2, 4>& face_chip_template() {
+  // dlib's mean face (eye centres = mean of the six eye landmarks, nose tip, mouth corners'
+  // midpoint), padded 25% on each side: chip = (v + 0.25) / 1.5 * 150.
+  static const std::array<Point2, 4> points{{{47.57f, 46.60f}, {100.48f, 46.60f}, {74.01f, 76.56f}, {74.01f, 103.02f}}};
+  return points;
+}
+
+Similarity face_chip_transform(const Detection& detection, int chip_size) {
+  const float k = static_cast<float>(chip_size) / static_cast<float>(kFaceChipSize);
+  if (detection.keypoint_count >= 4) {
+    std::array<Point2, 4> dst = face_chip_template();
+    for (Point2& p : dst) p = {p.x * k, p.y * k};
+    return fit_similarity(std::span(detection.keypoints.data(), 4), dst);
+  }
+  // No keypoints: the box's width becomes the template's face width (100 of 150 pixels).
+  const BBox& b = detection.bbox;
+  const float w = std::max(1.0f, b.width());
+  Similarity t;
+  t.a = 100.0f * k / w;
+  t.tx = 75.0f * k - t.a * (b.x1 + b.x2) * 0.5f;
+  t.ty = 75.0f * k - t.a * (b.y1 + b.y2) * 0.5f;
+  return t;
+}
+
+FaceQuality face_quality_from_keypoints(const Detection& detection) {
+  FaceQuality q;
+  q.score = std::clamp(detection.score, 0.0f, 1.0f);
+  if (detection.keypoint_count < 3) {
+    q.size = std::clamp(detection.bbox.width() / 80.0f, 0.0f, 1.0f);
+    q.frontal = 0.5f;
+    return q;
+  }
+  const Point2 re = detection.keypoints[0], le = detection.keypoints[1], nose = detection.keypoints[2];
+  const float ex = le.x - re.x, ey = le.y - re.y;
+  const float eye2 = ex * ex + ey * ey;
+  const float eye_distance = std::sqrt(eye2);
+  q.size = std::clamp(eye_distance / 40.0f, 0.0f, 1.0f);
+  if (eye2 <= 1e-6f) return q;
+  // Where the nose falls between the eyes, along the eye line: 0.5 when facing the camera.
+  const float t = ((nose.x - re.x) * ex + (nose.y - re.y) * ey) / eye2;
+  q.frontal = std::clamp(1.0f - 2.0f * std::abs(t - 0.5f), 0.0f, 1.0f);
+  return q;
+}
+
+FaceQuality FaceAligner::align(const Image& image, const Detection& detection, float* dst, int chip_size) {
+  FaceQuality q = face_quality_from_keypoints(detection);
+  const Similarity to_frame = face_chip_transform(detection, chip_size).inverse();
+  // Shrinking a large face: average n x n bilinear samples per chip pixel (n = frame pixels
+  // per chip pixel, at most 4) so the chip is not aliased.
+  const float frame_per_chip = to_frame.scale();
+  const int n = std::clamp(static_cast<int>(std::ceil(frame_per_chip - 0.25f)), 1, 4);
+  const float inv_n2 = 1.0f / static_cast<float>(n * n);
+  const std::size_t pixels = static_cast<std::size_t>(chip_size) * static_cast<std::size_t>(chip_size);
+  luma_.resize(pixels);
+  const YuvToRgb k = YuvToRgb::for_range(image.full_range);
+  const bool bgr = image.format == PixelFormat::bgr24;
+  const bool nv12 = image.format == PixelFormat::nv12;
+  const int cw = image.plane_width(bgr ? 0 : 1), chh = image.plane_height(bgr ? 0 : 1);
+  for (int y = 0; y < chip_size; ++y) {
+    for (int x = 0; x < chip_size; ++x) {
+      float r = 0, g = 0, b = 0, luma_sum = 0;
+      for (int sy = 0; sy < n; ++sy) {
+        for (int sx = 0; sx < n; ++sx) {
+          const Point2 chip{static_cast<float>(x) + (static_cast<float>(sx) + 0.5f) / static_cast<float>(n),
+                            static_cast<float>(y) + (static_cast<float>(sy) + 0.5f) / static_cast<float>(n)};
+          const Point2 f = to_frame.apply(chip);  // continuous frame coordinates
+          const float fx = f.x - 0.5f, fy = f.y - 0.5f;
+          if (bgr) {
+            const std::uint8_t* p = image.planes[0].data;
+            const int s = image.planes[0].stride;
+            b += sample(p, s, 3, image.width, image.height, fx, fy);
+            g += sample(p + 1, s, 3, image.width, image.height, fx, fy);
+            r += sample(p + 2, s, 3, image.width, image.height, fx, fy);
+            continue;
+          }
+          const float luma = sample(image.planes[0].data, image.planes[0].stride, 1, image.width, image.height, fx, fy);
+          const float cx = f.x * 0.5f - 0.5f, cy = f.y * 0.5f - 0.5f;
+          float cb = 0, cr = 0;
+          if (nv12) {
+            cb = sample(image.planes[1].data, image.planes[1].stride, 2, cw, chh, cx, cy);
+            cr = sample(image.planes[1].data + 1, image.planes[1].stride, 2, cw, chh, cx, cy);
+          } else {
+            cb = sample(image.planes[1].data, image.planes[1].stride, 1, cw, chh, cx, cy);
+            cr = sample(image.planes[2].data, image.planes[2].stride, 1, cw, chh, cx, cy);
+          }
+          cb -= 128.0f;
+          cr -= 128.0f;
+          const float l = k.cy * (luma - k.y_offset);
+          r += std::clamp(l + k.cr_r * cr, 0.0f, 255.0f);
+          g += std::clamp(l + k.cb_g * cb + k.cr_g * cr, 0.0f, 255.0f);
+          b += std::clamp(l + k.cb_b * cb, 0.0f, 255.0f);
+          luma_sum += l;
+        }
+      }
+      float* out = dst + (static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size) + static_cast<std::size_t>(x)) * 3;
+      out[0] = r * inv_n2;
+      out[1] = g * inv_n2;
+      out[2] = b * inv_n2;
+      luma_[static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size) + static_cast<std::size_t>(x)] =
+          bgr ? 0.299f * out[0] + 0.587f * out[1] + 0.114f * out[2] : luma_sum * inv_n2;
+    }
+  }
+  // Sharpness: variance of the 4-neighbour Laplacian over the chip's centre (the face).
+  double sum = 0, sum2 = 0;
+  int count = 0;
+  const int lo = chip_size / 4, hi = chip_size - chip_size / 4;
+  for (int y = lo; y < hi; ++y) {
+    const float* row = luma_.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size);
+    for (int x = lo; x < hi; ++x) {
+      const float lap = row[x - 1] + row[x + 1] + row[x - chip_size] + row[x + chip_size] - 4.0f * row[x];
+      sum += lap;
+      sum2 += static_cast<double>(lap) * lap;
+      ++count;
+    }
+  }
+  const double mean = count ? sum / count : 0.0;
+  const double variance = count ? std::max(0.0, sum2 / count - mean * mean) : 0.0;
+  q.sharpness = static_cast<float>(variance / (variance + 50.0));
+  return q;
+}
+
+}  // namespace vigil

@@ -1,0 +1,63 @@
+// Face alignment: a similarity transform (rotation, uniform scale, translation) from a
+// detector's eye, nose and mouth keypoints to the embedder's template, and the aligned chip
+// sampled straight from the frame's planes (no full-frame RGB).
+//
+// The template is dlib's face chip (the embedder is dlib's ResNet): its mean face with 25%
+// padding on each side, in a 150x150 chip: eye centres at (47.6, 46.6) and (100.5, 46.6),
+// nose tip at (74.0, 76.6), mouth centre at (74.0, 105.0). The transform is the least-squares
+// fit (Umeyama) of the four BlazeFace points to them.
+//
+// Threading: FaceAligner is one caller at a time (owns its scratch); the functions are pure.
+#pragma once
+
+#include <array>
+#include <span>
+#include <vector>
+
+#include "vigil/core/detection.h"
+#include "vigil/core/frame.h"
+
+namespace vigil {
+
+// x' = a*x - b*y + tx, y' = b*x + a*y + ty (a = s*cos, b = s*sin).
+struct Similarity {
+  float a = 1, b = 0, tx = 0, ty = 0;
+  Point2 apply(Point2 p) const { return {a * p.x - b * p.y + tx, b * p.x + a * p.y + ty}; }
+  float scale() const;
+  Similarity inverse() const;
+};
+
+// Least-squares similarity mapping src[i] to dst[i] (Umeyama 1991, without reflection).
+// Needs at least two distinct points; returns the identity otherwise.
+Similarity fit_similarity(std::span<const Point2> src, std::span<const Point2> dst);
+
+inline constexpr int kFaceChipSize = 150;
+// Template points for BlazeFace's first four keypoints (right eye, left eye, nose, mouth).
+const std::array<Point2, 4>& face_chip_template();
+
+// Frame-to-chip transform for a detection with at least four keypoints; from the box
+// (centred, face filling the template's eye-to-mouth span) when it has none.
+Similarity face_chip_transform(const Detection& detection, int chip_size = kFaceChipSize);
+
+// Face quality in [0, 1] for choosing which face of a track to embed:
+// score x size x sharpness x frontalness, each in [0, 1].
+struct FaceQuality {
+  float score = 0;
+  float size = 0;        // min(1, eye distance / 40 px)
+  float sharpness = 0;   // variance of the chip's Laplacian, saturating
+  float frontal = 0;     // nose centred between the eyes, eyes level
+  float value() const { return score * size * sharpness * frontal; }
+};
+FaceQuality face_quality_from_keypoints(const Detection& detection);
+
+class FaceAligner {
+ public:
+  // Writes the aligned chip as RGB floats in 0..255, NHWC (chip_size x chip_size x 3), into
+  // dst, and returns the quality with sharpness measured on the chip's luma.
+  FaceQuality align(const Image& image, const Detection& detection, float* dst, int chip_size = kFaceChipSize);
+
+ private:
+  std::vector<float> luma_;  // the chip's luma, for sharpness; kept between calls
+};
+
+}  // namespace vigil

@@ -1,0 +1,72 @@
+// FaceEmbedder: aligned face chips in, L2-normalised 128-D descriptors out, batched.
+//
+// The model is face-api's face descriptor ResNet (dlib's architecture) rebuilt as ONNX by
+// tools/faceapi_recognition_onnx.py: input [N, 150, 150, 3] RGB in 0..255, output [N, 128].
+// Each face is aligned from the frame's planes (face_align.h) straight into the batch
+// tensor; faces beyond max_batch go in further model calls. Vectors come back normalised,
+// so cosine similarity is a dot product.
+//
+// Threading: one caller at a time (owns its backend, tensors and aligner).
+// Example config:
+//   models: {embedder: {kind: face_embedder, path: face_recognition_128.onnx, max_batch: 16}}
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vigil/core/face.h"
+#include "vigil/core/frame.h"
+#include "vigil/core/status.h"
+#include "vigil/infer/backend.h"
+#include "vigil/vision/face_align.h"
+
+namespace vigil {
+
+struct FaceEmbedderConfig {
+  std::string model_path;
+  int max_batch = 16;
+};
+
+// One face to embed: the frame it is in and its detection (keypoints align it).
+struct FaceInput {
+  const Image* image = nullptr;
+  const Detection* detection = nullptr;
+};
+
+class FaceEmbedder {
+ public:
+  static Result<std::unique_ptr<FaceEmbedder>> create(const FaceEmbedderConfig& config);
+  static Result<std::unique_ptr<FaceEmbedder>> create(const FaceEmbedderConfig& config, std::unique_ptr<Backend> backend);
+
+  // embeddings[i] and qualities[i] belong to faces[i]. ceil(n / max_batch) model calls.
+  Status embed(std::span<const FaceInput> faces, std::vector<Embedding>& embeddings, std::vector<FaceQuality>& qualities);
+  // Embeds chips already aligned (RGB 0..255, NHWC, 150x150): for tests and tools.
+  Status embed_chips(std::span<const float> chips, std::size_t count, std::vector<Embedding>& embeddings);
+
+  int max_batch() const { return config_.max_batch; }
+  const FaceEmbedderConfig& config() const { return config_; }
+  std::uint64_t calls() const { return calls_; }
+  std::uint64_t items() const { return items_; }
+
+ private:
+  FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> backend);
+  Status check_model();
+  Status run(std::size_t count, Embedding* out);
+
+  FaceEmbedderConfig config_;
+  std::unique_ptr<Backend> backend_;
+  FaceAligner aligner_;
+  Tensor input_;
+  std::vector<Tensor> outputs_;
+  std::uint64_t calls_ = 0;
+  std::uint64_t items_ = 0;
+};
+
+// Cosine similarity of two normalised embeddings.
+float cosine(const Embedding& a, const Embedding& b);
+// Normalises in place; a zero vector stays zero.
+void l2_normalise(Embedding& e);
+
+}  // namespace vigil

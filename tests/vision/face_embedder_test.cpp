@@ -1,0 +1,195 @@
+// Face alignment and the face embedder with the real converted model
+// (tools/faceapi_recognition_onnx.py) on face-api's sample photos.
+#include "vigil/vision/face_embedder.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "support/test_support.h"
+#include "vigil/source/image_file.h"
+#include "vigil/vision/blazeface.h"
+
+namespace vigil {
+namespace {
+
+TEST(FaceAlignTest, FitSimilarityRecoversAKnownTransform) {
+  Similarity truth;
+  const float angle = 0.3f, scale = 1.7f;
+  truth.a = scale * std::cos(angle);
+  truth.b = scale * std::sin(angle);
+  truth.tx = 12.5f;
+  truth.ty = -40.0f;
+  const std::vector<Point2> src = {{10, 20}, {60, 22}, {35, 50}, {36, 80}};
+  std::vector<Point2> dst;
+  for (const Point2& p : src) dst.push_back(truth.apply(p));
+  const Similarity fit = fit_similarity(src, dst);
+  EXPECT_NEAR(fit.a, truth.a, 1e-4);
+  EXPECT_NEAR(fit.b, truth.b, 1e-4);
+  EXPECT_NEAR(fit.tx, truth.tx, 1e-3);
+  EXPECT_NEAR(fit.ty, truth.ty, 1e-3);
+  EXPECT_NEAR(fit.scale(), scale, 1e-4);
+  const Point2 back = fit.inverse().apply(fit.apply({5, 7}));
+  EXPECT_NEAR(back.x, 5, 1e-3);
+  EXPECT_NEAR(back.y, 7, 1e-3);
+}
+
+TEST(FaceAlignTest, DegeneratePointsGiveTheIdentity) {
+  const std::vector<Point2> same = {{3, 3}, {3, 3}};
+  const Similarity t = fit_similarity(same, same);
+  EXPECT_EQ(t.a, 1.0f);
+  EXPECT_EQ(t.b, 0.0f);
+}
+
+TEST(FaceAlignTest, KeypointsLandOnTheTemplate) {
+  // A face whose keypoints are the template rotated by 20 degrees, scaled 2x and moved.
+  Detection d;
+  d.keypoint_count = 6;
+  Similarity t;
+  t.a = 2.0f * std::cos(0.35f);
+  t.b = 2.0f * std::sin(0.35f);
+  t.tx = 300;
+  t.ty = 120;
+  for (int i = 0; i < 4; ++i) d.keypoints[static_cast<std::size_t>(i)] = t.apply(face_chip_template()[static_cast<std::size_t>(i)]);
+  const Similarity to_chip = face_chip_transform(d);
+  for (int i = 0; i < 4; ++i) {
+    const Point2 p = to_chip.apply(d.keypoints[static_cast<std::size_t>(i)]);
+    EXPECT_NEAR(p.x, face_chip_template()[static_cast<std::size_t>(i)].x, 1e-2);
+    EXPECT_NEAR(p.y, face_chip_template()[static_cast<std::size_t>(i)].y, 1e-2);
+  }
+}
+
+TEST(FaceAlignTest, FrontalnessFallsWhenTheNoseMovesTowardAnEye) {
+  Detection d;
+  d.score = 0.9f;
+  d.keypoint_count = 6;
+  d.keypoints[0] = {100, 100};
+  d.keypoints[1] = {160, 100};
+  d.keypoints[2] = {130, 130};
+  const FaceQuality frontal = face_quality_from_keypoints(d);
+  EXPECT_NEAR(frontal.frontal, 1.0f, 1e-5);
+  EXPECT_NEAR(frontal.size, 1.0f, 1e-5);  // 60 px between the eyes
+  d.keypoints[2] = {110, 130};
+  const FaceQuality turned = face_quality_from_keypoints(d);
+  EXPECT_LT(turned.frontal, 0.4f);
+}
+
+TEST(FaceAlignTest, ChipIsSampledFromYuvPlanesWithTheFramesColours) {
+  // A flat orange frame in YUV420P: every chip pixel must come out that orange.
+  ByteStorage storage;
+  Image image = storage.allocate(PixelFormat::yuv420p, 64, 48);
+  const std::uint8_t y = 150, u = 60, v = 200;  // video range
+  for (int p = 0; p < 3; ++p) {
+    for (int row = 0; row < image.plane_height(p); ++row) {
+      auto* dst = const_cast<std::uint8_t*>(image.planes[p].data) + row * image.planes[p].stride;
+      std::fill(dst, dst + image.plane_width(p), p == 0 ? y : p == 1 ? u : v);
+    }
+  }
+  Detection d;
+  d.score = 1;
+  d.bbox = {10, 10, 40, 40};
+  std::vector<float> chip(static_cast<std::size_t>(kFaceChipSize) * kFaceChipSize * 3);
+  FaceAligner aligner;
+  const FaceQuality q = aligner.align(image, d, chip.data());
+  const float luma = 1.164383f * (y - 16);
+  const float r = std::clamp(luma + 1.596027f * (v - 128), 0.0f, 255.0f);
+  const float b = std::clamp(luma + 2.017232f * (u - 128), 0.0f, 255.0f);
+  EXPECT_NEAR(chip[0], r, 0.5);
+  EXPECT_NEAR(chip[2], b, 0.5);
+  EXPECT_NEAR(chip[chip.size() - 3], r, 0.5);
+  EXPECT_NEAR(q.sharpness, 0.0f, 1e-3);  // a flat picture has no edges
+}
+
+class FaceEmbedderTest : public ::testing::Test {
+ protected:
+  static std::unique_ptr<FaceEmbedder> embedder(int max_batch) {
+    auto e = FaceEmbedder::create({test::data_file("models/face_recognition_128.onnx"), max_batch});
+    EXPECT_TRUE(e.ok()) << (e.ok() ? "" : e.error().message);
+    return e.ok() ? std::move(e).value() : nullptr;
+  }
+  static Detections faces(const Image& image) {
+    BlazeFaceConfig config;
+    config.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
+    config.input_size = 256;
+    config.max_batch = 1;
+    config.score_threshold = 0.6f;
+    auto detector = BlazeFace::create(config);
+    EXPECT_TRUE(detector.ok());
+    std::vector<Detections> out;
+    const Image* p = &image;
+    EXPECT_TRUE((*detector)->detect(std::span(&p, 1), out).ok());
+    return out.at(0);
+  }
+};
+
+TEST_F(FaceEmbedderTest, WrongModelFileIsAClearError) {
+  test::TempDir dir;
+  auto wrong = FaceEmbedder::create({test::data_file("models/blazeface_front_128_dyn.onnx"), 4});
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(wrong.error().message.find("not a 150x150 face descriptor model"), std::string::npos) << wrong.error().message;
+  std::ofstream(dir.file("garbage.onnx")) << "not a model";
+  auto garbage = FaceEmbedder::create({dir.file("garbage.onnx"), 4});
+  ASSERT_FALSE(garbage.ok());
+  EXPECT_EQ(garbage.error().code, ErrorCode::invalid_argument);
+}
+
+TEST_F(FaceEmbedderTest, BatchedAndSingleEmbeddingsAgreeAndAreNormalised) {
+  auto photo = read_image_file(test::data_file("media/sample4.jpg"));
+  ASSERT_TRUE(photo.ok());
+  const Detections found = faces(photo->image);
+  ASSERT_EQ(found.size(), 4u);
+  std::vector<FaceInput> in;
+  for (const Detection& d : found) in.push_back({&photo->image, &d});
+  auto batched = embedder(16);
+  auto single = embedder(1);
+  ASSERT_TRUE(batched && single);
+  std::vector<Embedding> a, b;
+  std::vector<FaceQuality> qa, qb;
+  ASSERT_TRUE(batched->embed(in, a, qa).ok());
+  ASSERT_TRUE(single->embed(in, b, qb).ok());
+  EXPECT_EQ(batched->calls(), 1u);
+  EXPECT_EQ(single->calls(), 4u);
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    EXPECT_NEAR(cosine(a[i], a[i]), 1.0f, 1e-5);
+    EXPECT_GE(cosine(a[i], b[i]), 0.9999f);
+    EXPECT_GT(qa[i].value(), 0.0f);
+  }
+}
+
+TEST_F(FaceEmbedderTest, TheSameFaceIsCloserThanOtherPeople) {
+  // Sample 6 and its mirrored, 0.6x copy: each face is nearer to itself than to anyone else.
+  const std::string path = test::data_file("media/sample6.jpg");
+  auto a = read_image_file(path);
+  auto b = read_image_file(path, 0.6, true);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const Detections fa = faces(a->image), fb = faces(b->image);
+  ASSERT_EQ(fa.size(), 4u);
+  ASSERT_EQ(fb.size(), 4u);
+  auto e = embedder(8);
+  std::vector<FaceInput> ia, ib;
+  for (const Detection& d : fa) ia.push_back({&a->image, &d});
+  for (const Detection& d : fb) ib.push_back({&b->image, &d});
+  std::vector<Embedding> ea, eb;
+  std::vector<FaceQuality> q;
+  ASSERT_TRUE(e->embed(ia, ea, q).ok());
+  ASSERT_TRUE(e->embed(ib, eb, q).ok());
+  const float w = static_cast<float>(a->image.width);
+  for (std::size_t i = 0; i < fa.size(); ++i) {
+    // The mirrored face: the detection in b nearest to i's mirrored centre.
+    const float cx = (w - (fa[i].bbox.x1 + fa[i].bbox.x2) * 0.5f) * 0.6f;
+    std::size_t twin = 0;
+    for (std::size_t j = 1; j < fb.size(); ++j) {
+      if (std::abs((fb[j].bbox.x1 + fb[j].bbox.x2) * 0.5f - cx) < std::abs((fb[twin].bbox.x1 + fb[twin].bbox.x2) * 0.5f - cx)) twin = j;
+    }
+    for (std::size_t j = 0; j < fa.size(); ++j) {
+      if (j != i) {
+        EXPECT_GT(cosine(ea[i], eb[twin]), cosine(ea[i], ea[j]) + 0.02f) << "face " << i << " vs " << j;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace vigil
