@@ -149,9 +149,15 @@ TEST(JsonlSinkTest, TrackedResultsCarryTrackIdsTracksAndEvents) {
   FrameResult r = make_result("lobby", 5, {face()});
   r.tracked = true;
   r.detections[0].track_id = 7;
-  r.tracks.push_back({.track_id = 7, .bbox = {10, 20, 110, 130}, .score = 0.93f, .detection = 0});
-  r.tracks.push_back({.track_id = 3, .bbox = {200, 20, 300, 130}, .score = 0.8f, .predicted = true});
+  r.tracks.push_back({.track_id = 7, .bbox = {10, 20, 110, 130}, .score = 0.93f, .detection = 0, .identity = {.name = "ada", .known = true, .similarity = 0.95f, .margin = 0.1f}});
+  r.tracks.push_back({.track_id = 3, .bbox = {200, 20, 300, 130}, .score = 0.8f, .predicted = true, .identity = {}});
   r.track_events.push_back({TrackEventKind::started, 7, {}});
+  FaceResult embedded;
+  embedded.detection = 0;
+  embedded.track_id = 7;
+  embedded.quality = 0.5f;
+  embedded.identity = {.name = "o\"neil\\x", .known = false, .similarity = 1.0f, .margin = 0.0f};
+  r.faces.push_back(embedded);
   ASSERT_TRUE((*sink)->write(r).ok());
   FrameResult untracked = make_result("door", 1, {face()});
   ASSERT_TRUE((*sink)->write(untracked).ok());
@@ -162,6 +168,14 @@ TEST(JsonlSinkTest, TrackedResultsCarryTrackIdsTracksAndEvents) {
   ASSERT_EQ(j["tracks"].size(), 2u);
   EXPECT_EQ(j["tracks"][1]["track_id"], 3);
   EXPECT_EQ(j["tracks"][1]["predicted"], true);
+  EXPECT_EQ(j["tracks"][0]["identity"]["name"], "ada");
+  EXPECT_EQ(j["tracks"][0]["identity"]["known"], true);
+  EXPECT_NEAR(j["tracks"][0]["identity"]["similarity"].get<double>(), 0.95, 1e-3);
+  EXPECT_FALSE(j["tracks"][1].contains("identity"));
+  ASSERT_EQ(j["faces"].size(), 1u);
+  EXPECT_EQ(j["faces"][0]["track_id"], 7);
+  EXPECT_EQ(j["faces"][0]["identity"]["name"], "o\"neil\\x");  // escaped in the line, intact when parsed
+  EXPECT_FALSE(j["faces"][0]["identity"].contains("margin"));
   EXPECT_EQ(j["track_events"][0]["event"], "started");
   const auto u = nlohmann::json::parse(lines[1]);
   EXPECT_FALSE(u.contains("tracks"));

@@ -180,7 +180,16 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
 ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   Fields f(node, path, {"kind", "path", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
-  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface"}, f.child_path("kind"));
+  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "face_embedder"}, f.child_path("kind"));
+  if (m.kind == "face_embedder") {
+    for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {
+      if (f.has(key)) fail(f.child_path(key), "not a setting of a face_embedder");
+    }
+    m.embedder.model_path = expand_path(f.required<std::string>("path"));
+    m.embedder.max_batch = in_range(f.get("max_batch", m.embedder.max_batch), 1, 1024, f.child_path("max_batch"));
+    m.max_delay_ms = in_range(f.get("max_delay_ms", 5.0), 0.0, 10000.0, f.child_path("max_delay_ms"));
+    return m;
+  }
   BlazeFaceConfig& b = m.blazeface;
   b.model_path = expand_path(f.required<std::string>("path"));
   b.input_size = f.get("input_size", b.input_size);
@@ -219,7 +228,7 @@ TrackConfig parse_track(const YAML::Node& node, const std::string& path) {
 EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
-             {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s"});
+             {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity"});
   EngineConfig config;
 
   YAML::Node models = top.node("models");
@@ -235,7 +244,7 @@ EngineConfig parse_root(const YAML::Node& root) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < cameras.size(); ++i) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
-    Fields f(cameras[i], path, {"id", "source", "detect", "track"});
+    Fields f(cameras[i], path, {"id", "source", "detect", "track", "faces"});
     CameraConfig camera;
     camera.id = f.required<std::string>("id");
     if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
@@ -250,12 +259,35 @@ EngineConfig parse_root(const YAML::Node& root) {
       if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
     }
     if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"));
+    std::vector<std::string> detectors, embedders;
+    for (const auto& [name, m] : config.models) (m.is_detector() ? detectors : embedders).push_back(name);
     if (camera.detect.model.empty()) {
-      if (config.models.size() != 1) fail(f.child_path("detect.model"), "required when there are several models");
-      camera.detect.model = config.models.begin()->first;
+      if (detectors.size() != 1) fail(f.child_path("detect.model"), "required when there are several detectors");
+      camera.detect.model = detectors.front();
     }
     if (!config.models.count(camera.detect.model)) {
       fail(f.child_path("detect.model"), "unknown model '" + camera.detect.model + "'");
+    }
+    if (!config.models.at(camera.detect.model).is_detector()) {
+      fail(f.child_path("detect.model"), "'" + camera.detect.model + "' is a face_embedder, not a detector");
+    }
+    // faces: the embedder's name, or false; by default the config's only face_embedder.
+    if (f.has("faces")) {
+      const YAML::Node faces = f.node("faces");
+      const std::string value = Fields::convert<std::string>(faces, f.child_path("faces"));
+      if (value == "false" || value == "off" || value == "no") {
+        camera.faces_model.clear();
+      } else if (value == "true" || value == "on" || value == "yes") {
+        if (embedders.size() != 1) fail(f.child_path("faces"), "name the face_embedder model (there are " + std::to_string(embedders.size()) + ")");
+        camera.faces_model = embedders.front();
+      } else {
+        if (!config.models.count(value) || config.models.at(value).is_detector()) {
+          fail(f.child_path("faces"), "'" + value + "' is not a face_embedder model");
+        }
+        camera.faces_model = value;
+      }
+    } else if (embedders.size() == 1) {
+      camera.faces_model = embedders.front();
     }
       config.cameras.push_back(std::move(camera));
   }
@@ -270,6 +302,17 @@ EngineConfig parse_root(const YAML::Node& root) {
       sink.jsonl.fsync = f.get("fsync", false);
           config.sinks.push_back(std::move(sink));
     }
+  }
+  if (top.has("identity")) {
+    Fields id(top.node("identity"), "identity",
+              {"gallery", "threshold", "margin", "anon_threshold", "max_embeddings", "min_gain"});
+    IdentityConfig& c = config.identity;
+    if (id.has("gallery")) config.gallery = expand_path(id.required<std::string>("gallery"));
+    c.threshold = in_range(id.get("threshold", c.threshold), -1.0f, 1.0f, id.child_path("threshold"));
+    c.margin = in_range(id.get("margin", c.margin), 0.0f, 2.0f, id.child_path("margin"));
+    c.anon_threshold = in_range(id.get("anon_threshold", c.anon_threshold), -1.0f, 1.0f, id.child_path("anon_threshold"));
+    c.max_embeddings = in_range(id.get("max_embeddings", c.max_embeddings), 1, 1000, id.child_path("max_embeddings"));
+    c.min_gain = in_range(id.get("min_gain", c.min_gain), 0.0f, 10.0f, id.child_path("min_gain"));
   }
   if (top.has("threads")) {
     Fields t(top.node("threads"), "threads", {"inference"});

@@ -120,11 +120,12 @@ int run_command(const RunOptions& options) {
       break;
     }
     std::printf("vigil run:   %-16s %-10s decoded %llu (%.1f fps), inferred %llu (%.1f fps), replaced %llu, "
-                "skipped %llu, tracks %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
+                "skipped %llu, tracks %llu, faces embedded %llu of %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
                 c.id.c_str(), to_string(c.state), static_cast<unsigned long long>(c.frames_decoded), c.decode_fps,
                 static_cast<unsigned long long>(c.frames_inferred), c.infer_fps,
                 static_cast<unsigned long long>(c.frames_replaced), static_cast<unsigned long long>(c.frames_skipped),
-                static_cast<unsigned long long>(c.tracks_started), static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
+                static_cast<unsigned long long>(c.tracks_started), static_cast<unsigned long long>(c.faces_embedded),
+                static_cast<unsigned long long>(c.faces_detected), static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
                 c.age_p99_ms, c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
   }
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());

@@ -12,6 +12,7 @@ const char* to_string(EventKind kind) {
     case EventKind::track_lost: return "track_lost";
     case EventKind::track_refound: return "track_refound";
     case EventKind::track_removed: return "track_removed";
+    case EventKind::identity_matched: return "identity_matched";
   }
   return "unknown";
 }

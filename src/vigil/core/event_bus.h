@@ -1,5 +1,5 @@
 // EventBus: the engine's events (camera state changes, tracks started, lost, refound and
-// removed; identities matched, later) in one ordered stream that sinks and the HTTP/SSE
+// removed; identities matched) in one ordered stream that sinks and the HTTP/SSE
 // server read.
 //
 // Every event gets the next id (1, 2, 3, ... per bus) and goes into a bounded ring of recent
@@ -33,6 +33,7 @@ enum class EventKind : std::uint8_t {
   track_lost,
   track_refound,
   track_removed,
+  identity_matched,  // track_id, detail: the name (or anon id), similarity, margin
 };
 const char* to_string(EventKind kind);
 
@@ -47,6 +48,9 @@ struct Event {
   std::uint64_t track_id = 0;  // track events
   std::uint64_t frame_seq = 0;  // track events: the frame it happened in
   BBox bbox;                    // track events
+  float similarity = 0;         // identity_matched
+  float margin = 0;             // identity_matched (gallery names)
+  bool known = false;           // identity_matched: a gallery name, else anonymous
 };
 
 class EventBus {

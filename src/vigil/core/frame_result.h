@@ -9,12 +9,17 @@
 // Which frames produce a result: every frame the detector ran on; with tracking and
 // `track.emit: every_frame`, also every frame in between, with `detected == false` and the
 // tracks' predicted boxes.
+//
+// With a face stage, a tracked frame whose tracks want an embedding (new track, or a
+// better face) passes through the embedder before it is delivered: `faces` holds what was
+// embedded and every track carries its identity so far.
 #pragma once
 
 #include <string_view>
 #include <vector>
 
 #include "vigil/core/detection.h"
+#include "vigil/core/face.h"
 #include "vigil/core/frame.h"
 #include "vigil/core/tracked_object.h"
 
@@ -28,6 +33,7 @@ struct FrameResult {
   bool tracked = false;               // tracking is on for this camera
   std::vector<TrackedObject> tracks;  // confirmed tracks in this frame
   std::vector<TrackEvent> track_events;  // what changed in this frame
+  std::vector<FaceResult> faces;      // faces embedded in this frame (face stage on)
   SteadyTime inference_started{};     // when the batch holding this frame started (detected)
 };
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "vigil/core/detection.h"
+#include "vigil/core/face.h"
 
 namespace vigil {
 
@@ -16,6 +17,7 @@ struct TrackedObject {
   int detection = -1;          // index of the matched detection in this frame, -1 if none
   bool predicted = false;      // no detection this frame: the box is the motion model's guess
   std::uint32_t age_frames = 0;  // frame steps since the track started
+  Identity identity;             // who it is, once its face was embedded (face stage on)
 };
 
 enum class TrackEventKind : std::uint8_t {

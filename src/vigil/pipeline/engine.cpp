@@ -22,7 +22,9 @@
 #include "vigil/core/histogram.h"
 #include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
+#include "vigil/identity/identity.h"
 #include "vigil/infer/backend.h"
+#include "vigil/pipeline/face_stage.h"
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/pacer.h"
 #include "vigil/source/source.h"
@@ -103,6 +105,13 @@ struct Camera {
   bool has_last_seq = false;
   std::atomic<std::uint64_t> predicted{0}, tracks_started{0};
 
+  // Faces (faces_model set): the embedder model, what is known about each track, and the
+  // faces of the result waiting in the embedder's queue. Token holder only.
+  std::optional<std::size_t> faces_model;
+  std::unique_ptr<TrackIdentities> identities;
+  std::vector<FaceJob> face_jobs;
+  std::atomic<std::uint64_t> faces_detected{0}, faces_embedded{0}, identities_changed{0};
+
   // Metrics.
   std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
   std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
@@ -155,14 +164,23 @@ struct Camera {
   }
 };
 
+// A worker's buffers for the face stage, reused batch to batch.
+struct FaceScratch {
+  std::vector<FaceInput> inputs;
+  std::vector<Embedding> embeddings, camera_embeddings;
+  std::vector<FaceQuality> qualities, camera_qualities;
+  std::vector<std::size_t> changed;
+};
+
 struct ReadyEntry {
   std::shared_ptr<Camera> camera;
   SteadyTime since;
 };
 
 struct Model {
-  std::size_t index = 0;  // in Impl::models and each worker's detectors
+  std::size_t index = 0;  // in Impl::models and each worker's detectors / embedders
   std::string name;
+  bool detector = true;   // else a face embedder (its batches count faces)
   ModelConfig config;
   BatchPolicy policy;
   std::deque<ReadyEntry> ready;  // guarded by Impl::mu
@@ -204,7 +222,10 @@ struct Engine::Impl {
   bool started = false;                          // guarded by mu
   bool stopped = false;                          // guarded by mu
   std::vector<std::thread> workers;
-  std::vector<std::vector<std::unique_ptr<Detector>>> detectors;  // [worker][model]
+  std::vector<std::vector<std::unique_ptr<Detector>>> detectors;  // [worker][model], null for embedders
+  std::vector<std::vector<std::unique_ptr<FaceEmbedder>>> embedders;  // [worker][model], null for detectors
+  Gallery gallery;                       // immutable once the engine is created
+  std::unique_ptr<AnonymousClusters> clusters;  // shared by all cameras (own mutex)
 
   // --- scheduling -------------------------------------------------------------------------
 
@@ -268,6 +289,8 @@ struct Engine::Impl {
     r.detections.clear();
     r.tracked = true;
     r.track_events.clear();
+    r.faces.clear();
+    if (cam.identities) label_tracks(r, *cam.identities);
     r.inference_started = SteadyTime{};
     deliver(r);
     r.frame.reset();  // back to its pool now, not when the next result comes
@@ -300,12 +323,12 @@ struct Engine::Impl {
     if (hooks.on_result) hooks.on_result(result);
   }
 
-  // A camera's inference finished: give its token back and let it go on.
-  void finish(const std::shared_ptr<Camera>& cam) {
+  // A camera's inference finished in `model`: give its token back and let it go on.
+  void finish(const std::shared_ptr<Camera>& cam, Model& model) {
     {
       std::lock_guard lock(mu);
       cam->inflight = false;
-      --models[cam->model]->inflight;
+      --model.inflight;
     }
     cam->pending = false;
     if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
@@ -318,6 +341,8 @@ struct Engine::Impl {
     std::vector<std::shared_ptr<Camera>> owners;
     std::vector<const Image*> images;
     std::vector<Detections> results;
+    std::vector<char> handed;  // owners[i] went on to its face stage
+    FaceScratch face_scratch;
     std::unique_lock lock(mu);
     for (;;) {
       if (stopping) return;
@@ -360,11 +385,20 @@ struct Engine::Impl {
       --idle_workers;
       lock.unlock();
       try {
-        run_batch(w, *chosen, batch, frames, owners, images, results);
+        if (chosen->detector) {
+          run_batch(w, *chosen, batch, frames, owners, images, results, handed);
+        } else {
+          handed.clear();
+          run_faces(w, *chosen, batch, owners, face_scratch);
+        }
       } catch (const std::exception& e) {  // a sink or hook threw: stop the run, not the process
         fail(Error{ErrorCode::internal, std::string("worker: ") + e.what()});
         frames.clear();
-        for (auto& cam : owners) finish(cam);
+        for (std::size_t i = 0; i < owners.size(); ++i) {
+          if (i < handed.size() && handed[i]) continue;
+          owners[i]->result.frame.reset();  // this worker holds the camera's token
+          finish(owners[i], *chosen);
+        }
       }
       lock.lock();
       ++idle_workers;
@@ -373,12 +407,13 @@ struct Engine::Impl {
 
   void run_batch(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<FrameRef>& frames,
                  std::vector<std::shared_ptr<Camera>>& owners, std::vector<const Image*>& images,
-                 std::vector<Detections>& results) {
+                 std::vector<Detections>& results, std::vector<char>& handed) {
     frames.clear();
     owners.clear();
     images.clear();
+    handed.clear();
     if (!governor->admit()) {  // stopping
-      for (auto& e : batch) finish(e.camera);
+      for (auto& e : batch) finish(e.camera, model);
       return;
     }
     // Take each camera's newest frame now, at the last moment.
@@ -387,7 +422,7 @@ struct Engine::Impl {
       Camera& cam = *e.camera;
       std::optional<PendingFrame> item = cam.live ? cam.slot.take() : cam.queue.try_pop();
       if (!item || !item->frame) {
-        finish(e.camera);
+        finish(e.camera, model);
         continue;
       }
       FrameRef& frame = item->frame;
@@ -398,6 +433,7 @@ struct Engine::Impl {
       images.push_back(&frame->image);  // the pooled Frame does not move
       frames.push_back(std::move(frame));
       owners.push_back(e.camera);
+      handed.push_back(0);
     }
     if (!frames.empty()) {
       Detector& detector = *detectors[static_cast<std::size_t>(w)][model.index];
@@ -421,21 +457,139 @@ struct Engine::Impl {
           r.tracked = cam.tracker != nullptr;
           r.track_events.clear();
           r.tracks.clear();
+          r.faces.clear();
           r.inference_started = start;
           if (cam.tracker) {
             cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
             cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
             publish_track_events(cam, r);
           }
-          deliver(r);
           cam.inferred.fetch_add(1, std::memory_order_relaxed);
+          if (cam.faces_model) {
+            cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
+            select_faces(r, cam.identities.get(), cam.face_jobs);
+            if (!cam.face_jobs.empty()) {  // the result waits for its faces (the token stays held)
+              handed[i] = 1;
+              continue;
+            }
+            if (cam.identities) label_tracks(r, *cam.identities);
+          }
+          deliver(r);
           end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
           r.frame.reset();
         }
       }
     }
     frames.clear();  // back to the pools before the cameras become ready again
-    for (auto& cam : owners) finish(cam);
+    for (std::size_t i = 0; i < owners.size(); ++i) {
+      if (handed[i]) {
+        to_face_stage(owners[i], model);
+      } else {
+        finish(owners[i], model);
+      }
+    }
+  }
+
+  // A detected frame whose faces are to be embedded: the camera leaves the detector and
+  // waits in its embedder's ready queue, still holding its token (results stay in order).
+  void to_face_stage(const std::shared_ptr<Camera>& cam, Model& from) {
+    Model& to = *models[*cam->faces_model];
+    {
+      std::lock_guard lock(mu);
+      --from.inflight;
+      if (!cam->removed && !stopping) {
+        to.ready.push_back({cam, SteadyClock::now()});
+        work_cv.notify_one();
+        return;
+      }
+      cam->inflight = false;
+    }
+    cam->result.frame.reset();
+    cam->pending = false;
+    idle_cv.notify_all();
+  }
+
+  // Embeds the waiting faces of a batch of cameras in one model call (ceil(faces /
+  // max_batch) when they are many), resolves identities, delivers the results.
+  void run_faces(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<std::shared_ptr<Camera>>& owners,
+                 FaceScratch& f) {
+    owners.clear();
+    for (auto& e : batch) owners.push_back(e.camera);
+    if (!governor->admit()) {  // stopping
+      for (auto& cam : owners) {
+        cam->result.frame.reset();
+        finish(cam, model);
+      }
+      return;
+    }
+    FaceEmbedder& embedder = *embedders[static_cast<std::size_t>(w)][model.index];
+    f.inputs.clear();
+    for (auto& cam : owners) {
+      for (const FaceJob& job : cam->face_jobs) {
+        f.inputs.push_back({&cam->result.frame->image, &cam->result.detections[static_cast<std::size_t>(job.detection)]});
+      }
+    }
+    const SteadyTime start = SteadyClock::now();
+    Status status = safe_embed(embedder, f.inputs, f.embeddings, f.qualities);
+    model.latency_ms->record(ms_between(start, SteadyClock::now()));
+    model.batches.fetch_add(1, std::memory_order_relaxed);
+    model.items.fetch_add(f.inputs.size(), std::memory_order_relaxed);
+    model.batch_sizes[std::min(f.inputs.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    std::size_t offset = 0;
+    for (auto& owner : owners) {
+      Camera& cam = *owner;
+      FrameResult& r = cam.result;
+      const std::size_t n = cam.face_jobs.size();
+      if (status.ok()) {
+        const auto first = static_cast<std::ptrdiff_t>(offset), last = static_cast<std::ptrdiff_t>(offset + n);
+        f.camera_embeddings.assign(f.embeddings.begin() + first, f.embeddings.begin() + last);
+        f.camera_qualities.assign(f.qualities.begin() + first, f.qualities.begin() + last);
+        apply_faces(r, cam.face_jobs, f.camera_embeddings, f.camera_qualities, cam.identities.get(), &gallery,
+                    clusters.get(), config.identity, f.changed);
+        cam.faces_embedded.fetch_add(n, std::memory_order_relaxed);
+        publish_identities(cam, r, f.changed);
+      } else {  // the result still goes out, without faces; the failure is counted and logged
+        r.faces.clear();
+        record_stage_error(cam, model, status.error(), r.frame->seq);
+      }
+      offset += n;
+      if (cam.identities) label_tracks(r, *cam.identities);
+      deliver(r);
+      end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+      r.frame.reset();
+      cam.face_jobs.clear();
+    }
+    for (auto& owner : owners) finish(owner, model);
+  }
+
+  void publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed) {
+    for (std::size_t i : changed) {
+      const FaceResult& face = r.faces[i];
+      Event event;
+      event.kind = EventKind::identity_matched;
+      event.at = r.frame->captured_at;
+      event.camera = cam.config.id;
+      event.track_id = face.track_id;
+      event.frame_seq = r.frame->seq;
+      event.bbox = r.detections[static_cast<std::size_t>(face.detection)].bbox;
+      event.detail = face.identity.name;
+      event.similarity = face.identity.similarity;
+      event.margin = face.identity.margin;
+      event.known = face.identity.known;
+      cam.identities_changed.fetch_add(1, std::memory_order_relaxed);
+      bus.publish(std::move(event));
+    }
+  }
+
+  static Status safe_embed(FaceEmbedder& embedder, std::span<const FaceInput> faces, std::vector<Embedding>& out,
+                           std::vector<FaceQuality>& qualities) {
+    try {
+      return embedder.embed(faces, out, qualities);
+    } catch (const std::exception& e) {
+      return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
+    } catch (...) {
+      return Error{ErrorCode::internal, "unknown exception"};
+    }
   }
 
   // A model call that throws is an error like any other, never std::terminate.
@@ -464,17 +618,21 @@ struct Engine::Impl {
         continue;
       }
       if (status.ok()) status = Error{ErrorCode::internal, "the model returned no result"};
-      Camera& cam = *owners[i];
-      const std::uint64_t count = cam.stage_errors.fetch_add(1, std::memory_order_relaxed) + 1;
-      cam.record_error(status.error());
-      // At most one line a second per camera, so a model failing on every frame cannot flood the log.
-      const std::int64_t now_ns = to_ns(SteadyClock::now());
-      std::int64_t last = cam.last_error_log_ns.load(std::memory_order_relaxed);
-      if (now_ns - last >= 1'000'000'000 && cam.last_error_log_ns.compare_exchange_strong(last, now_ns)) {
-        spdlog::warn("camera {}: model {} failed on frame {}: {} ({} such errors so far)", cam.config.id, model.name,
-                     frames[i]->seq, status.error().message, count);
-      }
+      record_stage_error(*owners[i], model, status.error(), frames[i]->seq);
       frames[i].reset();
+    }
+  }
+
+  // Counts a model's failure on one of the camera's frames and logs it at most once a
+  // second per camera, so a model failing on every frame cannot flood the log.
+  static void record_stage_error(Camera& cam, const Model& model, const Error& error, std::uint64_t seq) {
+    const std::uint64_t count = cam.stage_errors.fetch_add(1, std::memory_order_relaxed) + 1;
+    cam.record_error(error);
+    const std::int64_t now_ns = to_ns(SteadyClock::now());
+    std::int64_t last = cam.last_error_log_ns.load(std::memory_order_relaxed);
+    if (now_ns - last >= 1'000'000'000 && cam.last_error_log_ns.compare_exchange_strong(last, now_ns)) {
+      spdlog::warn("camera {}: model {} failed on frame {}: {} ({} such errors so far)", cam.config.id, model.name, seq,
+                   error.message, count);
     }
   }
 
@@ -512,6 +670,13 @@ struct Engine::Impl {
     counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",
             [c] { return double(c->stage_errors.load()); });
     counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
+    if (cam->faces_model) {
+      counter("vigil_faces_detected_total", "Faces the detector found on frames with a face stage.",
+              [c] { return double(c->faces_detected.load()); });
+      counter("vigil_faces_embedded_total", "Faces the embedder ran on.", [c] { return double(c->faces_embedded.load()); });
+      counter("vigil_identities_changed_total", "Tracks that got an identity or changed it.",
+              [c] { return double(c->identities_changed.load()); });
+    }
     metrics.callback("vigil_camera_state", "The camera's state: 0 connecting, 1 live, 2 stalled, 3 failed, 4 stopped.",
                      MetricType::gauge, labels, [c] { return double(static_cast<int>(c->state())); });
   }
@@ -740,6 +905,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
   impl->governor = std::make_unique<CpuGovernor>(cores, config.cpu_budget.enforce);
   impl->timers = std::make_unique<TimerService>(std::clamp(static_cast<int>(cores) / 2, 1, 4));
 
+  impl->clusters = std::make_unique<AnonymousClusters>(config.identity.anon_threshold);
   if (!impl->hooks.make_detector) {
     impl->hooks.make_detector = [](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
       auto detector = BlazeFace::create(m.blazeface);
@@ -752,7 +918,8 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
     model->index = impl->models.size();
     model->name = name;
     model->config = model_config;
-    model->policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.blazeface.max_batch));
+    model->detector = model_config.is_detector();
+    model->policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.max_batch()));
     model->policy.max_delay =
         std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
     model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(model->policy.max_batch + 1);
@@ -761,12 +928,40 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
     impl->models.push_back(std::move(model));
   }
   impl->detectors.resize(static_cast<std::size_t>(impl->workers_count));
-  for (auto& per_worker : impl->detectors) {
+  impl->embedders.resize(static_cast<std::size_t>(impl->workers_count));
+  for (std::size_t w = 0; w < impl->detectors.size(); ++w) {
     for (const auto& model : impl->models) {
-      auto detector = impl->hooks.make_detector(model->name, model->config);
-      if (!detector.ok()) return with_context(detector.error(), "model " + model->name);
-      per_worker.push_back(std::move(detector).value());
+      if (model->detector) {
+        auto detector = impl->hooks.make_detector(model->name, model->config);
+        if (!detector.ok()) return with_context(detector.error(), "model " + model->name);
+        impl->detectors[w].push_back(std::move(detector).value());
+        impl->embedders[w].push_back(nullptr);
+      } else {
+        auto embedder = FaceEmbedder::create(model->config.embedder);
+        if (!embedder.ok()) return with_context(embedder.error(), "model " + model->name);
+        impl->detectors[w].push_back(nullptr);
+        impl->embedders[w].push_back(std::move(embedder).value());
+      }
     }
+  }
+  if (!config.gallery.empty()) {
+    // Embedded once, at start, with the first detector and embedder of the config.
+    Detector* detector = nullptr;
+    FaceEmbedder* embedder = nullptr;
+    for (std::size_t m = 0; m < impl->models.size(); ++m) {
+      if (!detector && impl->detectors[0][m]) detector = impl->detectors[0][m].get();
+      if (!embedder && impl->embedders[0][m]) embedder = impl->embedders[0][m].get();
+    }
+    if (!detector || !embedder) {
+      return Error{ErrorCode::invalid_argument, "identity.gallery needs a detector and a face_embedder model"};
+    }
+    std::vector<std::string> warnings;
+    auto gallery = load_gallery(config.gallery, *detector, *embedder, warnings);
+    for (const auto& w : warnings) spdlog::warn("gallery: {}", w);
+    if (!gallery.ok()) return gallery.error();
+    impl->gallery = std::move(gallery).value();
+    spdlog::info("gallery {}: {} people, {} photos embedded", config.gallery, impl->gallery.people(),
+                 impl->gallery.embeddings());
   }
   for (const auto& sink_config : config.sinks) {
     auto sink = JsonlSink::open(sink_config.jsonl);
@@ -791,6 +986,16 @@ Status Engine::add_camera(const CameraConfig& config) {
   auto cam = std::make_shared<Camera>();
   cam->config = config;
   cam->model = found->second;
+  if (!s.models[cam->model]->detector) {
+    return Error{ErrorCode::invalid_argument, "camera " + config.id + ": '" + config.detect.model + "' is not a detector"};
+  }
+  if (!config.faces_model.empty()) {
+    const auto faces = s.model_index.find(config.faces_model);
+    if (faces == s.model_index.end() || s.models[faces->second]->detector) {
+      return Error{ErrorCode::invalid_argument, "camera " + config.id + ": '" + config.faces_model + "' is not a face_embedder"};
+    }
+    cam->faces_model = faces->second;
+  }
   cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
   const SourceConfig& sc = config.source;
   cam->live = sc.live;
@@ -809,6 +1014,7 @@ Status Engine::add_camera(const CameraConfig& config) {
         s.bus.publish(std::move(event));
       });
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
+  if (cam->faces_model && cam->tracker) cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);
     if (!synthetic.ok()) return with_context(synthetic.error(), "camera " + config.id);
@@ -835,6 +1041,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     }
     s.cameras.push_back(cam);
     ++s.models[cam->model]->cameras;
+    if (cam->faces_model) ++s.models[*cam->faces_model]->cameras;
     start_now = s.started && !s.stopped;
   }
   s.register_camera_metrics(cam);  // before capture starts: the hot path records into it
@@ -856,6 +1063,18 @@ Status Engine::remove_camera(const std::string& id) {
     auto& ready = s.models[cam->model]->ready;
     ready.erase(std::remove_if(ready.begin(), ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; }),
                 ready.end());
+    if (cam->faces_model) {
+      // A result waiting for its faces is dropped with the camera (the token came with it).
+      Model& faces = *s.models[*cam->faces_model];
+      --faces.cameras;
+      const auto waiting = std::remove_if(faces.ready.begin(), faces.ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; });
+      if (waiting != faces.ready.end()) {
+        faces.ready.erase(waiting, faces.ready.end());
+        cam->inflight = false;
+        cam->result.frame.reset();
+        cam->pending = false;
+      }
+    }
   }
   s.stop_capture(*cam);
   {
@@ -1022,6 +1241,9 @@ EngineStatus Engine::status() const {
     cs.frames_predicted = c->predicted.load();
     cs.stage_errors = c->stage_errors.load();
     cs.tracks_started = c->tracks_started.load();
+    cs.faces_detected = c->faces_detected.load();
+    cs.faces_embedded = c->faces_embedded.load();
+    cs.identities_changed = c->identities_changed.load();
     cs.decode_errors = c->decode_errors.load();
     cs.reconnects = c->reconnects.load();
     if (const std::int64_t started = c->started_ns.load(); started != 0) {

@@ -8,15 +8,20 @@
 
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/source_config.h"
+#include "vigil/identity/identity.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
 struct ModelConfig {
-  std::string kind = "blazeface";  // the only family so far
+  std::string kind = "blazeface";  // "blazeface" (a detector) or "face_embedder"
   BlazeFaceConfig blazeface;       // includes max_batch
+  FaceEmbedderConfig embedder;     // kind face_embedder; max_batch counts faces
   double max_delay_ms = 2.0;       // a batch closes this long after its first member
+  bool is_detector() const { return kind != "face_embedder"; }
+  int max_batch() const { return is_detector() ? blazeface.max_batch : embedder.max_batch; }
 };
 
 struct DetectConfig {
@@ -42,6 +47,7 @@ struct CameraConfig {
   SourceConfig source;
   DetectConfig detect;
   TrackConfig track;
+  std::string faces_model;  // the face_embedder model for this camera's faces (empty: none)
 };
 
 struct SinkConfig {
@@ -63,6 +69,8 @@ struct EngineConfig {
   CpuBudgetConfig cpu_budget;
   int workers = 0;              // inference workers; 0: from the budget
   int inference_threads = 0;    // intra-op threads per model call; 0: from the budget
+  IdentityConfig identity;       // thresholds and per-track embedding limits
+  std::string gallery;           // DIR/<name>/*.jpg, embedded at start (empty: anonymous ids only)
   double status_interval_s = 5;  // one status line this often; 0: never
   std::string log_level = "info";
 };

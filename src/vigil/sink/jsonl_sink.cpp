@@ -56,6 +56,39 @@ void append_fixed(std::string& out, float v, int precision) {
   const auto r = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed, precision);
   out.append(buf, r.ptr);
 }
+// A JSON string: quotes, backslashes and control characters escaped.
+void append_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\u00";
+      out += hex[(c >> 4) & 0xf];
+      out += hex[c & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  out += '"';
+}
+
+void append_identity(std::string& out, const Identity& id) {
+  out += ",\"identity\":{\"name\":";
+  append_string(out, id.name);
+  out += ",\"known\":";
+  out += id.known ? "true" : "false";
+  out += ",\"similarity\":";
+  append_fixed(out, id.similarity, 3);
+  if (id.known) {
+    out += ",\"margin\":";
+    append_fixed(out, id.margin, 3);
+  }
+  out += '}';
+}
+
 void append_bbox(std::string& out, const BBox& b) {
   out += '[';
   append_fixed(out, b.x1, 1);
@@ -191,6 +224,7 @@ Status JsonlSink::write(const FrameResult& result) {
       append_fixed(line, t.score, 3);
       line += ",\"predicted\":";
       line += t.predicted ? "true" : "false";
+      if (!t.identity.empty()) append_identity(line, t.identity);
       line += '}';
     }
     line += "],\"track_events\":[";
@@ -202,6 +236,23 @@ Status JsonlSink::write(const FrameResult& result) {
       line += to_string(e.kind);
       line += "\",\"track_id\":";
       append_number(line, static_cast<std::uint64_t>(e.track_id));
+      line += '}';
+    }
+    line += ']';
+  }
+  if (!result.faces.empty()) {  // faces embedded in this frame (not the vectors: 128 floats each)
+    line += ",\"faces\":[";
+    first = true;
+    for (const FaceResult& f : result.faces) {
+      if (!first) line += ',';
+      first = false;
+      line += "{\"detection\":";
+      append_number(line, static_cast<std::int64_t>(f.detection));
+      line += ",\"track_id\":";
+      append_number(line, static_cast<std::uint64_t>(f.track_id));
+      line += ",\"quality\":";
+      append_fixed(line, f.quality, 3);
+      if (!f.identity.empty()) append_identity(line, f.identity);
       line += '}';
     }
     line += ']';

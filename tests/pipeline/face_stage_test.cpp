@@ -1,0 +1,161 @@
+// The engine's face stage with the real models: BlazeFace 256 and the converted face
+// descriptor ResNet, on synthetic cameras over face-api's sample photos.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "support/test_support.h"
+#include "vigil/pipeline/engine.h"
+
+namespace vigil {
+namespace {
+
+EngineConfig faces_config(const std::string& gallery = "") {
+  EngineConfig config;
+  ModelConfig detector;
+  detector.blazeface.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
+  detector.blazeface.input_size = 256;
+  detector.blazeface.max_batch = 4;
+  config.models["faces"] = detector;
+  ModelConfig embedder;
+  embedder.kind = "face_embedder";
+  embedder.embedder.model_path = test::data_file("models/face_recognition_128.onnx");
+  embedder.embedder.max_batch = 16;
+  embedder.max_delay_ms = 5;
+  config.models["embedder"] = embedder;
+  config.workers = 2;
+  config.inference_threads = 1;
+  config.status_interval_s = 0;
+  config.gallery = gallery;
+  return config;
+}
+
+// An H.264 file of `frames` frames: the photo, 960 wide, sliding 2 px per frame.
+std::string photo_video(const test::TempDir& dir, int photo, int frames) {
+  const std::string out = dir.file("photo" + std::to_string(photo) + ".mp4");
+  std::string output;
+  const int rc = test::run_command("ffmpeg -nostdin -v error -y -loop 1 -i " +
+                                       test::data_file("media/sample" + std::to_string(photo) + ".jpg") +
+                                       " -vf \"scale=1040:-2,crop=960:ih-16:'2*n':8\" -frames:v " + std::to_string(frames) +
+                                       " -r 15 -c:v libx264 -preset ultrafast -pix_fmt yuv420p " + out,
+                                   &output);
+  EXPECT_EQ(rc, 0) << output;
+  return out;
+}
+
+CameraConfig photo_camera(const std::string& id, const std::string& path) {
+  CameraConfig c;
+  c.id = id;
+  c.source.type = SourceType::file;
+  c.source.url = path;
+  c.source.live = false;  // every frame, in order
+  c.detect.model = "faces";
+  c.faces_model = "embedder";
+  return c;
+}
+
+struct Seen {
+  std::mutex mu;
+  std::map<std::string, std::vector<std::uint64_t>> seqs;
+  std::map<std::string, std::size_t> tracks_with_identity, tracks_total;
+  std::size_t faces = 0;
+};
+
+TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
+  EngineConfig config = faces_config();
+  const int frames = 40;
+  test::TempDir dir;
+  for (int i = 0; i < 4; ++i) {
+    config.cameras.push_back(photo_camera("cam" + std::to_string(i), photo_video(dir, 3 + i, frames)));
+  }
+  Seen seen;
+  EngineHooks hooks;
+  hooks.on_result = [&seen](const FrameResult& r) {
+    std::lock_guard lock(seen.mu);
+    seen.seqs[*r.frame->camera].push_back(r.frame->seq);
+    seen.faces += r.faces.size();
+    for (const TrackedObject& t : r.tracks) {
+      ++seen.tracks_total[*r.frame->camera];
+      if (!t.identity.empty()) ++seen.tracks_with_identity[*r.frame->camera];
+    }
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  std::mutex events_mu;
+  std::size_t identity_events = 0;
+  (*engine)->events().subscribe([&](const Event& e) {
+    if (e.kind == EventKind::identity_matched) {
+      std::lock_guard lock(events_mu);
+      ++identity_events;
+      EXPECT_FALSE(e.detail.empty());
+      EXPECT_NE(e.track_id, 0u);
+    }
+  });
+  ASSERT_TRUE((*engine)->run(120.0).ok());
+  const EngineStatus st = (*engine)->status();
+  std::uint64_t detected = 0, embedded = 0, tracks = 0, changed = 0;
+  for (const CameraStatus& c : st.cameras) {
+    EXPECT_EQ(c.frames_inferred, static_cast<std::uint64_t>(frames)) << c.id;
+    detected += c.faces_detected;
+    embedded += c.faces_embedded;
+    tracks += c.tracks_started;
+    changed += c.identities_changed;
+    const auto& seqs = seen.seqs[c.id];
+    ASSERT_EQ(seqs.size(), static_cast<std::size_t>(frames)) << c.id;
+    for (std::size_t i = 1; i < seqs.size(); ++i) EXPECT_LT(seqs[i - 1], seqs[i]) << c.id;
+    // Once embedded, tracks carry their identity: most track boxes of the run have one.
+    EXPECT_GT(seen.tracks_with_identity[c.id] * 2, seen.tracks_total[c.id]) << c.id;
+  }
+  EXPECT_GT(tracks, 8u);
+  EXPECT_GE(embedded, tracks / 2);
+  EXPECT_LE(embedded * 8, detected) << "the embedder should run far less often than the detector";
+  EXPECT_EQ(seen.faces, embedded);
+  EXPECT_EQ(identity_events, changed);
+  EXPECT_GT(changed, 0u);
+  const ModelStatus* model = nullptr;
+  for (const auto& m : st.models) {
+    if (m.name == "embedder") model = &m;
+  }
+  ASSERT_NE(model, nullptr);
+  EXPECT_EQ(model->items, embedded);
+  EXPECT_GE(model->batches, 1u);
+}
+
+TEST(FaceStageTest, AGalleryNamesThePeopleInIt) {
+  // The gallery's person "p6" is the largest face of sample6.jpg; the camera shows sample6.
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "people" / "p6");
+  std::filesystem::copy_file(test::data_file("media/sample6.jpg"), dir.path() / "people" / "p6" / "a.jpg");
+  EngineConfig config = faces_config(dir.file("people"));
+  config.cameras.push_back(photo_camera("room", photo_video(dir, 6, 20)));
+  std::mutex mu;
+  std::vector<Event> named;
+  auto engine = Engine::create(config);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->events().subscribe([&](const Event& e) {
+    std::lock_guard lock(mu);
+    if (e.kind == EventKind::identity_matched && e.known) named.push_back(e);
+  });
+  ASSERT_TRUE((*engine)->run(120.0).ok());
+  ASSERT_EQ(named.size(), 1u) << "exactly one of the four people is in the gallery";
+  EXPECT_EQ(named[0].detail, "p6");
+  EXPECT_GE(named[0].similarity, 0.92f);
+}
+
+TEST(FaceStageTest, AGalleryWithoutFacesIsAClearError) {
+  test::TempDir dir;
+  std::filesystem::create_directories(dir.path() / "people" / "nobody");
+  EngineConfig config = faces_config(dir.file("people"));
+  auto engine = Engine::create(config);
+  ASSERT_FALSE(engine.ok());
+  EXPECT_EQ(engine.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(engine.error().message.find("no face found"), std::string::npos) << engine.error().message;
+  auto missing = Engine::create(faces_config(dir.file("missing")));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message.find("not a directory"), std::string::npos) << missing.error().message;
+}
+
+}  // namespace
+}  // namespace vigil
