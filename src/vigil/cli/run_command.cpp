@@ -128,6 +128,18 @@ int run_command(const RunOptions& options) {
                 static_cast<unsigned long long>(c.faces_detected), static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
                 c.age_p99_ms, c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
   }
+  for (const auto& m : st.models) {  // batching factor per model
+    std::printf("vigil run: model %s: %llu calls, %llu items (%.2f per call), latency p50 %.1f ms\n", m.name.c_str(),
+                static_cast<unsigned long long>(m.batches), static_cast<unsigned long long>(m.items),
+                m.batches ? static_cast<double>(m.items) / static_cast<double>(m.batches) : 0.0, m.latency_p50_ms);
+  }
+  std::uint64_t faces_detected = 0, faces_embedded = 0;
+  for (const auto& c : st.cameras) faces_detected += c.faces_detected, faces_embedded += c.faces_embedded;
+  if (faces_embedded > 0) {
+    std::printf("vigil run: faces: %llu embedded of %llu detected (1 per %.1f)\n",
+                static_cast<unsigned long long>(faces_embedded), static_cast<unsigned long long>(faces_detected),
+                static_cast<double>(faces_detected) / static_cast<double>(faces_embedded));
+  }
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());
   std::fflush(stdout);
   if (!status.ok()) {
