@@ -53,6 +53,17 @@ float eye_distance(const Detection& d) {
   return std::hypot(d.keypoints[1].x - d.keypoints[0].x, d.keypoints[1].y - d.keypoints[0].y);
 }
 
+// Writes each chip (bytes, 150x150 RGB) to dir/name; false if a file cannot be written.
+bool write_chips(const std::filesystem::path& dir, const std::vector<float>& chips, const std::vector<std::string>& names) {
+  std::filesystem::create_directories(dir);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    std::ofstream f(dir / names[i], std::ios::binary);
+    for (std::size_t k = 0; k < kChipFloats; ++k) f.put(static_cast<char>(static_cast<unsigned char>(chips[i * kChipFloats + k])));
+    if (!f) return false;
+  }
+  return true;
+}
+
 int fail(const std::string& message, int code = 1) {
   std::fprintf(stderr, "vigil: error: %s\n", message.c_str());
   return code;
@@ -112,13 +123,17 @@ int eval_faces_command(const EvalFacesOptions& options) {
       in_b.push_back({best ? ib : nullptr, best});
     }
     if (Status s = (*embedder)->embed(in_a, emb_a, qualities); !s.ok()) return fail(s.error().message);
-    int matched = 0;
+    // The matched faces of view B in one batch; twin[k] is the view-A face of B's k-th.
+    std::vector<FaceInput> matched_b;
+    std::vector<std::size_t> twin;
     for (std::size_t i = 0; i < in_b.size(); ++i) {
       if (!in_b[i].detection) continue;
-      if (Status s = (*embedder)->embed(std::span(&in_b[i], 1), emb_b, qualities); !s.ok()) return fail(s.error().message);
-      same.push_back(cosine(emb_a[i], emb_b[0]));
-      ++matched;
+      matched_b.push_back(in_b[i]);
+      twin.push_back(i);
     }
+    if (Status s = (*embedder)->embed(matched_b, emb_b, qualities); !s.ok()) return fail(s.error().message);
+    for (std::size_t k = 0; k < twin.size(); ++k) same.push_back(cosine(emb_a[twin[k]], emb_b[k]));
+    const std::size_t matched = twin.size();
     for (std::size_t i = 0; i < emb_a.size(); ++i) {
       for (std::size_t j = i + 1; j < emb_a.size(); ++j) different.push_back(cosine(emb_a[i], emb_a[j]));
     }
@@ -198,23 +213,17 @@ int eval_faces_command(const EvalFacesOptions& options) {
   float batch_min = 1.0f;
   for (std::size_t i = 0; i < n; ++i) batch_min = std::min(batch_min, cosine(batched[i], one_by_one[i]));
 
-  if (!options.chips_dir.empty()) {  // the aligned chips, for a person to look at
-    std::filesystem::create_directories(options.chips_dir);
-    for (std::size_t i = 0; i < n; ++i) {
-      std::ofstream f(std::filesystem::path(options.chips_dir) / chip_names[i], std::ios::binary);
-      for (std::size_t k = 0; k < kChipFloats; ++k) f.put(static_cast<char>(static_cast<unsigned char>(chips[i * kChipFloats + k])));
-      if (!f) return fail(options.chips_dir + ": cannot write " + chip_names[i]);
-    }
+  if (!options.chips_dir.empty() && !write_chips(options.chips_dir, chips, chip_names)) {  // for a person to look at
+    return fail(options.chips_dir + ": cannot write the chips");
   }
 
   nlohmann::json reference = nullptr;
   bool reference_ok = true;
   if (!options.reference_script.empty()) {
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("vigil-eval-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    for (std::size_t i = 0; i < n; ++i) {
-      std::ofstream f(dir / chip_names[i], std::ios::binary);
-      for (std::size_t k = 0; k < kChipFloats; ++k) f.put(static_cast<char>(static_cast<unsigned char>(chips[i * kChipFloats + k])));
+    if (!write_chips(dir, chips, chip_names)) {
+      std::filesystem::remove_all(dir);
+      return fail(dir.string() + ": cannot write the chips");
     }
     const std::string node_path = data_dir() + "/node/node_modules";
     const std::string command = "NODE_PATH='" + node_path + "' node '" + options.reference_script + "' '" +

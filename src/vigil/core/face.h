@@ -14,6 +14,15 @@ namespace vigil {
 inline constexpr int kEmbeddingDim = 128;
 using Embedding = std::array<float, kEmbeddingDim>;
 
+// Dot product: the cosine similarity of two L2-normalised embeddings.
+float cosine(const Embedding& a, const Embedding& b);
+// Normalises in place to unit length; a zero vector stays zero.
+void l2_normalise(Embedding& e);
+inline Embedding l2_normalised(Embedding e) {
+  l2_normalise(e);
+  return e;
+}
+
 // Who a track is: a gallery name, or an anonymous id from online clustering ("anon-3").
 struct Identity {
   std::string name;        // empty: not identified yet

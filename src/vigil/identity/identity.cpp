@@ -1,41 +1,20 @@
 #include "vigil/identity/identity.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace vigil {
-
-namespace {
-
-float dot(const Embedding& a, const Embedding& b) {
-  float s = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-
-Embedding normalised(const Embedding& e) {
-  double sum = 0;
-  for (float v : e) sum += static_cast<double>(v) * v;
-  Embedding out = e;
-  if (sum <= 0) return out;
-  const auto inv = static_cast<float>(1.0 / std::sqrt(sum));
-  for (float& v : out) v *= inv;
-  return out;
-}
-
-}  // namespace
 
 void Gallery::add(const std::string& name, const Embedding& embedding) {
   auto it = std::find(names_.begin(), names_.end(), name);
   int person = static_cast<int>(it - names_.begin());
   if (it == names_.end()) names_.push_back(name);
-  entries_.push_back({person, normalised(embedding)});
+  entries_.push_back({person, l2_normalised(embedding)});
 }
 
 Gallery::Ranking Gallery::rank(const Embedding& query) const {
   std::vector<float> best(names_.size(), -2.0f);
   for (const Entry& e : entries_) {
-    best[static_cast<std::size_t>(e.person)] = std::max(best[static_cast<std::size_t>(e.person)], dot(query, e.embedding));
+    best[static_cast<std::size_t>(e.person)] = std::max(best[static_cast<std::size_t>(e.person)], cosine(query, e.embedding));
   }
   Ranking r;
   for (std::size_t p = 0; p < best.size(); ++p) {
@@ -70,18 +49,18 @@ Identity AnonymousClusters::assign(const Embedding& embedding) {
   int best = -1;
   float best_similarity = -2.0f;
   for (std::size_t c = 0; c < centroids_.size(); ++c) {
-    const float s = dot(embedding, centroids_[c]);
+    const float s = cosine(embedding, centroids_[c]);
     if (s > best_similarity) best_similarity = s, best = static_cast<int>(c);
   }
   if (best < 0 || best_similarity < threshold_) {
     sums_.push_back(embedding);
-    centroids_.push_back(normalised(embedding));
+    centroids_.push_back(l2_normalised(embedding));
     best = static_cast<int>(centroids_.size()) - 1;
     best_similarity = 1.0f;
   } else {
     Embedding& sum = sums_[static_cast<std::size_t>(best)];
     for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += embedding[i];
-    centroids_[static_cast<std::size_t>(best)] = normalised(sum);
+    centroids_[static_cast<std::size_t>(best)] = l2_normalised(sum);
   }
   Identity id;
   id.name = "anon-" + std::to_string(best + 1);
@@ -109,7 +88,7 @@ bool TrackIdentities::update(std::uint64_t track_id, float quality, const Embedd
   ++t.embedded;
   t.best_quality = std::max(t.best_quality, quality);
   for (std::size_t i = 0; i < t.sum.size(); ++i) t.sum[i] += embedding[i];
-  const Embedding mean = normalised(t.sum);
+  const Embedding mean = l2_normalised(t.sum);
   Identity next;
   if (gallery != nullptr && gallery->people() > 0) next = gallery->match(mean, config_.threshold, config_.margin);
   if (next.empty()) {

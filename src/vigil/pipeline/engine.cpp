@@ -167,8 +167,8 @@ struct Camera {
 // A worker's buffers for the face stage, reused batch to batch.
 struct FaceScratch {
   std::vector<FaceInput> inputs;
-  std::vector<Embedding> embeddings, camera_embeddings;
-  std::vector<FaceQuality> qualities, camera_qualities;
+  std::vector<Embedding> embeddings;
+  std::vector<FaceQuality> qualities;
   std::vector<std::size_t> changed;
 };
 
@@ -541,11 +541,8 @@ struct Engine::Impl {
       FrameResult& r = cam.result;
       const std::size_t n = cam.face_jobs.size();
       if (status.ok()) {
-        const auto first = static_cast<std::ptrdiff_t>(offset), last = static_cast<std::ptrdiff_t>(offset + n);
-        f.camera_embeddings.assign(f.embeddings.begin() + first, f.embeddings.begin() + last);
-        f.camera_qualities.assign(f.qualities.begin() + first, f.qualities.begin() + last);
-        apply_faces(r, cam.face_jobs, f.camera_embeddings, f.camera_qualities, cam.identities.get(), &gallery,
-                    clusters.get(), config.identity, f.changed);
+        apply_faces(r, cam.face_jobs, std::span(f.embeddings).subspan(offset, n), std::span(f.qualities).subspan(offset, n),
+                    cam.identities.get(), &gallery, clusters.get(), config.identity, f.changed);
         cam.faces_embedded.fetch_add(n, std::memory_order_relaxed);
         publish_identities(cam, r, f.changed);
       } else {  // the result still goes out, without faces; the failure is counted and logged

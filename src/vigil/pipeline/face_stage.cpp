@@ -24,8 +24,8 @@ void select_faces(const FrameResult& result, const TrackIdentities* identities, 
   }
 }
 
-void apply_faces(FrameResult& result, const std::vector<FaceJob>& jobs, const std::vector<Embedding>& embeddings,
-                 const std::vector<FaceQuality>& qualities, TrackIdentities* identities, const Gallery* gallery,
+void apply_faces(FrameResult& result, const std::vector<FaceJob>& jobs, std::span<const Embedding> embeddings,
+                 std::span<const FaceQuality> qualities, TrackIdentities* identities, const Gallery* gallery,
                  AnonymousClusters* clusters, const IdentityConfig& config, std::vector<std::size_t>& changed) {
   result.faces.clear();
   changed.clear();

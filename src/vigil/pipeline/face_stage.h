@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,8 +31,8 @@ void select_faces(const FrameResult& result, const TrackIdentities* identities, 
 
 // Fills result.faces from the embeddings of jobs, updates the tracks' identities and
 // appends the tracks whose identity changed to `changed` (indices into result.faces).
-void apply_faces(FrameResult& result, const std::vector<FaceJob>& jobs, const std::vector<Embedding>& embeddings,
-                 const std::vector<FaceQuality>& qualities, TrackIdentities* identities, const Gallery* gallery,
+void apply_faces(FrameResult& result, const std::vector<FaceJob>& jobs, std::span<const Embedding> embeddings,
+                 std::span<const FaceQuality> qualities, TrackIdentities* identities, const Gallery* gallery,
                  AnonymousClusters* clusters, const IdentityConfig& config, std::vector<std::size_t>& changed);
 
 // Copies each track's identity so far onto result.tracks; forgets removed tracks.

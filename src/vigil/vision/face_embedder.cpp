@@ -1,23 +1,8 @@
 #include "vigil/vision/face_embedder.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace vigil {
-
-float cosine(const Embedding& a, const Embedding& b) {
-  float dot = 0;
-  for (int i = 0; i < kEmbeddingDim; ++i) dot += a[static_cast<std::size_t>(i)] * b[static_cast<std::size_t>(i)];
-  return dot;
-}
-
-void l2_normalise(Embedding& e) {
-  double sum = 0;
-  for (float v : e) sum += static_cast<double>(v) * v;
-  if (sum <= 0) return;
-  const auto inv = static_cast<float>(1.0 / std::sqrt(sum));
-  for (float& v : e) v *= inv;
-}
 
 FaceEmbedder::FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> backend)
     : config_(std::move(config)), backend_(std::move(backend)) {}

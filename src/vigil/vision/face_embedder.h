@@ -64,9 +64,4 @@ class FaceEmbedder {
   std::uint64_t items_ = 0;
 };
 
-// Cosine similarity of two normalised embeddings.
-float cosine(const Embedding& a, const Embedding& b);
-// Normalises in place; a zero vector stays zero.
-void l2_normalise(Embedding& e);
-
 }  // namespace vigil
