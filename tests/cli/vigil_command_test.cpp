@@ -185,5 +185,72 @@ TEST(VigilEvalTest, EvalFacesWithAWrongEmbedderExitsTwo) {
   EXPECT_NE(output.find("not a 150x150 face descriptor model"), std::string::npos) << output;
 }
 
+// The acceptance check of tracking: on the rendered crossings scene (faces passing and
+// hiding each other), IDF1 and MOTA >= 0.90 with BlazeFace on every frame, and detecting
+// only every third frame costs at most 5 IDF1 points. The scene's video and ground truth,
+// kept with --out, give the same figures through the --video/--gt path a user takes.
+TEST(VigilEvalTest, EvalTrackKeepsIdentitiesThroughTheCrossingsScene) {
+  test::TempDir dir;
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " eval track --scene crossings --json --out " + dir.path().string() +
+                                  " 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto every = nlohmann::json::parse(output);
+  EXPECT_EQ(every["frames"].get<int>(), 300);
+  EXPECT_EQ(every["gt_ids"].get<int>(), 4);
+  EXPECT_GE(every["idf1"].get<double>(), 0.90);
+  EXPECT_GE(every["mota"].get<double>(), 0.90);
+
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " eval track --scene crossings --detect-every 3 --json 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto third = nlohmann::json::parse(output);
+  EXPECT_GE(third["idf1"].get<double>(), every["idf1"].get<double>() - 0.05);
+
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " eval track --json --video " + dir.file("crossings.mp4") + " --gt " +
+                                  dir.file("crossings_gt.txt") + " 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto user = nlohmann::json::parse(output);
+  EXPECT_NEAR(user["idf1"].get<double>(), every["idf1"].get<double>(), 1e-9);
+  EXPECT_EQ(user["id_switches"], every["id_switches"]);
+}
+
+// Megamind.avi: one main face per shot (four shots after a black first frame); the tracker
+// keeps it with at most one id switch.
+TEST(VigilEvalTest, EvalTrackOnMegamindHasAtMostOneIdSwitch) {
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " eval track --json --video " + test::data_file("media/Megamind.avi") +
+                                  " 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto j = nlohmann::json::parse(output);
+  EXPECT_EQ(j["shots"].get<int>(), 5);
+  EXPECT_GE(j["gt_boxes"].get<int>(), 250);
+  EXPECT_LE(j["id_switches"].get<int>(), 1);
+  EXPECT_GE(j["mota"].get<double>(), 0.9);
+}
+
+TEST(VigilEvalTest, EvalTrackWithMalformedGroundTruthOrAMissingVideoExitsTwo) {
+  test::TempDir dir;
+  std::ofstream(dir.file("gt.txt")) << "1,1,10,20,30,40\n2,1,10,20,-5,40\n";
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " eval track --video " + test::data_file("media/Megamind.avi") +
+                                  " --gt " + dir.file("gt.txt") + " 2>&1 >/dev/null",
+                              &output),
+            2);
+  EXPECT_NE(output.find("gt.txt:2"), std::string::npos) << output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " eval track --video " + dir.file("missing.mp4") + " 2>&1 >/dev/null",
+                              &output),
+            2);
+  EXPECT_NE(output.find("missing.mp4"), std::string::npos) << output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " eval track 2>&1 >/dev/null", &output), 2);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -47,4 +47,21 @@ struct EvalFacesOptions {
 };
 int eval_faces_command(const EvalFacesOptions& options);
 
+struct EvalTrackOptions {
+  std::string scene;                   // "crossings": render and evaluate the synthetic scene
+  std::vector<std::string> photos;     // the scene's faces (one per photo)
+  int frames = 300;                    // scene length (25 fps)
+  std::string video;                   // or a user's video
+  std::string gt_path;                 // its MOTChallenge ground truth (empty: main-face mode)
+  std::string detector_path;           // BlazeFace ONNX (dynamic batch)
+  int input_size = 256;
+  float score_threshold = 0.5f;
+  int detect_every = 1;
+  float iou = 0.5f;                    // a track matches ground truth at this IoU
+  float cut_threshold = 15.0f;         // main-face mode: mean luma change (0-255) that marks a cut
+  std::string out_dir;                 // keep the scene, its ground truth and tracks.txt here
+  bool json = false;
+};
+int eval_track_command(const EvalTrackOptions& options);
+
 }  // namespace vigil

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "vigil/cli/commands.h"
+#include "vigil/cli/eval_support.h"
 #include "vigil/core/paths.h"
 #include "vigil/infer/backend.h"
 #include "vigil/source/ffmpeg_source.h"
@@ -64,26 +65,16 @@ bool write_chips(const std::filesystem::path& dir, const std::vector<float>& chi
   return true;
 }
 
-int fail(const std::string& message, int code = 1) {
-  std::fprintf(stderr, "vigil: error: %s\n", message.c_str());
-  return code;
-}
 
 }  // namespace
 
 int eval_faces_command(const EvalFacesOptions& options) {
-  set_inference_threads(1);
-  BlazeFaceConfig detector_config;
-  detector_config.model_path = options.detector_path;
-  detector_config.input_size = 256;
-  detector_config.max_batch = 1;
-  detector_config.score_threshold = 0.6f;
-  auto detector = BlazeFace::create(detector_config);
-  if (!detector.ok()) return fail(detector.error().message, 2);
+  auto detector = photo_face_detector(options.detector_path);
+  if (!detector.ok()) return eval_fail(detector.error().message, 2);
   auto embedder = FaceEmbedder::create({options.embedder_path, 16});
-  if (!embedder.ok()) return fail(embedder.error().message, 2);
+  if (!embedder.ok()) return eval_fail(embedder.error().message, 2);
   auto single = FaceEmbedder::create({options.embedder_path, 1});
-  if (!single.ok()) return fail(single.error().message, 2);
+  if (!single.ok()) return eval_fail(single.error().message, 2);
 
   std::vector<float> same, different;
   std::vector<float> chips;  // photo chips (view A), rounded to bytes, for the reference
@@ -95,18 +86,18 @@ int eval_faces_command(const EvalFacesOptions& options) {
   std::vector<FaceQuality> qualities;
   for (const std::string& path : options.photos) {
     auto a = read_image_file(path);
-    if (!a.ok()) return fail(a.error().message, 2);
+    if (!a.ok()) return eval_fail(a.error().message, 2);
     const double scale = 0.6;
     auto b = read_image_file(path, scale, true);
-    if (!b.ok()) return fail(b.error().message, 2);
+    if (!b.ok()) return eval_fail(b.error().message, 2);
     const Image* ia = &a->image;
     const Image* ib = &b->image;
-    if (Status s = (*detector)->detect(std::span(&ia, 1), found); !s.ok()) return fail(s.error().message);
+    if (Status s = (*detector)->detect(std::span(&ia, 1), found); !s.ok()) return eval_fail(s.error().message);
     Detections faces_a;
     for (const Detection& d : found[0]) {
       if (eye_distance(d) >= options.min_eye_px) faces_a.push_back(d);
     }
-    if (Status s = (*detector)->detect(std::span(&ib, 1), found); !s.ok()) return fail(s.error().message);
+    if (Status s = (*detector)->detect(std::span(&ib, 1), found); !s.ok()) return eval_fail(s.error().message);
     const Detections faces_b = found[0];
     // The same face in view B: view A's box mirrored and scaled, best IoU >= 0.5.
     std::vector<FaceInput> in_a, in_b;
@@ -122,7 +113,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
       }
       in_b.push_back({best ? ib : nullptr, best});
     }
-    if (Status s = (*embedder)->embed(in_a, emb_a, qualities); !s.ok()) return fail(s.error().message);
+    if (Status s = (*embedder)->embed(in_a, emb_a, qualities); !s.ok()) return eval_fail(s.error().message);
     // The matched faces of view B in one batch; twin[k] is the view-A face of B's k-th.
     std::vector<FaceInput> matched_b;
     std::vector<std::size_t> twin;
@@ -131,7 +122,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
       matched_b.push_back(in_b[i]);
       twin.push_back(i);
     }
-    if (Status s = (*embedder)->embed(matched_b, emb_b, qualities); !s.ok()) return fail(s.error().message);
+    if (Status s = (*embedder)->embed(matched_b, emb_b, qualities); !s.ok()) return eval_fail(s.error().message);
     for (std::size_t k = 0; k < twin.size(); ++k) same.push_back(cosine(emb_a[twin[k]], emb_b[k]));
     const std::size_t matched = twin.size();
     for (std::size_t i = 0; i < emb_a.size(); ++i) {
@@ -155,7 +146,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
     sc.type = SourceType::file;
     sc.url = options.video;
     auto source = FfmpegSource::open(sc, "eval");
-    if (!source.ok()) return fail(source.error().message, 2);
+    if (!source.ok()) return eval_fail(source.error().message, 2);
     ByteTracker tracker{TrackerConfig{}};
     std::vector<TrackedObject> tracks;
     std::vector<TrackEvent> events;
@@ -169,12 +160,12 @@ int eval_faces_command(const EvalFacesOptions& options) {
     int steps = 0;
     for (;;) {
       auto frame = (*source)->read();
-      if (!frame.ok()) return fail(frame.error().message);
+      if (!frame.ok()) return eval_fail(frame.error().message);
       if (!*frame) break;
       ++steps;
       if ((frames++ % static_cast<std::uint64_t>(options.video_every)) != 0) continue;
       const Image* image = &(*frame)->image;
-      if (Status s = (*detector)->detect(std::span(&image, 1), found); !s.ok()) return fail(s.error().message);
+      if (Status s = (*detector)->detect(std::span(&image, 1), found); !s.ok()) return eval_fail(s.error().message);
       tracker.update(found[0], steps, tracks, events);
       steps = 0;
       std::vector<FaceInput> in;
@@ -185,7 +176,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
         ids.push_back(d.track_id);
       }
       if (in.empty()) continue;
-      if (Status s = (*embedder)->embed(in, emb_a, qualities); !s.ok()) return fail(s.error().message);
+      if (Status s = (*embedder)->embed(in, emb_a, qualities); !s.ok()) return eval_fail(s.error().message);
       for (std::size_t i = 0; i < in.size(); ++i) {
         samples.push_back({ids[i], frames - 1, emb_a[i]});
         for (std::size_t j = 0; j < i; ++j) video_different.push_back(cosine(emb_a[i], emb_a[j]));
@@ -208,13 +199,13 @@ int eval_faces_command(const EvalFacesOptions& options) {
   // Batch 1 against batch 16 on the same chips.
   std::vector<Embedding> batched, one_by_one;
   const std::size_t n = chip_names.size();
-  if (Status s = (*embedder)->embed_chips(chips, n, batched); !s.ok()) return fail(s.error().message);
-  if (Status s = (*single)->embed_chips(chips, n, one_by_one); !s.ok()) return fail(s.error().message);
+  if (Status s = (*embedder)->embed_chips(chips, n, batched); !s.ok()) return eval_fail(s.error().message);
+  if (Status s = (*single)->embed_chips(chips, n, one_by_one); !s.ok()) return eval_fail(s.error().message);
   float batch_min = 1.0f;
   for (std::size_t i = 0; i < n; ++i) batch_min = std::min(batch_min, cosine(batched[i], one_by_one[i]));
 
   if (!options.chips_dir.empty() && !write_chips(options.chips_dir, chips, chip_names)) {  // for a person to look at
-    return fail(options.chips_dir + ": cannot write the chips");
+    return eval_fail(options.chips_dir + ": cannot write the chips");
   }
 
   nlohmann::json reference = nullptr;
@@ -223,7 +214,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
     const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("vigil-eval-" + std::to_string(::getpid()));
     if (!write_chips(dir, chips, chip_names)) {
       std::filesystem::remove_all(dir);
-      return fail(dir.string() + ": cannot write the chips");
+      return eval_fail(dir.string() + ": cannot write the chips");
     }
     const std::string node_path = data_dir() + "/node/node_modules";
     const std::string command = "NODE_PATH='" + node_path + "' node '" + options.reference_script + "' '" +
@@ -239,13 +230,13 @@ int eval_faces_command(const EvalFacesOptions& options) {
     std::filesystem::remove_all(dir);
     nlohmann::json parsed = nlohmann::json::parse(output, nullptr, false);
     if (parsed.is_discarded() || !parsed.contains("descriptors")) {
-      return fail("reference: `" + command + "` gave no descriptors (run scripts/fetch_models.sh for the Node packages)");
+      return eval_fail("reference: `" + command + "` gave no descriptors (run scripts/fetch_models.sh for the Node packages)");
     }
     float min_cos = 1.0f;
     std::size_t compared = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const auto& d = parsed["descriptors"][chip_names[i]];
-      if (!d.is_array() || d.size() != kEmbeddingDim) return fail("reference: no descriptor for " + chip_names[i]);
+      if (!d.is_array() || d.size() != kEmbeddingDim) return eval_fail("reference: no descriptor for " + chip_names[i]);
       Embedding e{};
       for (std::size_t k = 0; k < kEmbeddingDim; ++k) e[k] = d[k].get<float>();
       l2_normalise(e);

@@ -1,5 +1,6 @@
 // vigil: watches many video streams at once and turns them into tracked faces and people.
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "vigil/cli/commands.h"
 #include "vigil/core/paths.h"
@@ -72,7 +73,42 @@ int main(int argc, char** argv) {
   eval_faces->add_flag("--reference", reference, "also compare with face-api in Node (tools/faceapi_reference.cjs)");
   eval_faces->add_flag("--json", faces.json, "one-line JSON");
 
+  vigil::EvalTrackOptions track;
+  for (int i = 1; i <= 6; ++i) track.photos.push_back(data + "/media/sample" + std::to_string(i) + ".jpg");
+  track.detector_path = faces.detector_path;
+  auto* eval_track = eval->add_subcommand("track", "identity-keeping of detector + tracker: IDF1, MOTA, id switches");
+  auto* scene_opt = eval_track->add_option("--scene", track.scene, "render a synthetic scene with ground truth")
+                        ->check(CLI::IsMember({"crossings"}));
+  auto* video_opt = eval_track->add_option("--video", track.video, "a video file to evaluate");
+  eval_track->add_option("--gt", track.gt_path, "MOTChallenge ground truth for --video (frame,id,left,top,w,h,...)")
+      ->needs(video_opt);
+  scene_opt->excludes(video_opt);
+  eval_track->add_option("--photo", track.photos, "the scene's faces (the largest per photo)")->capture_default_str();
+  eval_track->add_option("--frames", track.frames, "scene length in frames (25 fps)")
+      ->check(CLI::Range(10, 100000))
+      ->capture_default_str();
+  eval_track->add_option("--detector", track.detector_path, "BlazeFace ONNX")->capture_default_str();
+  eval_track->add_option("--input-size", track.input_size, "detector input size")
+      ->check(CLI::IsMember({128, 256}))
+      ->capture_default_str();
+  eval_track->add_option("--detect-every", track.detect_every, "run the detector on every N-th frame")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  eval_track->add_option("--iou", track.iou, "IoU for a track to match ground truth")
+      ->check(CLI::Range(0.05, 0.95))
+      ->capture_default_str();
+  eval_track->add_option("--out", track.out_dir, "keep the rendered scene, its ground truth and tracks.txt here");
+  eval_track->add_flag("--json", track.json, "one-line JSON");
+
   CLI11_PARSE(app, argc, argv);
+
+  if (eval_track->parsed()) {
+    if (track.scene.empty() && track.video.empty()) {
+      std::fprintf(stderr, "vigil: error: eval track needs --scene crossings or --video FILE\n");
+      return 2;
+    }
+    return vigil::eval_track_command(track);
+  }
 
   if (eval_faces->parsed()) {
     if (reference) faces.reference_script = std::string(VIGIL_SOURCE_DIR) + "/tools/faceapi_reference.cjs";
