@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
 #include "support/test_support.h"
@@ -14,17 +16,30 @@
 namespace vigil {
 namespace {
 
-// Every clearly visible face in face-api's sample photos, [x1, y1, x2, y2] in photo pixels.
-// Checked by eye against the photos (22 faces: 3, 3, 3, 4, 5, 4); coordinates are tight
-// square boxes from forehead to chin as BlazeFace draws them.
-const std::vector<std::vector<BBox>> kSampleFaces = {
-    {{420, 410, 608, 598}, {1492, 268, 1644, 420}, {852, 469, 1027, 644}},
-    {{1458, 198, 1655, 395}, {354, 187, 561, 393}, {864, 251, 1077, 464}},
-    {{589, 382, 796, 589}, {1065, 258, 1314, 507}, {1458, 347, 1670, 559}},
-    {{976, 228, 1174, 425}, {678, 131, 837, 290}, {1280, 200, 1466, 385}, {239, 247, 419, 427}},
-    {{777, 160, 944, 326}, {572, 457, 770, 656}, {1419, 438, 1632, 652}, {1113, 257, 1295, 439}, {361, 941, 564, 1143}},
-    {{1150, 352, 1382, 584}, {1465, 314, 1711, 560}, {655, 376, 896, 618}, {238, 540, 457, 758}},
-};
+// The faces in face-api's sample photos as an independent detector finds them: face-api's
+// SSD MobileNet v1, run in Node (tests/vision/fixtures/sample_faces_ssd.json, made by
+// tools/make_sample_faces_fixture.sh; 22 faces: 3, 3, 3, 4, 5, 4). SSD draws taller boxes
+// than BlazeFace (forehead to chin and more), so a match needs IoU >= 0.4, not 0.5.
+constexpr float kMatchIou = 0.4f;
+
+const std::vector<std::vector<BBox>>& sample_faces() {
+  static const std::vector<std::vector<BBox>> faces = [] {
+    std::vector<std::vector<BBox>> out;
+    std::ifstream in(std::string(VIGIL_SOURCE_DIR) + "/tests/vision/fixtures/sample_faces_ssd.json");
+    EXPECT_TRUE(in) << "missing fixture sample_faces_ssd.json";
+    if (!in) return out;
+    const auto j = nlohmann::json::parse(in);
+    for (int i = 1; i <= 6; ++i) {
+      out.emplace_back();
+      for (const auto& face : j["images"]["sample" + std::to_string(i) + ".jpg"]) {
+        const auto& b = face["box"];
+        out.back().push_back(BBox{b[0].get<float>(), b[1].get<float>(), b[2].get<float>(), b[3].get<float>()});
+      }
+    }
+    return out;
+  }();
+  return faces;
+}
 
 struct Photo {
   cv::Mat bgr;
@@ -63,7 +78,7 @@ void add_score(Score& s, const std::vector<BBox>& truth, const Detections& found
   s.found += static_cast<int>(found.size());
   for (const BBox& t : truth) {
     for (const Detection& d : found) {
-      if (iou(t, d.bbox) >= 0.5f) {
+      if (iou(t, d.bbox) >= kMatchIou) {
         ++s.matched_truth;
         break;
       }
@@ -71,7 +86,7 @@ void add_score(Score& s, const std::vector<BBox>& truth, const Detections& found
   }
   for (const Detection& d : found) {
     for (const BBox& t : truth) {
-      if (iou(t, d.bbox) >= 0.5f) {
+      if (iou(t, d.bbox) >= kMatchIou) {
         ++s.matched_found;
         break;
       }
@@ -101,7 +116,12 @@ TEST_F(SamplePhotosTest, RecallAndPrecisionAtBatchOneAndEightAreEqualAndHigh) {
   EXPECT_EQ(batched->calls(), 1u);
 
   Score score;
-  for (int i = 0; i < 6; ++i) add_score(score, kSampleFaces[i], one_by_one[i]);
+  ASSERT_EQ(sample_faces().size(), 6u);
+  for (int i = 0; i < 6; ++i) add_score(score, sample_faces()[i], one_by_one[i]);
+  std::printf("BlazeFace 256 on the sample photos against SSD MobileNet v1 (IoU >= %.1f): recall %d/%d = %.3f, "
+              "precision %d/%d = %.3f\n",
+              kMatchIou, score.matched_truth, score.truth, score.recall(), score.matched_found, score.found,
+              score.precision());
   EXPECT_GE(score.recall(), 0.9) << score.matched_truth << " of " << score.truth;
   EXPECT_GE(score.precision(), 0.9) << score.matched_found << " of " << score.found;
 
@@ -273,15 +293,15 @@ TEST(BlazeFaceVideoTest, PanCameraFacesFollowThePan) {
       const float sx = 1280.0f / static_cast<float>(w.width);
       const float sy = 720.0f / static_cast<float>(w.height);
       if (!out[k].empty()) ++frames_with_face;
-      for (const BBox& face : kSampleFaces[0]) {
+      for (const BBox& face : sample_faces()[0]) {
         const BBox in_frame{(face.x1 - w.x) * sx, (face.y1 - w.y) * sy, (face.x2 - w.x) * sx, (face.y2 - w.y) * sy};
         if (in_frame.x1 < 0 || in_frame.y1 < 0 || in_frame.x2 > 1280 || in_frame.y2 > 720) continue;  // cut off
         ++expected;
         for (const Detection& d : out[k]) {
-          if (iou(in_frame, d.bbox) >= 0.5f) {
+          if (iou(in_frame, d.bbox) >= kMatchIou) {
             ++matched;
-            centre_error_sum += std::hypot((d.bbox.x1 + d.bbox.x2 - in_frame.x1 - in_frame.x2) / 2,
-                                           (d.bbox.y1 + d.bbox.y2 - in_frame.y1 - in_frame.y2) / 2);
+            // Horizontal centres agree; vertically SSD's box reaches higher (forehead).
+            centre_error_sum += std::abs(d.bbox.x1 + d.bbox.x2 - in_frame.x1 - in_frame.x2) / 2 / sx;
             break;
           }
         }
@@ -291,7 +311,7 @@ TEST(BlazeFaceVideoTest, PanCameraFacesFollowThePan) {
   EXPECT_GE(frames_with_face, kFrames * 95 / 100) << frames_with_face << " of " << kFrames;
   ASSERT_GT(expected, kFrames);  // at least one whole face per frame on average
   EXPECT_GE(matched, expected * 95 / 100) << matched << " of " << expected << " predicted faces found";
-  EXPECT_LT(centre_error_sum / std::max(matched, 1), 20.0) << "mean centre error in pixels";
+  EXPECT_LT(centre_error_sum / std::max(matched, 1), 15.0) << "mean horizontal centre error in photo pixels";
 }
 
 }  // namespace
