@@ -1,0 +1,341 @@
+// Engine::Impl: the live engine's internals, shared by the files that implement it
+// (engine.cpp: lifecycle; scheduler.cpp: camera tokens, ready queues and workers;
+// detect_stage.cpp and embed_stage.cpp: the model stages; capture.cpp: sources, reconnects
+// and synthetic timers; engine_metrics.cpp: the registry and status). Private to the
+// pipeline module: nothing outside src/vigil/pipeline includes it.
+#pragma once
+
+#include "vigil/pipeline/engine.h"
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include "vigil/concurrency/batch_policy.h"
+#include "vigil/concurrency/bounded_queue.h"
+#include "vigil/concurrency/camera_slot.h"
+#include "vigil/concurrency/cpu_governor.h"
+#include "vigil/concurrency/timer_service.h"
+#include "vigil/core/camera_state.h"
+#include "vigil/core/clock.h"
+#include "vigil/core/event_bus.h"
+#include "vigil/core/metrics.h"
+#include "vigil/core/histogram.h"
+#include "vigil/core/process_setup.h"
+#include "vigil/core/process_stats.h"
+#include "vigil/identity/identity.h"
+#include "vigil/infer/backend.h"
+#include "vigil/pipeline/face_stage.h"
+#include "vigil/sink/jsonl_sink.h"
+#include "vigil/source/pacer.h"
+#include "vigil/source/source.h"
+#include "vigil/source/synthetic_source.h"
+#include "vigil/track/byte_tracker.h"
+#include "vigil/vision/blazeface.h"
+
+namespace vigil {
+
+namespace engine_internal {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Frames a file camera may decode ahead of inference.
+constexpr std::size_t kFileQueueCapacity = 4;
+
+inline std::int64_t to_ns(SteadyTime t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+inline bool is_retryable(ErrorCode code) {
+  return code == ErrorCode::unavailable || code == ErrorCode::deadline_exceeded;
+}
+
+// A decoded frame waiting for its camera's pipeline, and whether the detector should see it.
+struct PendingFrame {
+  FrameRef frame;
+  bool due = true;
+};
+inline bool not_due(const PendingFrame& p) { return !p.due; }
+
+struct Camera {
+  CameraConfig config;
+  std::size_t model = 0;
+  bool live = false;
+  double interval_s = 0;  // nominal frame interval of the source, 0 if unknown
+
+  std::unique_ptr<CameraStateMachine> machine;  // publishes every change on the bus
+
+  // Hand-off: live cameras use the slot, the others the queue.
+  CameraSlot<PendingFrame> slot;
+  BoundedQueue<PendingFrame> queue{kFileQueueCapacity, OverflowPolicy::block};
+
+  // Scheduling. pending is the camera's token: whoever sets it runs the camera's next step
+  // (a track-only step inline, or a place in its model's ready queue and then inference),
+  // so one frame per camera is in the pipeline at a time and results stay in frame order.
+  std::atomic<bool> pending{false};
+  bool inflight = false;  // guarded by Impl::mu
+  bool removed = false;   // guarded by Impl::mu
+  std::atomic<bool> removed_wait{false};  // remove_camera() waits for inference to finish
+  // When the next detection is due (live cameras; written by workers, read by capture).
+  std::atomic<std::uint64_t> next_due_seq{0};
+  std::atomic<std::int64_t> next_due_ns{0};
+  // Same for queued cameras, on the capture thread only (deterministic replay).
+  std::int64_t next_due_pts_ms = 0;
+
+  // Capture.
+  std::mutex lifecycle_mu;  // serialises start_capture and stop_capture
+  std::mutex source_mu;
+  std::unique_ptr<Source> source;  // guarded by source_mu
+  std::thread thread;
+  std::optional<TimerService::TaskId> timer;
+  Pacer backoff;  // interruptible sleeps between reconnects
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> ended{false};  // capture finished for good
+  // Live synthetic cameras driven by timers.
+  std::unique_ptr<SyntheticSource> synthetic;
+  std::unique_ptr<FaultSchedule> faults;
+  SteadyTime timeline_start{};
+  SteadyTime last_frame_at{};  // timer task only
+  bool ever_live = false;       // timer task only
+  std::mt19937 rng;             // capture thread or timer task only
+
+  // Tracking (null: off). tracker, result and last_seq belong to the token holder.
+  std::unique_ptr<ByteTracker> tracker;
+  FrameResult result;  // reused for every result of this camera
+  std::uint64_t last_seq = 0;
+  bool has_last_seq = false;
+  std::atomic<std::uint64_t> predicted{0}, tracks_started{0};
+
+  // Faces (faces_model set): the embedder model, what is known about each track, and the
+  // faces of the result waiting in the embedder's queue. Token holder only.
+  std::optional<std::size_t> faces_model;
+  std::unique_ptr<TrackIdentities> identities;
+  std::vector<FaceJob> face_jobs;
+  std::atomic<std::uint64_t> faces_detected{0}, faces_embedded{0}, identities_changed{0};
+
+  // Metrics.
+  std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
+  std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
+  std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
+  std::atomic<std::uint64_t> stage_errors{0};        // frames a model failed on
+  std::atomic<std::int64_t> last_error_log_ns{0};    // rate limit of those errors' log lines
+  std::shared_ptr<Histogram> age_ms;  // in the engine's metrics registry
+
+  mutable std::mutex info_mu;
+  std::string last_error;             // guarded by info_mu
+  std::optional<Error> fatal;         // guarded by info_mu: failed for good
+
+  void set_state(CameraState s) { machine->transition(s, SteadyClock::now()); }
+  CameraState state() const { return machine->state(); }
+  void record_error(const Error& error) {
+    std::lock_guard lock(info_mu);
+    last_error = error.message;
+  }
+
+  // Whether a newly captured frame should be inferred (live cameras).
+  bool due_live(const Frame& frame) const {
+    if (config.detect.fps > 0) {
+      const double tolerance_s = interval_s > 0 ? interval_s * 0.25 : 0.005;
+      return to_ns(frame.captured_steady) + static_cast<std::int64_t>(tolerance_s * 1e9) >= next_due_ns.load();
+    }
+    // A seq below the last detected one means the source restarted its numbering (a stream
+    // reconnected): due at once, or the camera would wait until seq caught up again.
+    const std::uint64_t next = next_due_seq.load();
+    return frame.seq >= next || frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)) < next;
+  }
+  // Called by the worker when this frame's inference starts (live cameras).
+  void advance_due_live(const Frame& frame) {
+    if (config.detect.fps > 0) {
+      const auto period = static_cast<std::int64_t>(1e9 / config.detect.fps);
+      const std::int64_t captured = to_ns(frame.captured_steady);
+      const std::int64_t next = next_due_ns.load();
+      next_due_ns.store(std::max(next == 0 ? captured + period : next + period, captured + period / 2));
+    } else {
+      next_due_seq.store(frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)));
+    }
+  }
+  // Whether a frame should be inferred (queued cameras): a fixed grid, capture side only.
+  bool due_queued(const Frame& frame) {
+    if (config.detect.fps > 0) {
+      if (frame.pts_ms + 1 < next_due_pts_ms) return false;
+      next_due_pts_ms = std::max(next_due_pts_ms + static_cast<std::int64_t>(1000.0 / config.detect.fps), frame.pts_ms);
+      return true;
+    }
+    return frame.seq % static_cast<std::uint64_t>(std::max(1, config.detect.every)) == 0;
+  }
+};
+
+// A worker's buffers for the face stage, reused batch to batch.
+struct FaceScratch {
+  std::vector<FaceInput> inputs;
+  std::vector<Embedding> embeddings;
+  std::vector<FaceQuality> qualities;
+  std::vector<std::size_t> changed;
+};
+
+struct ReadyEntry {
+  std::shared_ptr<Camera> camera;
+  SteadyTime since;
+};
+
+struct Model {
+  std::size_t index = 0;  // in Impl::models and each worker's detectors / embedders
+  std::string name;
+  bool detector = true;   // else a face embedder (its batches count faces)
+  ModelConfig config;
+  BatchPolicy policy;
+  std::deque<ReadyEntry> ready;  // guarded by Impl::mu
+  std::size_t cameras = 0;       // guarded by Impl::mu: cameras using this model
+  std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
+  std::atomic<std::uint64_t> batches{0}, items{0};
+  std::vector<std::atomic<std::uint64_t>> batch_sizes;
+  std::shared_ptr<Histogram> latency_ms;  // in the engine's metrics registry
+};
+
+}  // namespace engine_internal
+
+struct Engine::Impl {
+  using Camera = engine_internal::Camera;
+  using Model = engine_internal::Model;
+  using ReadyEntry = engine_internal::ReadyEntry;
+  using FaceScratch = engine_internal::FaceScratch;
+  using PendingFrame = engine_internal::PendingFrame;
+
+  EngineConfig config;
+  EngineHooks hooks;
+  int workers_count = 1;
+  int inference_threads = 1;
+  std::vector<std::unique_ptr<Model>> models;
+  std::map<std::string, std::size_t> model_index;
+  std::vector<std::unique_ptr<Sink>> sinks;
+  std::unique_ptr<CpuGovernor> governor;
+  std::unique_ptr<TimerService> timers;
+  // Its callbacks point into models (declared above: they outlive it) and cameras (whose
+  // series remove_camera removes before letting the camera go).
+  MetricsRegistry metrics;
+  Histogram end_to_end_ms;
+  Histogram age_ms;  // all cameras
+  EventBus bus;
+
+  // Scheduler state.
+  mutable std::mutex mu;
+  std::condition_variable work_cv;    // a camera became ready, or stopping
+  std::condition_variable idle_cv;    // a camera left inference, or a camera ended
+  bool stopping = false;              // guarded by mu
+  std::size_t idle_workers = 0;       // guarded by mu: workers not running a batch
+  std::vector<std::shared_ptr<Camera>> cameras;  // guarded by mu
+  std::optional<Error> first_error;              // guarded by mu
+  bool stop_requested = false;                   // guarded by mu
+  bool started = false;                          // guarded by mu
+  bool stopped = false;                          // guarded by mu
+  std::vector<std::thread> workers;
+  std::vector<std::vector<std::unique_ptr<Detector>>> detectors;  // [worker][model], null for embedders
+  std::vector<std::vector<std::unique_ptr<FaceEmbedder>>> embedders;  // [worker][model], null for detectors
+  Gallery gallery;                       // immutable once the engine is created
+  std::unique_ptr<AnonymousClusters> clusters;  // shared by all cameras (own mutex)
+
+  // --- scheduling -------------------------------------------------------------------------
+
+  bool has_frame(Camera& cam) const { return cam.live ? cam.slot.has_item() : !cam.queue.empty(); }
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+  // --- metrics ----------------------------------------------------------------------------
+  // A camera's and a model's numbers in the registry: the atomics the hot path already
+  // updates are read at scrape time, the histograms live in the registry.
+
+
+
+  // --- capture ----------------------------------------------------------------------------
+
+
+
+
+
+
+  // Runs the camera's pipeline as far as it goes without the detector, on the calling thread
+  // (capture, timer or worker): takes the token, runs track-only steps for frames not due for
+  // detection, in order, then either hands the token to the model's ready queue (a due frame
+  // waits) or gives it back. A thread that finds the token taken returns at once: the holder
+  // will see the new frame.
+  void pump(const std::shared_ptr<Camera>& cam);
+  // Frame steps since the camera's previous result (frames replaced or skipped count); 1 after
+  // a reconnect restarts the source's numbering.
+  static int frame_steps(Camera& cam, const Frame& frame);
+  // A frame of a tracked camera that skips the detector: its tracks are predicted. Token held.
+  void track_only(Camera& cam, FrameRef frame);
+  // Track changes go on the bus (they are rare: per track, not per frame).
+  void publish_track_events(const Camera& cam, const FrameResult& r);
+  // Hands a result to the sinks and the result hook. A sink that fails stops the run.
+  void deliver(const FrameResult& result);
+  // A camera's inference finished in `model`: give its token back and let it go on.
+  void finish(const std::shared_ptr<Camera>& cam, Model& model);
+  void worker_loop(int w);
+  void run_batch(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<FrameRef>& frames,
+                 std::vector<std::shared_ptr<Camera>>& owners, std::vector<const Image*>& images,
+                 std::vector<Detections>& results, std::vector<char>& handed);
+  // A detected frame whose faces are to be embedded: the camera leaves the detector and
+  // waits in its embedder's ready queue, still holding its token (results stay in order).
+  void to_face_stage(const std::shared_ptr<Camera>& cam, Model& from);
+  // Embeds the waiting faces of a batch of cameras in one model call (ceil(faces /
+  // max_batch) when they are many), resolves identities, delivers the results.
+  void run_faces(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<std::shared_ptr<Camera>>& owners,
+                 FaceScratch& f);
+  void publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed);
+  static Status safe_embed(FaceEmbedder& embedder, std::span<const FaceInput> faces, std::vector<Embedding>& out,
+                           std::vector<FaceQuality>& qualities);
+  // A model call that throws is an error like any other, never std::terminate.
+  static Status safe_detect(Detector& detector, std::span<const Image* const> images, std::vector<Detections>& results);
+  // The model failed on a batch: run its frames one at a time so that only the frames it
+  // fails on are lost (their slots in `frames` are emptied and counted against their camera);
+  // the other cameras of the batch keep their results.
+  void isolate_failure(Detector& detector, Model& model, const Error& batch_error, std::vector<const Image*>& images,
+                       std::vector<Detections>& results, std::vector<std::shared_ptr<Camera>>& owners,
+                       std::vector<FrameRef>& frames);
+  // Counts a model's failure on one of the camera's frames and logs it at most once a
+  // second per camera, so a model failing on every frame cannot flood the log.
+  static void record_stage_error(Camera& cam, const Model& model, const Error& error, std::uint64_t seq);
+  void fail(const Error& error);
+  void register_camera_metrics(const std::shared_ptr<Camera>& cam);
+  void register_model_metrics(Model& model);
+  // Hands a decoded frame to the scheduler according to the camera's kind.
+  // Frames not due for detection go on only when the camera tracks (to get predicted tracks).
+  void hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame);
+  void end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal);
+  // Reader thread of a file, stream or unpaced synthetic camera.
+  void capture_loop(const std::shared_ptr<Camera>& cam);
+  // One tick of a live synthetic camera, on a shared timer thread.
+  std::optional<SteadyTime> synthetic_tick(const std::shared_ptr<Camera>& cam, SteadyTime due);
+  void start_capture(const std::shared_ptr<Camera>& cam);
+  void stop_capture(Camera& cam);
+
+  // --- set-up (engine_setup.cpp) -----------------------------------------------------------
+  Status build_models();   // models, their metrics, and one detector or embedder per worker
+  Status build_gallery();  // identity.gallery, if configured
+  Status open_sinks();
+
+  // --- status line (engine_metrics.cpp) ----------------------------------------------------
+  struct StatusLine {
+    double decoded = 0, inferred = 0, cpu = 0;
+    SteadyTime at{};
+  };
+  void log_status(StatusLine& last);  // caller holds mu
+};
+
+}  // namespace vigil
