@@ -669,17 +669,19 @@ TEST(EngineTest, MetricsRegistryCarriesEachCameraUntilItIsRemoved) {
 // Throws on frames of one size (one camera's), finds a face on the others.
 class ThrowingDetector final : public Detector {
  public:
-  explicit ThrowingDetector(int bad_width) : bad_width_(bad_width) {}
+  explicit ThrowingDetector(int bad_width, milliseconds delay = milliseconds(0)) : bad_width_(bad_width), delay_(delay) {}
   Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
     for (const Image* image : images) {
       if (image->width == bad_width_) throw std::runtime_error("cannot handle this frame");
     }
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);  // a model call's duration
     return still_.detect(images, results);
   }
   int max_batch() const override { return 4; }
 
  private:
   int bad_width_;
+  milliseconds delay_;
   StillFaceDetector still_;
 };
 
@@ -708,6 +710,45 @@ TEST(EngineTest, AModelThatThrowsForOneCameraLeavesTheOthersWhole) {
   EXPECT_EQ(find(st, "good0")->stage_errors, 0u);
   EXPECT_NE(find(st, "bad")->last_error.find("cannot handle this frame"), std::string::npos);
   for (const auto& item : out["good0"]) EXPECT_EQ(item.track_ids, std::vector<std::uint64_t>{1});
+}
+
+// Live cameras: a camera whose every frame makes the model throw costs the others nothing
+// they can see. Its batches are re-run one frame at a time (so only its frames are lost),
+// and the healthy cameras still get (almost) every frame they offer inferred.
+TEST(EngineTest, AStageThatThrowsForOneLiveCameraLeavesTheOthersRates) {
+  EngineConfig config = base_config(4, 5, 2);
+  config.cameras = {synthetic_camera("good0", 12, 160, 120), synthetic_camera("bad", 12, 96, 64),
+                    synthetic_camera("good1", 12, 160, 120)};
+  for (auto& c : config.cameras) c.track.enabled = false;
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  EngineHooks hooks = still_face_hooks(mu, out);
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new ThrowingDetector(96, milliseconds(10)));
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->start();
+  // Wait until every camera offered 40 frames (about 3.3 s), then compare what was inferred.
+  ASSERT_TRUE(wait_for(
+      [&] {
+        const EngineStatus st = (*engine)->status();
+        return std::all_of(st.cameras.begin(), st.cameras.end(), [](const auto& c) { return c.frames_decoded >= 40; });
+      },
+      milliseconds(30000)));
+  (*engine)->request_stop();
+  ASSERT_TRUE((*engine)->run(std::nullopt).ok());
+  const EngineStatus st = (*engine)->status();
+  for (const char* id : {"good0", "good1"}) {
+    const CameraStatus& c = *find(st, id);
+    EXPECT_EQ(c.stage_errors, 0u) << id;
+    // Rate within 5%: inferred of decoded (the last one may have been in flight at stop).
+    EXPECT_GE(static_cast<double>(c.frames_inferred + 1), 0.95 * static_cast<double>(c.frames_decoded))
+        << id << ": " << c.frames_inferred << " inferred of " << c.frames_decoded << " decoded";
+  }
+  const CameraStatus& bad = *find(st, "bad");
+  EXPECT_GE(bad.stage_errors + bad.frames_replaced + 1, bad.frames_decoded) << "every frame of the bad camera failed";
+  EXPECT_EQ(bad.frames_inferred, 0u);
 }
 
 }  // namespace

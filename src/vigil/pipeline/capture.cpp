@@ -13,7 +13,7 @@ using namespace engine_internal;
 // Frames not due for detection go on only when the camera tracks (to get predicted tracks).
 void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) {
   cam->decoded.fetch_add(1, std::memory_order_relaxed);
-  const bool due = cam->live ? cam->due_live(*frame) : cam->due_queued(*frame);
+  const bool due = cam->live ? cam->cadence.due_live(*frame) : cam->cadence.due_queued(*frame);
   if (!due) {
     cam->skipped.fetch_add(1, std::memory_order_relaxed);
     if (!cam->tracker) return;
@@ -42,8 +42,8 @@ void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState f
 void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
   const SourceConfig& sc = cam->config.source;
   const bool may_reconnect = sc.type == SourceType::stream && sc.reconnect;
-  auto delay = std::chrono::milliseconds(sc.reconnect_initial_ms);
-  std::uniform_real_distribution<double> jitter(0.8, 1.2);
+  ReconnectBackoff backoff(std::chrono::milliseconds(sc.reconnect_initial_ms), std::chrono::milliseconds(sc.reconnect_max_ms),
+                           static_cast<std::uint32_t>(cam->rng()));
   while (!cam->stopping) {
     Source* source = nullptr;
     {
@@ -60,9 +60,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
           return;
         }
         cam->reconnects.fetch_add(1, std::memory_order_relaxed);
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(delay * jitter(cam->rng));
-        if (!cam->backoff.wait_until(SteadyClock::now() + wait)) break;
-        delay = std::min(delay * 2, std::chrono::milliseconds(sc.reconnect_max_ms));
+        if (!cam->reconnect_wait.wait_until(SteadyClock::now() + backoff.next())) break;
         continue;
       }
       std::lock_guard lock(cam->source_mu);
@@ -100,7 +98,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
     }
     if (cam->state() != CameraState::live) {
       cam->set_state(CameraState::live);  // live once a decoded frame arrives
-      delay = std::chrono::milliseconds(sc.reconnect_initial_ms);
+      backoff.reset();
     }
     hand_off(cam, std::move(frame).value());
   }
@@ -170,7 +168,7 @@ void Engine::Impl::start_capture(const std::shared_ptr<Camera>& cam) {
 void Engine::Impl::stop_capture(Camera& cam) {
   std::lock_guard lifecycle(cam.lifecycle_mu);
   cam.stopping = true;
-  cam.backoff.interrupt();
+  cam.reconnect_wait.interrupt();
   {
     std::lock_guard lock(cam.source_mu);
     if (cam.source) cam.source->interrupt();

@@ -81,7 +81,7 @@ void Engine::Impl::run_batch(int w, Model& model, std::vector<ReadyEntry>& batch
       continue;
     }
     FrameRef& frame = item->frame;
-    if (cam.live) cam.advance_due_live(*frame);
+    if (cam.live) cam.cadence.advance_live(*frame);
     const double age = ms_between(frame->captured_steady, start);
     cam.age_ms->record(age);
     age_ms.record(age);

@@ -102,6 +102,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   } else {
     cam->interval_s = sc.fps > 0 ? 1.0 / sc.fps : 0;
   }
+  cam->cadence.configure(config.detect, cam->interval_s);
   bool start_now = false;
   {
     std::lock_guard lock(s.mu);

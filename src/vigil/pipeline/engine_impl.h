@@ -27,9 +27,11 @@
 #include "vigil/core/process_stats.h"
 #include "vigil/identity/identity.h"
 #include "vigil/infer/backend.h"
+#include "vigil/pipeline/cadence.h"
 #include "vigil/pipeline/face_stage.h"
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/pacer.h"
+#include "vigil/source/reconnect.h"
 #include "vigil/source/source.h"
 #include "vigil/source/synthetic_source.h"
 #include "vigil/track/byte_tracker.h"
@@ -78,11 +80,7 @@ struct Camera {
   bool inflight = false;  // guarded by Impl::mu
   bool removed = false;   // guarded by Impl::mu
   std::atomic<bool> removed_wait{false};  // remove_camera() waits for inference to finish
-  // When the next detection is due (live cameras; written by workers, read by capture).
-  std::atomic<std::uint64_t> next_due_seq{0};
-  std::atomic<std::int64_t> next_due_ns{0};
-  // Same for queued cameras, on the capture thread only (deterministic replay).
-  std::int64_t next_due_pts_ms = 0;
+  Cadence cadence;  // which frames the detector sees (configured in add_camera)
 
   // Capture.
   std::mutex lifecycle_mu;  // serialises start_capture and stop_capture
@@ -90,7 +88,7 @@ struct Camera {
   std::unique_ptr<Source> source;  // guarded by source_mu
   std::thread thread;
   std::optional<TimerService::TaskId> timer;
-  Pacer backoff;  // interruptible sleeps between reconnects
+  Pacer reconnect_wait;  // interruptible sleeps between reconnects
   std::atomic<bool> stopping{false};
   std::atomic<bool> ended{false};  // capture finished for good
   // Live synthetic cameras driven by timers.
@@ -134,37 +132,6 @@ struct Camera {
     last_error = error.message;
   }
 
-  // Whether a newly captured frame should be inferred (live cameras).
-  bool due_live(const Frame& frame) const {
-    if (config.detect.fps > 0) {
-      const double tolerance_s = interval_s > 0 ? interval_s * 0.25 : 0.005;
-      return to_ns(frame.captured_steady) + static_cast<std::int64_t>(tolerance_s * 1e9) >= next_due_ns.load();
-    }
-    // A seq below the last detected one means the source restarted its numbering (a stream
-    // reconnected): due at once, or the camera would wait until seq caught up again.
-    const std::uint64_t next = next_due_seq.load();
-    return frame.seq >= next || frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)) < next;
-  }
-  // Called by the worker when this frame's inference starts (live cameras).
-  void advance_due_live(const Frame& frame) {
-    if (config.detect.fps > 0) {
-      const auto period = static_cast<std::int64_t>(1e9 / config.detect.fps);
-      const std::int64_t captured = to_ns(frame.captured_steady);
-      const std::int64_t next = next_due_ns.load();
-      next_due_ns.store(std::max(next == 0 ? captured + period : next + period, captured + period / 2));
-    } else {
-      next_due_seq.store(frame.seq + static_cast<std::uint64_t>(std::max(1, config.detect.every)));
-    }
-  }
-  // Whether a frame should be inferred (queued cameras): a fixed grid, capture side only.
-  bool due_queued(const Frame& frame) {
-    if (config.detect.fps > 0) {
-      if (frame.pts_ms + 1 < next_due_pts_ms) return false;
-      next_due_pts_ms = std::max(next_due_pts_ms + static_cast<std::int64_t>(1000.0 / config.detect.fps), frame.pts_ms);
-      return true;
-    }
-    return frame.seq % static_cast<std::uint64_t>(std::max(1, config.detect.every)) == 0;
-  }
 };
 
 // A worker's buffers for the face stage, reused batch to batch.
