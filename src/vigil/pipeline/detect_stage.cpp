@@ -60,120 +60,153 @@ void Engine::Impl::publish_track_events(const Camera& cam, const FrameResult& r)
   }
 }
 
-void Engine::Impl::run_batch(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<FrameRef>& frames,
-               std::vector<std::shared_ptr<Camera>>& owners, std::vector<const Image*>& images,
-               std::vector<Detections>& results, std::vector<char>& handed) {
-  frames.clear();
-  owners.clear();
-  images.clear();
-  handed.clear();
-  if (!governor->admit()) {  // stopping
-    for (auto& e : batch) finish(e.camera, model);
+namespace {
+
+Status safe_detect(Detector& detector, std::span<const Image* const> images, std::vector<Detections>& results) {
+  return guarded_call([&] { return detector.detect(images, results); });
+}
+
+}  // namespace
+
+// The detector stage of one model: one detector instance and one set of buffers per worker.
+class Engine::Impl::DetectorStage final : public ModelStage {
+ public:
+  DetectorStage(Engine::Impl& engine, Model& model, std::vector<std::unique_ptr<Detector>> detectors)
+      : engine_(engine), model_(model), detectors_(std::move(detectors)), scratch_(detectors_.size()) {}
+
+  void run(int worker, std::vector<CameraRef>& batch) override;
+  void abandon(int worker) override;
+
+ private:
+  struct Scratch {
+    std::vector<FrameRef> frames;
+    std::vector<CameraRef> owners;
+    std::vector<const Image*> images;
+    std::vector<Detections> results, one;
+    std::vector<char> handed;  // owners[i] went on to its face stage (it holds its token there)
+  };
+  void isolate_failure(Detector& detector, const Error& batch_error, Scratch& s);
+
+  Engine::Impl& engine_;
+  Model& model_;
+  std::vector<std::unique_ptr<Detector>> detectors_;  // [worker]
+  std::vector<Scratch> scratch_;                      // [worker]
+};
+
+void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch) {
+  Engine::Impl& e = engine_;
+  Scratch& s = scratch_[static_cast<std::size_t>(worker)];
+  s.frames.clear();
+  s.owners.clear();
+  s.images.clear();
+  s.handed.clear();
+  if (!e.governor->admit()) {  // stopping
+    for (auto& cam : batch) e.finish(cam, model_);
     return;
   }
   // Take each camera's newest frame now, at the last moment.
   const SteadyTime start = SteadyClock::now();
-  for (auto& e : batch) {
-    Camera& cam = *e.camera;
+  for (auto& owner : batch) {
+    Camera& cam = *owner;
     std::optional<PendingFrame> item = cam.live ? cam.slot.take() : cam.queue.try_pop();
     if (!item || !item->frame) {
-      finish(e.camera, model);
+      e.finish(owner, model_);
       continue;
     }
     FrameRef& frame = item->frame;
     if (cam.live) cam.cadence.advance_live(*frame);
     const double age = ms_between(frame->captured_steady, start);
     cam.age_ms->record(age);
-    age_ms.record(age);
-    images.push_back(&frame->image);  // the pooled Frame does not move
-    frames.push_back(std::move(frame));
-    owners.push_back(e.camera);
-    handed.push_back(0);
+    e.age_ms.record(age);
+    s.images.push_back(&frame->image);  // the pooled Frame does not move
+    s.frames.push_back(std::move(frame));
+    s.owners.push_back(owner);
+    s.handed.push_back(0);
   }
-  if (!frames.empty()) {
-    Detector& detector = *detectors[static_cast<std::size_t>(w)][model.index];
-    Status status = safe_detect(detector, images, results);
+  if (!s.frames.empty()) {
+    Detector& detector = *detectors_[static_cast<std::size_t>(worker)];
+    Status status = safe_detect(detector, s.images, s.results);
     const SteadyTime done = SteadyClock::now();
-    if (!status.ok()) isolate_failure(detector, model, status.error(), images, results, owners, frames);
-    {
-      model.latency_ms->record(ms_between(start, done));
-      model.batches.fetch_add(1, std::memory_order_relaxed);
-      model.items.fetch_add(frames.size(), std::memory_order_relaxed);
-      model.batch_sizes[std::min(frames.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
-      for (std::size_t i = 0; i < frames.size(); ++i) {
-        if (!frames[i]) continue;  // the model failed on this frame (counted)
-        Camera& cam = *owners[i];
-        FrameResult& r = cam.result;  // this worker holds the camera's token
-        const int steps = frame_steps(cam, *frames[i]);
-        r.frame = std::move(frames[i]);
-        r.model = model.name;
-        r.detected = true;
-        r.detections.assign(results[i].begin(), results[i].end());
-        r.tracked = cam.tracker != nullptr;
-        r.track_events.clear();
-        r.tracks.clear();
-        r.faces.clear();
-        r.inference_started = start;
-        if (cam.tracker) {
-          cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
-          cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
-          publish_track_events(cam, r);
-        }
-        cam.inferred.fetch_add(1, std::memory_order_relaxed);
-        if (cam.faces_model) {
-          cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
-          select_faces(r, cam.identities.get(), cam.face_jobs);
-          if (!cam.face_jobs.empty()) {  // the result waits for its faces (the token stays held)
-            handed[i] = 1;
-            continue;
-          }
-          if (cam.identities) label_tracks(r, *cam.identities);
-        }
-        deliver(r);
-        end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
-        r.frame.reset();
+    if (!status.ok()) isolate_failure(detector, status.error(), s);
+    model_.latency_ms->record(ms_between(start, done));
+    model_.batches.fetch_add(1, std::memory_order_relaxed);
+    model_.items.fetch_add(s.frames.size(), std::memory_order_relaxed);
+    model_.batch_sizes[std::min(s.frames.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < s.frames.size(); ++i) {
+      if (!s.frames[i]) continue;  // the model failed on this frame (counted)
+      Camera& cam = *s.owners[i];
+      FrameResult& r = cam.result;  // this worker holds the camera's token
+      const int steps = Engine::Impl::frame_steps(cam, *s.frames[i]);
+      r.frame = std::move(s.frames[i]);
+      r.model = model_.name;
+      r.detected = true;
+      r.detections.assign(s.results[i].begin(), s.results[i].end());
+      r.tracked = cam.tracker != nullptr;
+      r.track_events.clear();
+      r.tracks.clear();
+      r.faces.clear();
+      r.inference_started = start;
+      if (cam.tracker) {
+        cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
+        cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
+        e.publish_track_events(cam, r);
       }
+      cam.inferred.fetch_add(1, std::memory_order_relaxed);
+      if (cam.faces_model) {
+        cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
+        select_faces(r, cam.identities.get(), cam.face_jobs);
+        if (!cam.face_jobs.empty()) {  // the result waits for its faces (the token stays held)
+          s.handed[i] = 1;
+          continue;
+        }
+        if (cam.identities) label_tracks(r, *cam.identities);
+      }
+      e.deliver(r);
+      e.end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+      r.frame.reset();
     }
   }
-  frames.clear();  // back to the pools before the cameras become ready again
-  for (std::size_t i = 0; i < owners.size(); ++i) {
-    if (handed[i]) {
-      to_face_stage(owners[i], model);
+  s.frames.clear();  // back to the pools before the cameras become ready again
+  for (std::size_t i = 0; i < s.owners.size(); ++i) {
+    if (s.handed[i]) {
+      e.to_face_stage(s.owners[i], model_);
     } else {
-      finish(owners[i], model);
+      e.finish(s.owners[i], model_);
     }
   }
 }
 
-// A model call that throws is an error like any other, never std::terminate.
-Status Engine::Impl::safe_detect(Detector& detector, std::span<const Image* const> images, std::vector<Detections>& results) {
-  try {
-    return detector.detect(images, results);
-  } catch (const std::exception& e) {
-    return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
-  } catch (...) {
-    return Error{ErrorCode::internal, "unknown exception"};
+// A sink or hook threw in the middle of run(): give back the tokens this worker still holds.
+void Engine::Impl::DetectorStage::abandon(int worker) {
+  Scratch& s = scratch_[static_cast<std::size_t>(worker)];
+  s.frames.clear();
+  for (std::size_t i = 0; i < s.owners.size(); ++i) {
+    if (i < s.handed.size() && s.handed[i]) continue;
+    s.owners[i]->result.frame.reset();
+    engine_.finish(s.owners[i], model_);
   }
+  s.owners.clear();
 }
 
 // The model failed on a batch: run its frames one at a time so that only the frames it
 // fails on are lost (their slots in `frames` are emptied and counted against their camera);
 // the other cameras of the batch keep their results.
-void Engine::Impl::isolate_failure(Detector& detector, Model& model, const Error& batch_error, std::vector<const Image*>& images,
-                     std::vector<Detections>& results, std::vector<std::shared_ptr<Camera>>& owners,
-                     std::vector<FrameRef>& frames) {
-  results.resize(frames.size());
-  std::vector<Detections> one;
-  for (std::size_t i = 0; i < frames.size(); ++i) {
-    Status status = frames.size() == 1 ? Status(batch_error) : safe_detect(detector, {&images[i], 1}, one);
-    if (status.ok() && one.size() == 1) {
-      results[i] = std::move(one[0]);
+void Engine::Impl::DetectorStage::isolate_failure(Detector& detector, const Error& batch_error, Scratch& s) {
+  s.results.resize(s.frames.size());
+  for (std::size_t i = 0; i < s.frames.size(); ++i) {
+    Status status = s.frames.size() == 1 ? Status(batch_error) : safe_detect(detector, {&s.images[i], 1}, s.one);
+    if (status.ok() && s.one.size() == 1) {
+      s.results[i] = std::move(s.one[0]);
       continue;
     }
     if (status.ok()) status = Error{ErrorCode::internal, "the model returned no result"};
-    record_stage_error(*owners[i], model, status.error(), frames[i]->seq);
-    frames[i].reset();
+    Engine::Impl::record_stage_error(*s.owners[i], model_, status.error(), s.frames[i]->seq);
+    s.frames[i].reset();
   }
+}
+
+std::unique_ptr<ModelStage> Engine::Impl::make_detector_stage(Model& model, std::vector<std::unique_ptr<Detector>> detectors) {
+  return std::make_unique<DetectorStage>(*this, model, std::move(detectors));
 }
 
 // Counts a model's failure on one of the camera's frames and logs it at most once a

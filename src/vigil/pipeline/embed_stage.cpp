@@ -17,7 +17,7 @@ void Engine::Impl::to_face_stage(const std::shared_ptr<Camera>& cam, Model& from
     std::lock_guard lock(mu);
     --from.inflight;
     if (!cam->removed && !stopping) {
-      to.ready.push_back({cam, SteadyClock::now()});
+      to.edge.push(cam, SteadyClock::now());
       work_cv.notify_one();
       return;
     }
@@ -28,54 +28,101 @@ void Engine::Impl::to_face_stage(const std::shared_ptr<Camera>& cam, Model& from
   idle_cv.notify_all();
 }
 
+namespace {
+
+Status safe_embed(FaceEmbedder& embedder, std::span<const FaceInput> faces, std::vector<Embedding>& out,
+                  std::vector<FaceQuality>& qualities) {
+  return guarded_call([&] { return embedder.embed(faces, out, qualities); });
+}
+
+}  // namespace
+
+// The embedder stage of one model: one embedder instance and one set of buffers per worker.
+class Engine::Impl::EmbedderStage final : public ModelStage {
+ public:
+  EmbedderStage(Engine::Impl& engine, Model& model, std::vector<std::unique_ptr<FaceEmbedder>> embedders)
+      : engine_(engine), model_(model), embedders_(std::move(embedders)), scratch_(embedders_.size()) {}
+
+  void run(int worker, std::vector<CameraRef>& batch) override;
+  void abandon(int worker) override;
+
+ private:
+  struct Scratch {
+    std::vector<CameraRef> owners;
+    std::vector<FaceInput> inputs;
+    std::vector<Embedding> embeddings;
+    std::vector<FaceQuality> qualities;
+    std::vector<std::size_t> changed;
+  };
+  Engine::Impl& engine_;
+  Model& model_;
+  std::vector<std::unique_ptr<FaceEmbedder>> embedders_;  // [worker]
+  std::vector<Scratch> scratch_;                          // [worker]
+};
+
 // Embeds the waiting faces of a batch of cameras in one model call (ceil(faces /
 // max_batch) when they are many), resolves identities, delivers the results.
-void Engine::Impl::run_faces(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<std::shared_ptr<Camera>>& owners,
-               FaceScratch& f) {
-  owners.clear();
-  for (auto& e : batch) owners.push_back(e.camera);
-  if (!governor->admit()) {  // stopping
-    for (auto& cam : owners) {
-      cam->result.frame.reset();
-      finish(cam, model);
-    }
+void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch) {
+  Engine::Impl& e = engine_;
+  Scratch& f = scratch_[static_cast<std::size_t>(worker)];
+  f.owners.assign(batch.begin(), batch.end());
+  if (!e.governor->admit()) {  // stopping
+    abandon(worker);
     return;
   }
-  FaceEmbedder& embedder = *embedders[static_cast<std::size_t>(w)][model.index];
+  FaceEmbedder& embedder = *embedders_[static_cast<std::size_t>(worker)];
   f.inputs.clear();
-  for (auto& cam : owners) {
+  for (auto& cam : f.owners) {
     for (const FaceJob& job : cam->face_jobs) {
       f.inputs.push_back({&cam->result.frame->image, &cam->result.detections[static_cast<std::size_t>(job.detection)]});
     }
   }
   const SteadyTime start = SteadyClock::now();
   Status status = safe_embed(embedder, f.inputs, f.embeddings, f.qualities);
-  model.latency_ms->record(ms_between(start, SteadyClock::now()));
-  model.batches.fetch_add(1, std::memory_order_relaxed);
-  model.items.fetch_add(f.inputs.size(), std::memory_order_relaxed);
-  model.batch_sizes[std::min(f.inputs.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+  model_.latency_ms->record(ms_between(start, SteadyClock::now()));
+  model_.batches.fetch_add(1, std::memory_order_relaxed);
+  model_.items.fetch_add(f.inputs.size(), std::memory_order_relaxed);
+  model_.batch_sizes[std::min(f.inputs.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
   std::size_t offset = 0;
-  for (auto& owner : owners) {
+  for (auto& owner : f.owners) {
     Camera& cam = *owner;
     FrameResult& r = cam.result;
     const std::size_t n = cam.face_jobs.size();
     if (status.ok()) {
       apply_faces(r, cam.face_jobs, std::span(f.embeddings).subspan(offset, n), std::span(f.qualities).subspan(offset, n),
-                  cam.identities.get(), &gallery, clusters.get(), config.identity, f.changed);
+                  cam.identities.get(), &e.gallery, e.clusters.get(), e.config.identity, f.changed);
       cam.faces_embedded.fetch_add(n, std::memory_order_relaxed);
-      publish_identities(cam, r, f.changed);
+      e.publish_identities(cam, r, f.changed);
     } else {  // the result still goes out, without faces; the failure is counted and logged
       r.faces.clear();
-      record_stage_error(cam, model, status.error(), r.frame->seq);
+      Engine::Impl::record_stage_error(cam, model_, status.error(), r.frame->seq);
     }
     offset += n;
     if (cam.identities) label_tracks(r, *cam.identities);
-    deliver(r);
-    end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+    e.deliver(r);
+    e.end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
     r.frame.reset();
     cam.face_jobs.clear();
   }
-  for (auto& owner : owners) finish(owner, model);
+  for (auto& owner : f.owners) e.finish(owner, model_);
+  f.owners.clear();
+}
+
+// Stopping, or a sink or hook threw in the middle of run(): the waiting results are dropped
+// and the tokens this worker holds go back.
+void Engine::Impl::EmbedderStage::abandon(int worker) {
+  Scratch& f = scratch_[static_cast<std::size_t>(worker)];
+  for (auto& cam : f.owners) {
+    cam->result.frame.reset();
+    cam->face_jobs.clear();
+    engine_.finish(cam, model_);
+  }
+  f.owners.clear();
+}
+
+std::unique_ptr<ModelStage> Engine::Impl::make_embedder_stage(Model& model,
+                                                              std::vector<std::unique_ptr<FaceEmbedder>> embedders) {
+  return std::make_unique<EmbedderStage>(*this, model, std::move(embedders));
 }
 
 void Engine::Impl::publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed) {
@@ -94,17 +141,6 @@ void Engine::Impl::publish_identities(Camera& cam, const FrameResult& r, const s
     event.known = face.identity.known;
     cam.identities_changed.fetch_add(1, std::memory_order_relaxed);
     bus.publish(std::move(event));
-  }
-}
-
-Status Engine::Impl::safe_embed(FaceEmbedder& embedder, std::span<const FaceInput> faces, std::vector<Embedding>& out,
-                         std::vector<FaceQuality>& qualities) {
-  try {
-    return embedder.embed(faces, out, qualities);
-  } catch (const std::exception& e) {
-    return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
-  } catch (...) {
-    return Error{ErrorCode::internal, "unknown exception"};
   }
 }
 

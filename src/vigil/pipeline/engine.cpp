@@ -132,16 +132,12 @@ Status Engine::remove_camera(const std::string& id) {
     s.cameras.erase(it);
     cam->removed = true;
     --s.models[cam->model]->cameras;
-    auto& ready = s.models[cam->model]->ready;
-    ready.erase(std::remove_if(ready.begin(), ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; }),
-                ready.end());
+    s.models[cam->model]->edge.remove_if([&](const CameraRef& c) { return c == cam; });
     if (cam->faces_model) {
       // A result waiting for its faces is dropped with the camera (the token came with it).
       Model& faces = *s.models[*cam->faces_model];
       --faces.cameras;
-      const auto waiting = std::remove_if(faces.ready.begin(), faces.ready.end(), [&](const ReadyEntry& e) { return e.camera == cam; });
-      if (waiting != faces.ready.end()) {
-        faces.ready.erase(waiting, faces.ready.end());
+      if (faces.edge.remove_if([&](const CameraRef& c) { return c == cam; }) > 0) {
         cam->inflight = false;
         cam->result.frame.reset();
         cam->pending = false;

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
-#include "vigil/concurrency/batch_policy.h"
+#include "vigil/concurrency/batcher.h"
 #include "vigil/concurrency/bounded_queue.h"
 #include "vigil/concurrency/camera_slot.h"
 #include "vigil/concurrency/cpu_governor.h"
@@ -134,28 +134,43 @@ struct Camera {
 
 };
 
-// A worker's buffers for the face stage, reused batch to batch.
-struct FaceScratch {
-  std::vector<FaceInput> inputs;
-  std::vector<Embedding> embeddings;
-  std::vector<FaceQuality> qualities;
-  std::vector<std::size_t> changed;
-};
+using CameraRef = std::shared_ptr<Camera>;
 
-struct ReadyEntry {
-  std::shared_ptr<Camera> camera;
-  SteadyTime since;
+// A model call that throws is an error like any other, never std::terminate.
+template <class Call>
+Status guarded_call(Call&& call) {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
+  } catch (...) {
+    return Error{ErrorCode::internal, "unknown exception"};
+  }
+}
+
+// A model stage: one model call on a batch of cameras, each holding its token. The scheduler
+// forms the batch from the stage's Batcher and calls run() on one of its workers; run()
+// finishes every camera of the batch (its token goes back) or hands it on to the next stage
+// before it returns. Model errors stay inside (counted per camera); only a sink or hook can
+// throw out of run(), and then abandon() gives back what the worker still holds.
+class ModelStage {
+ public:
+  virtual ~ModelStage() = default;
+  virtual void run(int worker, std::vector<CameraRef>& batch) = 0;
+  virtual void abandon(int worker) = 0;
 };
 
 struct Model {
-  std::size_t index = 0;  // in Impl::models and each worker's detectors / embedders
+  std::size_t index = 0;  // in Impl::models
   std::string name;
   bool detector = true;   // else a face embedder (its batches count faces)
   ModelConfig config;
-  BatchPolicy policy;
-  std::deque<ReadyEntry> ready;  // guarded by Impl::mu
+  Batcher<CameraRef> edge;       // guarded by Impl::mu: cameras ready for this stage
   std::size_t cameras = 0;       // guarded by Impl::mu: cameras using this model
   std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
+  std::unique_ptr<ModelStage> stage;
+  Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
+  FaceEmbedder* first_embedder = nullptr;
   std::atomic<std::uint64_t> batches{0}, items{0};
   std::vector<std::atomic<std::uint64_t>> batch_sizes;
   std::shared_ptr<Histogram> latency_ms;  // in the engine's metrics registry
@@ -166,8 +181,8 @@ struct Model {
 struct Engine::Impl {
   using Camera = engine_internal::Camera;
   using Model = engine_internal::Model;
-  using ReadyEntry = engine_internal::ReadyEntry;
-  using FaceScratch = engine_internal::FaceScratch;
+  using CameraRef = engine_internal::CameraRef;
+  using ModelStage = engine_internal::ModelStage;
   using PendingFrame = engine_internal::PendingFrame;
 
   EngineConfig config;
@@ -198,50 +213,31 @@ struct Engine::Impl {
   bool started = false;                          // guarded by mu
   bool stopped = false;                          // guarded by mu
   std::vector<std::thread> workers;
-  std::vector<std::vector<std::unique_ptr<Detector>>> detectors;  // [worker][model], null for embedders
-  std::vector<std::vector<std::unique_ptr<FaceEmbedder>>> embedders;  // [worker][model], null for detectors
   Gallery gallery;                       // immutable once the engine is created
   std::unique_ptr<AnonymousClusters> clusters;  // shared by all cameras (own mutex)
 
-  // --- scheduling -------------------------------------------------------------------------
+  // --- scheduler (scheduler.cpp) ----------------------------------------------------------
 
   bool has_frame(Camera& cam) const { return cam.live ? cam.slot.has_item() : !cam.queue.empty(); }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-  // --- metrics ----------------------------------------------------------------------------
-  // A camera's and a model's numbers in the registry: the atomics the hot path already
-  // updates are read at scrape time, the histograms live in the registry.
-
-
-
-  // --- capture ----------------------------------------------------------------------------
-
-
-
-
-
-
   // Runs the camera's pipeline as far as it goes without the detector, on the calling thread
   // (capture, timer or worker): takes the token, runs track-only steps for frames not due for
   // detection, in order, then either hands the token to the model's ready queue (a due frame
   // waits) or gives it back. A thread that finds the token taken returns at once: the holder
   // will see the new frame.
-  void pump(const std::shared_ptr<Camera>& cam);
+  void pump(const CameraRef& cam);
+  // A camera's inference finished in `model`: give its token back and let it go on.
+  void finish(const CameraRef& cam, Model& model);
+  void worker_loop(int w);
+  // Hands a result to the sinks and the result hook. A sink that fails stops the run.
+  void deliver(const FrameResult& result);
+  void fail(const Error& error);
+
+  // --- stages (detect_stage.cpp, embed_stage.cpp) -------------------------------------------
+  // Each model is a stage with one model instance per worker.
+  class DetectorStage;
+  class EmbedderStage;
+  std::unique_ptr<ModelStage> make_detector_stage(Model& model, std::vector<std::unique_ptr<Detector>> detectors);
+  std::unique_ptr<ModelStage> make_embedder_stage(Model& model, std::vector<std::unique_ptr<FaceEmbedder>> embedders);
   // Frame steps since the camera's previous result (frames replaced or skipped count); 1 after
   // a reconnect restarts the source's numbering.
   static int frame_steps(Camera& cam, const Frame& frame);
@@ -249,48 +245,31 @@ struct Engine::Impl {
   void track_only(Camera& cam, FrameRef frame);
   // Track changes go on the bus (they are rare: per track, not per frame).
   void publish_track_events(const Camera& cam, const FrameResult& r);
-  // Hands a result to the sinks and the result hook. A sink that fails stops the run.
-  void deliver(const FrameResult& result);
-  // A camera's inference finished in `model`: give its token back and let it go on.
-  void finish(const std::shared_ptr<Camera>& cam, Model& model);
-  void worker_loop(int w);
-  void run_batch(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<FrameRef>& frames,
-                 std::vector<std::shared_ptr<Camera>>& owners, std::vector<const Image*>& images,
-                 std::vector<Detections>& results, std::vector<char>& handed);
   // A detected frame whose faces are to be embedded: the camera leaves the detector and
   // waits in its embedder's ready queue, still holding its token (results stay in order).
-  void to_face_stage(const std::shared_ptr<Camera>& cam, Model& from);
-  // Embeds the waiting faces of a batch of cameras in one model call (ceil(faces /
-  // max_batch) when they are many), resolves identities, delivers the results.
-  void run_faces(int w, Model& model, std::vector<ReadyEntry>& batch, std::vector<std::shared_ptr<Camera>>& owners,
-                 FaceScratch& f);
+  void to_face_stage(const CameraRef& cam, Model& from);
   void publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed);
-  static Status safe_embed(FaceEmbedder& embedder, std::span<const FaceInput> faces, std::vector<Embedding>& out,
-                           std::vector<FaceQuality>& qualities);
-  // A model call that throws is an error like any other, never std::terminate.
-  static Status safe_detect(Detector& detector, std::span<const Image* const> images, std::vector<Detections>& results);
-  // The model failed on a batch: run its frames one at a time so that only the frames it
-  // fails on are lost (their slots in `frames` are emptied and counted against their camera);
-  // the other cameras of the batch keep their results.
-  void isolate_failure(Detector& detector, Model& model, const Error& batch_error, std::vector<const Image*>& images,
-                       std::vector<Detections>& results, std::vector<std::shared_ptr<Camera>>& owners,
-                       std::vector<FrameRef>& frames);
   // Counts a model's failure on one of the camera's frames and logs it at most once a
   // second per camera, so a model failing on every frame cannot flood the log.
   static void record_stage_error(Camera& cam, const Model& model, const Error& error, std::uint64_t seq);
-  void fail(const Error& error);
-  void register_camera_metrics(const std::shared_ptr<Camera>& cam);
-  void register_model_metrics(Model& model);
+
+  // --- capture (capture.cpp) ----------------------------------------------------------------
   // Hands a decoded frame to the scheduler according to the camera's kind.
   // Frames not due for detection go on only when the camera tracks (to get predicted tracks).
-  void hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame);
-  void end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal);
+  void hand_off(const CameraRef& cam, FrameRef frame);
+  void end_capture(const CameraRef& cam, CameraState final_state, std::optional<Error> fatal);
   // Reader thread of a file, stream or unpaced synthetic camera.
-  void capture_loop(const std::shared_ptr<Camera>& cam);
+  void capture_loop(const CameraRef& cam);
   // One tick of a live synthetic camera, on a shared timer thread.
-  std::optional<SteadyTime> synthetic_tick(const std::shared_ptr<Camera>& cam, SteadyTime due);
-  void start_capture(const std::shared_ptr<Camera>& cam);
+  std::optional<SteadyTime> synthetic_tick(const CameraRef& cam, SteadyTime due);
+  void start_capture(const CameraRef& cam);
   void stop_capture(Camera& cam);
+
+  // --- metrics (engine_metrics.cpp) ----------------------------------------------------------
+  // A camera's and a model's numbers in the registry: the atomics the hot path already
+  // updates are read at scrape time, the histograms live in the registry.
+  void register_camera_metrics(const CameraRef& cam);
+  void register_model_metrics(Model& model);
 
   // --- set-up (engine_setup.cpp) -----------------------------------------------------------
   Status build_models();   // models, their metrics, and one detector or embedder per worker

@@ -16,36 +16,40 @@ Status Engine::Impl::build_models() {
       return std::unique_ptr<Detector>(std::move(detector).value());
     };
   }
+  const auto instances_per_model = static_cast<std::size_t>(workers_count);
   for (const auto& [name, model_config] : config.models) {
     auto model = std::make_unique<Model>();
     model->index = models.size();
     model->name = name;
     model->config = model_config;
     model->detector = model_config.is_detector();
-    model->policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.max_batch()));
-    model->policy.max_delay =
-        std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
-    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(model->policy.max_batch + 1);
+    BatchPolicy policy;
+    policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.max_batch()));
+    policy.max_delay = std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
+    model->edge = Batcher<CameraRef>(policy);
+    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(policy.max_batch + 1);
+    if (model->detector) {
+      std::vector<std::unique_ptr<Detector>> instances;
+      for (std::size_t w = 0; w < instances_per_model; ++w) {
+        auto detector = hooks.make_detector(name, model_config);
+        if (!detector.ok()) return with_context(detector.error(), "model " + name);
+        instances.push_back(std::move(detector).value());
+      }
+      model->first_detector = instances.front().get();
+      model->stage = make_detector_stage(*model, std::move(instances));
+    } else {
+      std::vector<std::unique_ptr<FaceEmbedder>> instances;
+      for (std::size_t w = 0; w < instances_per_model; ++w) {
+        auto embedder = FaceEmbedder::create(model_config.embedder);
+        if (!embedder.ok()) return with_context(embedder.error(), "model " + name);
+        instances.push_back(std::move(embedder).value());
+      }
+      model->first_embedder = instances.front().get();
+      model->stage = make_embedder_stage(*model, std::move(instances));
+    }
     register_model_metrics(*model);
     model_index[name] = models.size();
     models.push_back(std::move(model));
-  }
-  detectors.resize(static_cast<std::size_t>(workers_count));
-  embedders.resize(static_cast<std::size_t>(workers_count));
-  for (std::size_t w = 0; w < detectors.size(); ++w) {
-    for (const auto& model : models) {
-      if (model->detector) {
-        auto detector = hooks.make_detector(model->name, model->config);
-        if (!detector.ok()) return with_context(detector.error(), "model " + model->name);
-        detectors[w].push_back(std::move(detector).value());
-        embedders[w].push_back(nullptr);
-      } else {
-        auto embedder = FaceEmbedder::create(model->config.embedder);
-        if (!embedder.ok()) return with_context(embedder.error(), "model " + model->name);
-        detectors[w].push_back(nullptr);
-        embedders[w].push_back(std::move(embedder).value());
-      }
-    }
   }
   return {};
 }
@@ -56,9 +60,9 @@ Status Engine::Impl::build_gallery() {
   if (config.gallery.empty()) return {};
   Detector* detector = nullptr;
   FaceEmbedder* embedder = nullptr;
-  for (std::size_t m = 0; m < models.size(); ++m) {
-    if (!detector && detectors[0][m]) detector = detectors[0][m].get();
-    if (!embedder && embedders[0][m]) embedder = embedders[0][m].get();
+  for (const auto& model : models) {
+    if (!detector) detector = model->first_detector;
+    if (!embedder) embedder = model->first_embedder;
   }
   if (!detector || !embedder) {
     return Error{ErrorCode::invalid_argument, "identity.gallery needs a detector and a face_embedder model"};

@@ -29,7 +29,7 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
           cam->pending = false;
           return;
         }
-        models[cam->model]->ready.push_back({cam, SteadyClock::now()});
+        models[cam->model]->edge.push(cam, SteadyClock::now());
       }
       work_cv.notify_one();
       return;
@@ -62,36 +62,28 @@ void Engine::Impl::finish(const std::shared_ptr<Camera>& cam, Model& model) {
   if (has_frame(*cam)) pump(cam);
 }
 
+// A worker: serves every model stage from the one pool. It takes the batch of whichever
+// stage's batcher says a batch closes now, else sleeps until the earliest deadline or until
+// a camera becomes ready. Exceptions from a stage (a sink or hook threw) stop the run, not
+// the process; model errors never get here (the stages count them per camera).
 void Engine::Impl::worker_loop(int w) {
-  std::vector<ReadyEntry> batch;
-  std::vector<FrameRef> frames;
-  std::vector<std::shared_ptr<Camera>> owners;
-  std::vector<const Image*> images;
-  std::vector<Detections> results;
-  std::vector<char> handed;  // owners[i] went on to its face stage
-  FaceScratch face_scratch;
+  std::vector<CameraRef> batch;
   std::unique_lock lock(mu);
   for (;;) {
     if (stopping) return;
-    // Pick the model whose batch should close now; else wait for the earliest deadline.
     const SteadyTime now = SteadyClock::now();
     std::optional<SteadyTime> wake;
     Model* chosen = nullptr;
     std::size_t take = 0;
     for (auto& model : models) {
-      if (model->ready.empty()) continue;
-      const std::size_t busy = model->ready.size() + model->inflight;
-      const std::size_t could_join = model->cameras > busy ? model->cameras - busy : 0;
-      const auto worker_count = static_cast<std::size_t>(workers_count);
-      const std::size_t fair_share = (model->cameras + worker_count - 1) / worker_count;
-      const BatchDecision d = decide_batch(model->policy, model->ready.size(), model->ready.front().since, now,
-                                           idle_workers, could_join, std::max<std::size_t>(1, fair_share));
+      const BatchDecision d = model->edge.decide(now, idle_workers, model->cameras, model->inflight,
+                                                 static_cast<std::size_t>(workers_count));
       if (d.close) {
         chosen = model.get();
         take = d.take;
         break;
       }
-      if (!wake || d.wait_until < *wake) wake = d.wait_until;
+      if (!model->edge.empty() && (!wake || d.wait_until < *wake)) wake = d.wait_until;
     }
     if (!chosen) {
       if (wake) {
@@ -101,32 +93,22 @@ void Engine::Impl::worker_loop(int w) {
       }
       continue;
     }
-    batch.clear();
-    for (std::size_t i = 0; i < take; ++i) {
-      batch.push_back(std::move(chosen->ready.front()));
-      chosen->ready.pop_front();
-      batch.back().camera->inflight = true;
-    }
-    chosen->inflight += take;
-    if (!chosen->ready.empty()) work_cv.notify_one();  // another worker can start the next batch
+    chosen->edge.take(take, batch);
+    for (auto& cam : batch) cam->inflight = true;
+    chosen->inflight += batch.size();
+    if (!chosen->edge.empty()) work_cv.notify_one();  // another worker can start the next batch
     --idle_workers;
     lock.unlock();
     try {
-      if (chosen->detector) {
-        run_batch(w, *chosen, batch, frames, owners, images, results, handed);
-      } else {
-        handed.clear();
-        run_faces(w, *chosen, batch, owners, face_scratch);
-      }
-    } catch (const std::exception& e) {  // a sink or hook threw: stop the run, not the process
+      chosen->stage->run(w, batch);
+    } catch (const std::exception& e) {
       fail(Error{ErrorCode::internal, std::string("worker: ") + e.what()});
-      frames.clear();
-      for (std::size_t i = 0; i < owners.size(); ++i) {
-        if (i < handed.size() && handed[i]) continue;
-        owners[i]->result.frame.reset();  // this worker holds the camera's token
-        finish(owners[i], *chosen);
-      }
+      chosen->stage->abandon(w);
+    } catch (...) {
+      fail(Error{ErrorCode::internal, "worker: unknown exception"});
+      chosen->stage->abandon(w);
     }
+    batch.clear();
     lock.lock();
     ++idle_workers;
   }
