@@ -65,5 +65,17 @@ TEST(BatcherTest, RemovedMembersLeaveTheQueueInOrder) {
   EXPECT_EQ(batch, (std::vector<std::string>{"a", "c"}));
 }
 
+TEST(BatcherTest, TakeIfLeavesTheIneligibleInTheirPlaces) {
+  Batcher<int> edge({8, milliseconds(5)});
+  for (int i = 0; i < 6; ++i) edge.push(i, t0 + milliseconds(i));
+  std::vector<int> batch;
+  edge.take_if(2, batch, [](int v) { return v % 2 == 1; });
+  EXPECT_EQ(batch, (std::vector<int>{1, 3}));
+  EXPECT_EQ(edge.oldest(), t0) << "member 0 is still first";
+  std::vector<int> rest;
+  edge.for_each([&](int v) { rest.push_back(v); });
+  EXPECT_EQ(rest, (std::vector<int>{0, 2, 4, 5}));
+}
+
 }  // namespace
 }  // namespace vigil

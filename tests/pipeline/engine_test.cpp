@@ -751,5 +751,59 @@ TEST(EngineTest, AStageThatThrowsForOneLiveCameraLeavesTheOthersRates) {
   EXPECT_EQ(bad.frames_inferred, 0u);
 }
 
+// Sleeps longer for batches that hold a frame of the given width (one costly camera).
+class UnevenDetector final : public Detector {
+ public:
+  explicit UnevenDetector(int slow_width) : slow_width_(slow_width) {}
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    bool slow = false;
+    for (const Image* image : images) slow = slow || image->width == slow_width_;
+    std::this_thread::sleep_for(milliseconds(slow ? 24 : 8));
+    results.assign(images.size(), {});
+    return {};
+  }
+  int max_batch() const override { return 4; }
+
+ private:
+  int slow_width_;
+};
+
+// Four always-ready file cameras on two workers, one of them costly for the model: FIFO
+// batching keeps the pairs that returned together, so the costly camera's partner slows
+// with it while the other pair runs three times as fast. Fair share keeps every camera's
+// detection count within 15% of the others'.
+TEST(EngineTest, QueuedCamerasGetAFairShareWhenOneIsCostly) {
+  test::TempDir dir;
+  const std::string normal = dir.file("normal.mp4"), costly = dir.file("costly.mp4");
+  ASSERT_TRUE(test::make_h264_video(normal, 50, 160, 120));
+  ASSERT_TRUE(test::make_h264_video(costly, 50, 96, 64));
+  EngineConfig config = base_config(4, 2, 2);
+  config.cameras = {file_camera("a", normal), file_camera("b", normal), file_camera("c", normal),
+                    file_camera("slow", costly)};
+  for (auto& c : config.cameras) {
+    c.source.loop = true;
+    c.track.enabled = false;
+  }
+  Collector collector;
+  EngineHooks hooks = fake_hooks(collector, milliseconds(0));
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new UnevenDetector(96));
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->start();
+  ASSERT_TRUE(wait_for([&] { return collector.count("slow") >= 60; }, milliseconds(60000)));
+  (*engine)->request_stop();
+  ASSERT_TRUE((*engine)->run(std::nullopt).ok());
+  std::size_t lo = SIZE_MAX, hi = 0;
+  for (const char* id : {"a", "b", "c", "slow"}) {
+    lo = std::min(lo, collector.count(id));
+    hi = std::max(hi, collector.count(id));
+  }
+  EXPECT_LE(static_cast<double>(hi), 1.15 * static_cast<double>(lo))
+      << "a " << collector.count("a") << ", b " << collector.count("b") << ", c " << collector.count("c") << ", slow "
+      << collector.count("slow");
+}
+
 }  // namespace
 }  // namespace vigil

@@ -53,6 +53,28 @@ class Batcher {
     }
   }
 
+  // Moves up to n of the members for which `eligible` holds into `out` (cleared first),
+  // oldest first; the others keep their places.
+  template <class Pred>
+  void take_if(std::size_t n, std::vector<T>& out, Pred eligible) {
+    out.clear();
+    for (auto it = ready_.begin(); it != ready_.end() && out.size() < n;) {
+      if (eligible(it->item)) {
+        out.push_back(std::move(it->item));
+        it = ready_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // When the oldest member arrived (the batcher must not be empty).
+  SteadyTime oldest() const { return ready_.front().since; }
+  template <class F>
+  void for_each(F f) const {
+    for (const Entry& e : ready_) f(e.item);
+  }
+
   // Drops the members matching `pred`; returns how many.
   template <class Pred>
   std::size_t remove_if(Pred pred) {

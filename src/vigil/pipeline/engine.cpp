@@ -111,6 +111,10 @@ Status Engine::add_camera(const CameraConfig& config) {
         return Error{ErrorCode::invalid_argument, "camera " + config.id + ": a camera with this id already runs"};
       }
     }
+    if (!cam->live) {  // starts level with the slowest queued camera of its model
+      cam->fair_offset = s.slowest_queued_position(cam->model);
+      ++s.models[cam->model]->queued_cameras;
+    }
     s.cameras.push_back(cam);
     ++s.models[cam->model]->cameras;
     if (cam->faces_model) ++s.models[*cam->faces_model]->cameras;
@@ -132,6 +136,7 @@ Status Engine::remove_camera(const std::string& id) {
     s.cameras.erase(it);
     cam->removed = true;
     --s.models[cam->model]->cameras;
+    if (!cam->live) --s.models[cam->model]->queued_cameras;
     s.models[cam->model]->edge.remove_if([&](const CameraRef& c) { return c == cam; });
     if (cam->faces_model) {
       // A result waiting for its faces is dropped with the camera (the token came with it).

@@ -78,6 +78,10 @@ struct Camera {
   // so one frame per camera is in the pipeline at a time and results stay in frame order.
   std::atomic<bool> pending{false};
   bool inflight = false;  // guarded by Impl::mu
+  // Fair share between queued cameras: detections so far plus this offset is the camera's
+  // position (a camera added later starts level with the slowest). Guarded by Impl::mu.
+  std::int64_t fair_offset = 0;
+  std::int64_t fair_position() const { return static_cast<std::int64_t>(inferred.load()) + fair_offset; }
   bool removed = false;   // guarded by Impl::mu
   std::atomic<bool> removed_wait{false};  // remove_camera() waits for inference to finish
   Cadence cadence;  // which frames the detector sees (configured in add_camera)
@@ -168,6 +172,7 @@ struct Model {
   Batcher<CameraRef> edge;       // guarded by Impl::mu: cameras ready for this stage
   std::size_t cameras = 0;       // guarded by Impl::mu: cameras using this model
   std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
+  std::size_t queued_cameras = 0;  // guarded by Impl::mu: of them, queued (file) cameras
   std::unique_ptr<ModelStage> stage;
   Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
   FaceEmbedder* first_embedder = nullptr;
@@ -228,6 +233,14 @@ struct Engine::Impl {
   // A camera's inference finished in `model`: give its token back and let it go on.
   void finish(const CameraRef& cam, Model& model);
   void worker_loop(int w);
+  // Fair share between a model's queued cameras (see scheduler.cpp). Caller holds mu.
+  struct FairPlan {
+    bool go = true;                 // a batch may close now...
+    std::int64_t max_position = 0;  // ...of queued cameras at or below this position
+    SteadyTime wait_until{};        // else wait for the slowest camera until then
+  };
+  FairPlan fair_plan(const Model& model, SteadyTime now) const;
+  std::int64_t slowest_queued_position(std::size_t model) const;  // caller holds mu
   // Hands a result to the sinks and the result hook. A sink that fails stops the run.
   void deliver(const FrameResult& result);
   void fail(const Error& error);

@@ -3,6 +3,8 @@
 // one CPU budget, with a fair share per camera (concurrency/batch_policy.h decides).
 #include <spdlog/spdlog.h>
 
+#include <limits>
+
 #include "vigil/pipeline/engine_impl.h"
 
 namespace vigil {
@@ -75,15 +77,21 @@ void Engine::Impl::worker_loop(int w) {
     std::optional<SteadyTime> wake;
     Model* chosen = nullptr;
     std::size_t take = 0;
+    FairPlan fair;
     for (auto& model : models) {
       const BatchDecision d = model->edge.decide(now, idle_workers, model->cameras, model->inflight,
                                                  static_cast<std::size_t>(workers_count));
+      SteadyTime until = d.wait_until;
       if (d.close) {
-        chosen = model.get();
-        take = d.take;
-        break;
+        fair = model->queued_cameras > 1 ? fair_plan(*model, now) : FairPlan{};
+        if (fair.go) {
+          chosen = model.get();
+          take = d.take;
+          break;
+        }
+        until = fair.wait_until;
       }
-      if (!model->edge.empty() && (!wake || d.wait_until < *wake)) wake = d.wait_until;
+      if (!model->edge.empty() && (!wake || until < *wake)) wake = until;
     }
     if (!chosen) {
       if (wake) {
@@ -93,7 +101,11 @@ void Engine::Impl::worker_loop(int w) {
       }
       continue;
     }
-    chosen->edge.take(take, batch);
+    if (chosen->queued_cameras > 1) {
+      chosen->edge.take_if(take, batch, [&](const CameraRef& c) { return c->live || c->fair_position() <= fair.max_position; });
+    } else {
+      chosen->edge.take(take, batch);
+    }
     for (auto& cam : batch) cam->inflight = true;
     chosen->inflight += batch.size();
     if (!chosen->edge.empty()) work_cv.notify_one();  // another worker can start the next batch
@@ -112,6 +124,53 @@ void Engine::Impl::worker_loop(int w) {
     lock.lock();
     ++idle_workers;
   }
+}
+
+namespace {
+
+// A queued camera may run this many detections ahead of the model's slowest busy one...
+constexpr std::int64_t kFairLead = 1;
+// ...and a batch of cameras that are all ahead waits at most this long for the slowest.
+constexpr auto kFairHold = std::chrono::milliseconds(50);
+
+}  // namespace
+
+// Fair share between queued (file) cameras. They are always ready, so FIFO batching keeps
+// whichever cameras happen to return together in the same batches, and a pair whose worker
+// gets less CPU (decoder threads compete for the same cores) falls behind for good. Instead,
+// a camera more than kFairLead detections ahead of the slowest camera that is ready or in
+// flight waits for it (up to kFairHold, so a camera slowed by its own decoder cannot hold
+// the others back), and the batch takes the cameras that are behind. Live cameras are not
+// affected: their slots already give each the newest frame at its own rate.
+Engine::Impl::FairPlan Engine::Impl::fair_plan(const Model& model, SteadyTime now) const {
+  FairPlan plan;
+  std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
+  std::int64_t ready_min = std::numeric_limits<std::int64_t>::max();
+  model.edge.for_each([&](const CameraRef& c) {
+    if (!c->live) ready_min = std::min(ready_min, c->fair_position());
+  });
+  for (const auto& c : cameras) {
+    if (c->model == model.index && !c->live && c->inflight) slowest = std::min(slowest, c->fair_position());
+  }
+  slowest = std::min(slowest, ready_min);
+  plan.max_position = slowest == std::numeric_limits<std::int64_t>::max() ? slowest : slowest + kFairLead;
+  bool live_ready = false;
+  model.edge.for_each([&](const CameraRef& c) { live_ready = live_ready || c->live; });
+  if (live_ready || ready_min <= plan.max_position || now >= model.edge.oldest() + kFairHold) {
+    if (!(live_ready || ready_min <= plan.max_position)) plan.max_position = std::numeric_limits<std::int64_t>::max();
+    return plan;
+  }
+  plan.go = false;
+  plan.wait_until = model.edge.oldest() + kFairHold;
+  return plan;
+}
+
+std::int64_t Engine::Impl::slowest_queued_position(std::size_t model) const {
+  std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
+  for (const auto& c : cameras) {
+    if (c->model == model && !c->live && !c->ended.load()) slowest = std::min(slowest, c->fair_position());
+  }
+  return slowest == std::numeric_limits<std::int64_t>::max() ? 0 : slowest;
 }
 
 void Engine::Impl::fail(const Error& error) {
