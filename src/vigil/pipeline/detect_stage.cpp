@@ -117,7 +117,7 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     if (cam.live) cam.cadence.advance_live(*frame);
     const double age = ms_between(frame->captured_steady, start);
     cam.age_ms->record(age);
-    e.age_ms.record(age);
+    e.age_ms->record(age);
     s.images.push_back(&frame->image);  // the pooled Frame does not move
     s.frames.push_back(std::move(frame));
     s.owners.push_back(owner);
@@ -162,7 +162,7 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
         if (cam.identities) label_tracks(r, *cam.identities);
       }
       e.deliver(r);
-      e.end_to_end_ms.record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+      e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
       r.frame.reset();
     }
   }

@@ -40,6 +40,9 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
   impl->timers = std::make_unique<TimerService>(std::clamp(static_cast<int>(cores) / 2, 1, 4));
 
   impl->clusters = std::make_unique<AnonymousClusters>(config.identity.anon_threshold);
+  impl->end_to_end_ms = impl->metrics.histogram("vigil_end_to_end_ms", "Capture to result delivered, milliseconds.");
+  impl->age_ms = impl->metrics.histogram("vigil_frame_age_all_cameras_ms",
+                                         "Age of a frame when its inference started, all cameras, milliseconds.");
   VIGIL_RETURN_IF_ERROR(impl->build_models());
   VIGIL_RETURN_IF_ERROR(impl->build_gallery());
   VIGIL_RETURN_IF_ERROR(impl->open_sinks());

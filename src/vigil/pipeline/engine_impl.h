@@ -202,8 +202,9 @@ struct Engine::Impl {
   // Its callbacks point into models (declared above: they outlive it) and cameras (whose
   // series remove_camera removes before letting the camera go).
   MetricsRegistry metrics;
-  Histogram end_to_end_ms;
-  Histogram age_ms;  // all cameras
+  // Engine-wide histograms, in the registry (made in create(), before any thread starts).
+  std::shared_ptr<Histogram> end_to_end_ms;  // capture to result delivered
+  std::shared_ptr<Histogram> age_ms;         // frame age at inference start, all cameras
   EventBus bus;
 
   // Scheduler state.

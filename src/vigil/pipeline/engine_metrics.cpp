@@ -54,71 +54,96 @@ void Engine::Impl::register_model_metrics(Model& model) {
 
 void Engine::reset_histograms() {
   Impl& s = *impl_;
-  s.end_to_end_ms.reset();
-  s.age_ms.reset();
+  s.end_to_end_ms->reset();
+  s.age_ms->reset();
   for (auto& m : s.models) m->latency_ms->reset();
   std::lock_guard lock(s.mu);
   for (auto& c : s.cameras) c->age_ms->reset();
 }
 
+// What status() reports comes from one snapshot of the registry (the same numbers the status
+// line, the Prometheus text and the benchmarks read); only what is not a number (state,
+// history, last error) and the run time come from the camera itself.
 EngineStatus Engine::status() const {
   const Impl& s = *impl_;
   EngineStatus out;
   out.workers = s.workers_count;
   out.inference_threads = s.inference_threads;
   out.timer_threads = s.timers->thread_count();
-  out.age_p50_ms = s.age_ms.percentile(0.5);
-  out.age_p99_ms = s.age_ms.percentile(0.99);
-  out.end_to_end_p50_ms = s.end_to_end_ms.percentile(0.5);
-  out.end_to_end_p99_ms = s.end_to_end_ms.percentile(0.99);
   std::vector<std::shared_ptr<Camera>> cameras;
   {
     std::lock_guard lock(s.mu);
     cameras = s.cameras;
   }
+  const std::vector<MetricSample> samples = s.metrics.snapshot();
+  std::map<std::string, std::size_t> camera_index, model_index;
   for (const auto& c : cameras) {
     CameraStatus cs;
     cs.id = c->config.id;
     cs.state = c->state();
     cs.live = c->live;
-    cs.frames_decoded = c->decoded.load();
-    cs.frames_inferred = c->inferred.load();
-    cs.frames_replaced = c->slot.replaced();
-    cs.frames_skipped = c->skipped.load();
-    cs.frames_predicted = c->predicted.load();
-    cs.stage_errors = c->stage_errors.load();
-    cs.tracks_started = c->tracks_started.load();
-    cs.faces_detected = c->faces_detected.load();
-    cs.faces_embedded = c->faces_embedded.load();
-    cs.identities_changed = c->identities_changed.load();
-    cs.decode_errors = c->decode_errors.load();
-    cs.reconnects = c->reconnects.load();
-    if (const std::int64_t started = c->started_ns.load(); started != 0) {
-      const std::int64_t ended = c->ended_ns.load();
-      const double seconds = static_cast<double>((ended != 0 ? ended : to_ns(SteadyClock::now())) - started) / 1e9;
-      if (seconds > 0) {
-        cs.decode_fps = static_cast<double>(cs.frames_decoded) / seconds;
-        cs.infer_fps = static_cast<double>(cs.frames_inferred) / seconds;
-      }
-    }
-    cs.age_p50_ms = c->age_ms->percentile(0.5);
-    cs.age_p99_ms = c->age_ms->percentile(0.99);
     {
       std::lock_guard lock(c->info_mu);
       cs.last_error = c->last_error;
       for (const auto& entry : c->machine->history()) cs.history.push_back(entry.state);
     }
+    camera_index.emplace(cs.id, out.cameras.size());
     out.cameras.push_back(std::move(cs));
   }
   for (const auto& m : s.models) {
     ModelStatus ms;
     ms.name = m->name;
-    ms.batches = m->batches.load();
-    ms.items = m->items.load();
     for (const auto& b : m->batch_sizes) ms.batch_sizes.push_back(b.load());
-    ms.latency_p50_ms = m->latency_ms->percentile(0.5);
-    ms.latency_p99_ms = m->latency_ms->percentile(0.99);
+    model_index.emplace(ms.name, out.models.size());
     out.models.push_back(std::move(ms));
+  }
+  auto label = [](const MetricSample& m, const char* key) -> const std::string* {
+    for (const auto& [k, v] : m.labels) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  };
+  for (const MetricSample& m : samples) {
+    const auto n = static_cast<std::uint64_t>(m.value);
+    if (m.labels.empty()) {
+      if (m.name == "vigil_frame_age_all_cameras_ms") out.age_p50_ms = m.p50, out.age_p99_ms = m.p99;
+      if (m.name == "vigil_end_to_end_ms") out.end_to_end_p50_ms = m.p50, out.end_to_end_p99_ms = m.p99;
+    } else if (const std::string* model = label(m, "model")) {
+      const auto it = model_index.find(*model);
+      if (it == model_index.end()) continue;
+      ModelStatus& ms = out.models[it->second];
+      if (m.name == "vigil_model_batches_total") ms.batches = n;
+      if (m.name == "vigil_model_items_total") ms.items = n;
+      if (m.name == "vigil_model_latency_ms") ms.latency_p50_ms = m.p50, ms.latency_p99_ms = m.p99;
+    } else if (const std::string* camera = label(m, "camera")) {
+      const auto it = camera_index.find(*camera);
+      if (it == camera_index.end()) continue;
+      CameraStatus& cs = out.cameras[it->second];
+      if (m.name == "vigil_frames_decoded_total") cs.frames_decoded = n;
+      else if (m.name == "vigil_frames_inferred_total") cs.frames_inferred = n;
+      else if (m.name == "vigil_frames_replaced_total") cs.frames_replaced = n;
+      else if (m.name == "vigil_frames_skipped_total") cs.frames_skipped = n;
+      else if (m.name == "vigil_frames_predicted_total") cs.frames_predicted = n;
+      else if (m.name == "vigil_stage_errors_total") cs.stage_errors = n;
+      else if (m.name == "vigil_tracks_started_total") cs.tracks_started = n;
+      else if (m.name == "vigil_faces_detected_total") cs.faces_detected = n;
+      else if (m.name == "vigil_faces_embedded_total") cs.faces_embedded = n;
+      else if (m.name == "vigil_identities_changed_total") cs.identities_changed = n;
+      else if (m.name == "vigil_decode_errors_total") cs.decode_errors = n;
+      else if (m.name == "vigil_reconnects_total") cs.reconnects = n;
+      else if (m.name == "vigil_frame_age_ms") cs.age_p50_ms = m.p50, cs.age_p99_ms = m.p99;
+    }
+  }
+  for (std::size_t i = 0; i < cameras.size(); ++i) {
+    CameraStatus& cs = out.cameras[i];
+    const std::int64_t started = cameras[i]->started_ns.load();
+    if (started == 0) continue;
+    const std::int64_t ended = cameras[i]->ended_ns.load();
+    const double seconds = static_cast<double>((ended != 0 ? ended : to_ns(SteadyClock::now())) - started) / 1e9;
+    if (seconds > 0) {
+      cs.decode_fps = static_cast<double>(cs.frames_decoded) / seconds;
+      cs.infer_fps = static_cast<double>(cs.frames_inferred) / seconds;
+    }
   }
   return out;
 }
