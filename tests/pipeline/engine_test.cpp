@@ -194,7 +194,10 @@ TEST(EngineTest, SlowModelRunsOnFreshFrames) {
   for (const auto& i : items) ages.push_back(i.age_ms);
   std::sort(ages.begin(), ages.end());
   const double p99 = ages[static_cast<std::size_t>(0.99 * static_cast<double>(ages.size() - 1))];
-  EXPECT_LE(p99, 1000.0 / 15) << "frame age p99 in ms";
+  // Fresh: no older than one frame interval plus scheduling slack (a worker woken on a busy
+  // machine under a sanitizer starts a few ms late). Stale frames queued behind a 100 ms
+  // model would age by a whole interval per frame, far beyond this bound.
+  EXPECT_LE(p99, 1.5 * 1000.0 / 15) << "frame age p99 in ms";
   EXPECT_GT((*engine)->status().cameras.at(0).frames_replaced, 0u);  // stale frames were dropped, not queued
 }
 
