@@ -126,13 +126,8 @@ std::vector<Path> scene_paths() {
   };
 }
 
-struct SceneTruth {
-  std::vector<std::vector<MotBox>> frames;  // per frame (0-based), ground truth with ignore
-  std::vector<std::vector<float>> visibility;
-};
-
 Status render_crossings(const std::vector<Sprite>& sprites, int frames, int fps, const std::string& video_path,
-                        const std::string& gt_path, SceneTruth& truth) {
+                        const std::string& gt_path) {
   auto writer = VideoWriter::open({video_path, kSceneWidth, kSceneHeight, fps, 18});
   if (!writer.ok()) return writer.error();
   const cv::Mat background = make_background();
@@ -142,8 +137,6 @@ Status render_crossings(const std::vector<Sprite>& sprites, int frames, int fps,
   std::vector<cv::Rect> placed(n);  // on the canvas (clipped)
   std::vector<cv::Point> origin(n);  // sprite top-left (may be outside the canvas)
   const cv::Rect frame_rect(0, 0, kSceneWidth, kSceneHeight);
-  truth.frames.assign(static_cast<std::size_t>(frames), {});
-  truth.visibility.assign(static_cast<std::size_t>(frames), {});
   std::ofstream gt(gt_path);
   gt << "# frame,id,left,top,width,height,consider,class,visibility (vigil eval track --scene crossings)\n";
   for (int f = 0; f < frames; ++f) {
@@ -175,8 +168,6 @@ Status render_crossings(const std::vector<Sprite>& sprites, int frames, int fps,
       const float ox = static_cast<float>(origin[i].x), oy = static_cast<float>(origin[i].y);
       box.box = BBox{ox + face.x1, oy + face.y1, ox + face.x2, oy + face.y2};
       box.ignore = visible < 0.5f;
-      truth.frames[static_cast<std::size_t>(f)].push_back(box);
-      truth.visibility[static_cast<std::size_t>(f)].push_back(visible);
       char line[160];
       std::snprintf(line, sizeof(line), "%d,%zu,%.2f,%.2f,%.2f,%.2f,%d,1,%.3f\n", f + 1, i + 1, box.box.x1, box.box.y1,
                     box.box.width(), box.box.height(), box.ignore ? 0 : 1, visible);
@@ -300,8 +291,8 @@ int eval_track_command(const EvalTrackOptions& options) {
     if (!sprites.ok()) return eval_fail(sprites.error().message, 2);
     video = (out_dir / "crossings.mp4").string();
     gt_path = (out_dir / "crossings_gt.txt").string();
-    SceneTruth truth;
-    if (Status s = render_crossings(*sprites, options.frames, 25, video, gt_path, truth); !s.ok()) {
+    // The ground truth is read back from the file, as a user's --gt would be.
+    if (Status s = render_crossings(*sprites, options.frames, 25, video, gt_path); !s.ok()) {
       return eval_fail(s.error().message);
     }
     report["scene"] = options.scene;
