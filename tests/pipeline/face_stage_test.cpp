@@ -83,6 +83,11 @@ TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
   };
   auto engine = Engine::create(config, hooks);
   ASSERT_TRUE(engine.ok()) << engine.error().message;
+  auto chain = (*engine)->pipeline("cam0");
+  ASSERT_TRUE(chain.ok());
+  EXPECT_EQ(describe(*chain),
+            "capture cam0 -[queue 4]-> detect faces (batch<=4, 2 ms; +detections) -> track (+tracks)"
+            " -[queue 1]-> embed embedder (batch<=16, 5 ms; +faces +identities) -> deliver");
   std::mutex events_mu;
   std::size_t identity_events = 0;
   (*engine)->events().subscribe([&](const Event& e) {
@@ -148,6 +153,7 @@ TEST(FaceStageTest, AGalleryWithoutFacesIsAClearError) {
   test::TempDir dir;
   std::filesystem::create_directories(dir.path() / "people" / "nobody");
   EngineConfig config = faces_config(dir.file("people"));
+  config.workers = 1;  // one instance of each model is enough to find no face
   auto engine = Engine::create(config);
   ASSERT_FALSE(engine.ok());
   EXPECT_EQ(engine.error().code, ErrorCode::invalid_argument);

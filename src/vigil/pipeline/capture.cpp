@@ -18,12 +18,8 @@ void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) 
     cam->skipped.fetch_add(1, std::memory_order_relaxed);
     if (!cam->tracker) return;
   }
-  if (cam->live) {
-    cam->slot.publish({std::move(frame), due});
-    pump(cam);
-    return;
-  }
-  if (cam->queue.push({std::move(frame), due}) == PushResult::pushed) pump(cam);
+  // A newest-wins edge never waits; a queue edge waits for room (nothing is lost).
+  if (cam->input.push({std::move(frame), due}) != PushResult::closed) pump(cam);
 }
 
 void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal) {
@@ -92,7 +88,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
         cam->source.reset();
         continue;
       }
-      cam->queue.close();
+      cam->input.close();
       end_capture(cam, CameraState::stopped, std::nullopt);
       return;
     }
@@ -102,7 +98,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
     }
     hand_off(cam, std::move(frame).value());
   }
-  cam->queue.close();
+  cam->input.close();
   end_capture(cam, CameraState::stopped, std::nullopt);
 }
 
@@ -173,7 +169,7 @@ void Engine::Impl::stop_capture(Camera& cam) {
     std::lock_guard lock(cam.source_mu);
     if (cam.source) cam.source->interrupt();
   }
-  cam.queue.close();
+  cam.input.close();
   if (cam.timer) {
     timers->cancel(*cam.timer);
     cam.timer.reset();

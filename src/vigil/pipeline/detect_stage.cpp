@@ -76,8 +76,21 @@ class Engine::Impl::DetectorStage final : public ModelStage {
 
   void run(int worker, std::vector<CameraRef>& batch) override;
   void abandon(int worker) override;
+  // A live camera's newest frame replaces the one not yet taken (capture never waits for
+  // inference); a file camera decodes at most kFileQueueCapacity frames ahead and then
+  // waits (every frame is processed, in order). Batches across cameras; adds detections.
+  StageSpec spec(bool live_camera) const override {
+    StageSpec spec;
+    spec.kind = StageKind::detect;
+    spec.name = model_.name;
+    spec.input = live_camera ? EdgeSpec{EdgeOverflow::newest_wins, 1} : EdgeSpec{EdgeOverflow::queue, kFileQueueCapacity};
+    spec.batch = batch_policy_of(model_.config);
+    spec.adds = kDetections;
+    return spec;
+  }
 
  private:
+  static constexpr std::size_t kFileQueueCapacity = 4;  // frames a file camera decodes ahead
   struct Scratch {
     std::vector<FrameRef> frames;
     std::vector<CameraRef> owners;
@@ -108,7 +121,7 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
   const SteadyTime start = SteadyClock::now();
   for (auto& owner : batch) {
     Camera& cam = *owner;
-    std::optional<PendingFrame> item = cam.live ? cam.slot.take() : cam.queue.try_pop();
+    std::optional<PendingFrame> item = cam.input.take();
     if (!item || !item->frame) {
       e.finish(owner, model_);
       continue;

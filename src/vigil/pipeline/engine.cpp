@@ -43,6 +43,7 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
   impl->end_to_end_ms = impl->metrics.histogram("vigil_end_to_end_ms", "Capture to result delivered, milliseconds.");
   impl->age_ms = impl->metrics.histogram("vigil_frame_age_all_cameras_ms",
                                          "Age of a frame when its inference started, all cameras, milliseconds.");
+  if (!config.gallery.empty()) VIGIL_RETURN_IF_ERROR(check_gallery_dir(config.gallery));  // before models load
   VIGIL_RETURN_IF_ERROR(impl->build_models());
   VIGIL_RETURN_IF_ERROR(impl->build_gallery());
   VIGIL_RETURN_IF_ERROR(impl->open_sinks());
@@ -57,12 +58,14 @@ Status Engine::add_camera(const CameraConfig& config) {
   if (found == s.model_index.end()) {
     return Error{ErrorCode::invalid_argument, "camera " + config.id + ": unknown model '" + config.detect.model + "'"};
   }
-  auto cam = std::make_shared<Camera>();
-  cam->config = config;
-  cam->model = found->second;
-  if (!s.models[cam->model]->detector) {
+  const Model& detector = *s.models[found->second];
+  if (!detector.detector) {
     return Error{ErrorCode::invalid_argument, "camera " + config.id + ": '" + config.detect.model + "' is not a detector"};
   }
+  // The camera's frames wait on the edge its detector stage declares for its kind.
+  const bool live = config.source.live;
+  auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}));
+  cam->model = found->second;
   if (!config.faces_model.empty()) {
     const auto faces = s.model_index.find(config.faces_model);
     if (faces == s.model_index.end() || s.models[faces->second]->detector) {
@@ -72,7 +75,6 @@ Status Engine::add_camera(const CameraConfig& config) {
   }
   cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
   const SourceConfig& sc = config.source;
-  cam->live = sc.live;
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
   cam->machine = std::make_unique<CameraStateMachine>(
       SteadyClock::now(), [&s, raw = cam.get()](CameraState from, CameraState to, SteadyTime) {
@@ -124,6 +126,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     start_now = s.started && !s.stopped;
   }
   s.register_camera_metrics(cam);  // before capture starts: the hot path records into it
+  if (auto chain = pipeline(config.id); chain.ok()) spdlog::info("camera {}: {}", config.id, describe(*chain));
   if (start_now) s.start_capture(cam);
   return {};
 }
@@ -159,9 +162,7 @@ Status Engine::remove_camera(const std::string& id) {
     std::unique_lock lock(s.mu);
     s.idle_cv.wait(lock, [&] { return !cam->inflight; });
   }
-  cam->slot.clear();
-  while (cam->queue.try_pop()) {
-  }
+  cam->input.clear();
   {
     std::lock_guard lock(cam->source_mu);
     cam->source.reset();  // releases the decoder

@@ -1,14 +1,14 @@
 // Engine: the live engine. Owns cameras, models, workers and sinks.
 //
-//   capture (per camera)                      inference (shared)
-//   ─────────────────────                     ──────────────────────────────────────────
-//   file/stream: a reader thread   ─┐
-//   live synthetic: timer tasks    ─┼─▶ CameraSlot (live: newest wins)  ─┐
-//                                   └─▶ BoundedQueue (file: block)      ─┼─▶ ready queue per model
-//                                                                          │   (Scheduler, pure
-//   W workers (sized from cpu_budget) ◀──────────────────────────────────┘    batch policy)
-//     form a batch per model from ready cameras, take each camera's newest frame at that
-//     instant, run the Detector, write sinks, then let the camera become ready again.
+//   capture (per camera)                     stages (shared worker pool, one CPU budget)
+//   ─────────────────────                    ─────────────────────────────────────────────
+//   file/stream: a reader thread   ─┐        the camera's input edge, as its detector stage
+//   live synthetic: timer tasks    ─┴─▶      declares it (live: newest-wins 1, file: queue 4)
+//        ─▶ detect (Batcher across cameras) ─▶ track (inline) ─▶ embed (Batcher across
+//           cameras, faces only) ─▶ deliver to sinks and the bus, in frame order.
+//   Engine::pipeline(camera) returns the chain as built (stage_spec.h); `vigil run` logs it.
+//   W workers (sized from cpu_budget) serve every model stage's batcher; a camera holds one
+//   token, so one frame per camera is in the stages at a time.
 //
 // Invariants:
 //   - at most one frame per camera is in inference at a time (per-camera order holds);
@@ -33,6 +33,7 @@
 #include "vigil/core/metrics.h"
 #include "vigil/core/status.h"
 #include "vigil/pipeline/engine_config.h"
+#include "vigil/pipeline/stage_spec.h"
 #include "vigil/sink/sink.h"
 #include "vigil/vision/detector.h"
 
@@ -111,6 +112,9 @@ class Engine {
   void request_stop();
 
   EngineStatus status() const;
+  // The camera's chain of stages as they were built from the stages' declarations
+  // (stage_spec.h): capture, detect, track, embed, deliver, with their edges and batching.
+  Result<std::vector<StageSpec>> pipeline(const std::string& camera_id) const;
   // Camera state changes and track events, in order; subscribe or read from any thread.
   EventBus& events();
   // Every counter, gauge and histogram of the engine (labels camera and model), read on demand.

@@ -14,8 +14,7 @@
 #include <random>
 #include <thread>
 #include "vigil/concurrency/batcher.h"
-#include "vigil/concurrency/bounded_queue.h"
-#include "vigil/concurrency/camera_slot.h"
+#include "vigil/concurrency/edge.h"
 #include "vigil/concurrency/cpu_governor.h"
 #include "vigil/concurrency/timer_service.h"
 #include "vigil/core/camera_state.h"
@@ -29,6 +28,7 @@
 #include "vigil/infer/backend.h"
 #include "vigil/pipeline/cadence.h"
 #include "vigil/pipeline/face_stage.h"
+#include "vigil/pipeline/stage_spec.h"
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/pacer.h"
 #include "vigil/source/reconnect.h"
@@ -42,9 +42,6 @@ namespace vigil {
 namespace engine_internal {
 
 using SteadyClock = std::chrono::steady_clock;
-
-// Frames a file camera may decode ahead of inference.
-constexpr std::size_t kFileQueueCapacity = 4;
 
 inline std::int64_t to_ns(SteadyTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -62,6 +59,10 @@ struct PendingFrame {
 inline bool not_due(const PendingFrame& p) { return !p.due; }
 
 struct Camera {
+  // input: the edge its model stage declares for this kind of camera (ModelStage::spec).
+  Camera(CameraConfig cfg, bool is_live, EdgeSpec input_edge)
+      : config(std::move(cfg)), live(is_live), input(input_edge) {}
+
   CameraConfig config;
   std::size_t model = 0;
   bool live = false;
@@ -69,9 +70,8 @@ struct Camera {
 
   std::unique_ptr<CameraStateMachine> machine;  // publishes every change on the bus
 
-  // Hand-off: live cameras use the slot, the others the queue.
-  CameraSlot<PendingFrame> slot;
-  BoundedQueue<PendingFrame> queue{kFileQueueCapacity, OverflowPolicy::block};
+  // Hand-off from capture to the camera's first stage.
+  Edge<PendingFrame> input;
 
   // Scheduling. pending is the camera's token: whoever sets it runs the camera's next step
   // (a track-only step inline, or a place in its model's ready queue and then inference),
@@ -140,6 +140,14 @@ struct Camera {
 
 using CameraRef = std::shared_ptr<Camera>;
 
+// A model's batch policy, from its config (max_batch, max_delay_ms).
+inline BatchPolicy batch_policy_of(const ModelConfig& config) {
+  BatchPolicy policy;
+  policy.max_batch = static_cast<std::size_t>(std::max(1, config.max_batch()));
+  policy.max_delay = std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, config.max_delay_ms) * 1000));
+  return policy;
+}
+
 // A model call that throws is an error like any other, never std::terminate.
 template <class Call>
 Status guarded_call(Call&& call) {
@@ -162,6 +170,9 @@ class ModelStage {
   virtual ~ModelStage() = default;
   virtual void run(int worker, std::vector<CameraRef>& batch) = 0;
   virtual void abandon(int worker) = 0;
+  // What the stage declares (stage_spec.h): its input edge for a live or a queued camera,
+  // its batch policy (the model's Batcher is built from it) and what it adds.
+  virtual StageSpec spec(bool live_camera) const = 0;
 };
 
 struct Model {
@@ -224,7 +235,7 @@ struct Engine::Impl {
 
   // --- scheduler (scheduler.cpp) ----------------------------------------------------------
 
-  bool has_frame(Camera& cam) const { return cam.live ? cam.slot.has_item() : !cam.queue.empty(); }
+  bool has_frame(Camera& cam) const { return cam.input.has_item(); }
   // Runs the camera's pipeline as far as it goes without the detector, on the calling thread
   // (capture, timer or worker): takes the token, runs track-only steps for frames not due for
   // detection, in order, then either hands the token to the model's ready queue (a due frame

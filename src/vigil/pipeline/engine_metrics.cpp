@@ -23,7 +23,7 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
   counter("vigil_frames_predicted_total", "Frames between detections that got predicted tracks.",
           [c] { return double(c->predicted.load()); });
   counter("vigil_frames_replaced_total", "Frames replaced in a live camera's slot before the pipeline took them.",
-          [c] { return double(c->slot.replaced()); });
+          [c] { return double(c->input.replaced()); });
   counter("vigil_decode_errors_total", "Corrupt frames and read errors.", [c] { return double(c->decode_errors.load()); });
   counter("vigil_reconnects_total", "Times the camera reconnected.", [c] { return double(c->reconnects.load()); });
   counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",

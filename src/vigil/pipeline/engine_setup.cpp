@@ -23,11 +23,6 @@ Status Engine::Impl::build_models() {
     model->name = name;
     model->config = model_config;
     model->detector = model_config.is_detector();
-    BatchPolicy policy;
-    policy.max_batch = static_cast<std::size_t>(std::max(1, model_config.max_batch()));
-    policy.max_delay = std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, model_config.max_delay_ms) * 1000));
-    model->edge = Batcher<CameraRef>(policy);
-    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(policy.max_batch + 1);
     if (model->detector) {
       std::vector<std::unique_ptr<Detector>> instances;
       for (std::size_t w = 0; w < instances_per_model; ++w) {
@@ -47,6 +42,10 @@ Status Engine::Impl::build_models() {
       model->first_embedder = instances.front().get();
       model->stage = make_embedder_stage(*model, std::move(instances));
     }
+    // The stage's declaration decides how cameras wait for it and how it batches.
+    const BatchPolicy policy = model->stage->spec(false).batch.value_or(BatchPolicy{});
+    model->edge = Batcher<CameraRef>(policy);
+    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(policy.max_batch + 1);
     register_model_metrics(*model);
     model_index[name] = models.size();
     models.push_back(std::move(model));
@@ -88,6 +87,31 @@ Status Engine::Impl::open_sinks() {
     sinks.push_back(std::move(sink).value());
   }
   return {};
+}
+
+Result<std::vector<StageSpec>> Engine::pipeline(const std::string& camera_id) const {
+  const Impl& s = *impl_;
+  std::shared_ptr<Camera> cam;
+  {
+    std::lock_guard lock(s.mu);
+    for (const auto& c : s.cameras) {
+      if (c->config.id == camera_id) cam = c;
+    }
+  }
+  if (!cam) return Error{ErrorCode::not_found, "no camera '" + camera_id + "'"};
+  std::vector<StageSpec> chain;
+  chain.push_back({StageKind::capture, camera_id, std::nullopt, std::nullopt, 0});
+  StageSpec detect = s.models[cam->model]->stage->spec(cam->live);
+  detect.input = cam->input.spec();  // the edge as built
+  chain.push_back(std::move(detect));
+  if (cam->tracker) {
+    const DetectConfig& d = cam->config.detect;
+    const bool skips = d.every > 1 || d.fps > 0;
+    chain.push_back({StageKind::track, "", std::nullopt, std::nullopt, kTracks | (skips ? kPredictedTracks : 0u)});
+  }
+  if (cam->faces_model) chain.push_back(s.models[*cam->faces_model]->stage->spec(cam->live));
+  chain.push_back({StageKind::deliver, "", std::nullopt, std::nullopt, 0});
+  return chain;
 }
 
 }  // namespace vigil

@@ -60,11 +60,17 @@ void label_tracks(FrameResult& result, TrackIdentities& identities) {
   }
 }
 
+Status check_gallery_dir(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return Error{ErrorCode::invalid_argument, "gallery " + dir + ": not a directory"};
+  return {};
+}
+
 Result<Gallery> load_gallery(const std::string& dir, Detector& detector, FaceEmbedder& embedder,
                              std::vector<std::string>& warnings) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return Error{ErrorCode::invalid_argument, "gallery " + dir + ": not a directory"};
+  VIGIL_RETURN_IF_ERROR(check_gallery_dir(dir));
   std::vector<fs::path> people;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     if (entry.is_directory()) people.push_back(entry.path());

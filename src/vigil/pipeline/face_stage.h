@@ -41,6 +41,8 @@ void label_tracks(FrameResult& result, TrackIdentities& identities);
 // A gallery from DIR/<name>/*.{jpg,jpeg,png}: the largest face of each photo, embedded.
 // invalid_argument when DIR is missing or holds no face at all; photos without a face are
 // skipped with a warning in `warnings`.
+// A gallery path that is not a directory is an error before any model loads.
+Status check_gallery_dir(const std::string& dir);
 Result<Gallery> load_gallery(const std::string& dir, Detector& detector, FaceEmbedder& embedder,
                              std::vector<std::string>& warnings);
 

@@ -20,7 +20,7 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
   for (;;) {
     if (cam->pending.exchange(true)) return;
     if (cam->tracker) {
-      while (std::optional<PendingFrame> item = cam->live ? cam->slot.take_if(not_due) : cam->queue.try_pop_if(not_due)) {
+      while (std::optional<PendingFrame> item = cam->input.take_if(not_due)) {
         track_only(*cam, std::move(item->frame));
       }
     }
