@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs test suites many times in a row while another process keeps every core busy, to
 # catch flaky tests before CI does. A test that fails once here is a broken build.
-#   tests/stress.sh [REPEATS] [PRESET...]      (defaults: 20, release asan tsan)
+#   tests/stress.sh [--parallel] [REPEATS] [PRESET...]   (defaults: 20, release asan tsan)
 # Each preset runs the labels `make test` gives it (release: all; asan: unit|concurrency;
-# tsan: concurrency). Build first (make test, or scripts/setup.sh PRESET).
+# tsan: concurrency). --parallel runs the presets at the same time (more load, less wall
+# time). Build first (make test, or scripts/setup.sh PRESET). Logs: build/stress-PRESET.log.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+parallel=0
+if [[ "${1:-}" == --parallel ]]; then parallel=1; shift; fi
 repeats="${1:-20}"; shift || true
 presets=("$@"); ((${#presets[@]})) || presets=(release asan tsan)
 
@@ -14,8 +17,8 @@ load_pids=()
 for _ in $(seq "$(nproc)"); do (while :; do :; done) & load_pids+=($!); done
 trap 'kill "${load_pids[@]}" 2>/dev/null || true' EXIT
 
-for preset in "${presets[@]}"; do
-  labels=()
+stress() {
+  local preset="$1" labels=()
   case "$preset" in
     asan) labels=(-L 'unit|concurrency') ;;
     tsan) labels=(-L concurrency)
@@ -24,4 +27,17 @@ for preset in "${presets[@]}"; do
   echo "stress: $preset, $repeats runs of each test under load"
   ctest --test-dir "$here/build/$preset" --output-on-failure -j "$(nproc)" "${labels[@]}" \
         --repeat "until-fail:$repeats"
-done
+}
+
+if ((parallel)); then
+  pids=()
+  for preset in "${presets[@]}"; do
+    stress "$preset" > "$here/build/stress-$preset.log" 2>&1 & pids+=($!)
+  done
+  rc=0
+  for i in "${!pids[@]}"; do
+    if wait "${pids[$i]}"; then echo "stress: ${presets[$i]} passed"; else echo "stress: ${presets[$i]} FAILED (build/stress-${presets[$i]}.log)"; rc=1; fi
+  done
+  exit "$rc"
+fi
+for preset in "${presets[@]}"; do stress "$preset"; done
