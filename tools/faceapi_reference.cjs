@@ -3,39 +3,22 @@
 //
 // Runs @vladmandic/face-api's FaceRecognitionNet with the pure-JavaScript TensorFlow.js CPU
 // backend (no native code) on 150x150 RGB chips and prints {"file": [128 floats], ...}.
-// face-api's Node build asks for @tensorflow/tfjs-node (native, downloads a binary at
-// install time); this script resolves that name to @tensorflow/tfjs instead, so the same
-// network code runs on the CPU backend. The packages come from scripts/fetch_models.sh
-// (pinned versions, in $VIGIL_DATA/node/node_modules; NODE_PATH points there).
+// face-api starts in Node through tools/faceapi_node.cjs (tfjs-node resolved to tfjs).
 //
 // usage: faceapi_reference.cjs MODEL_DIR CHIP_DIR   (CHIP_DIR/*.rgb: 150*150*3 bytes each)
 'use strict';
-const Module = require('module');
 const fs = require('fs');
 const path = require('path');
+const { start, loadNet, main } = require('./faceapi_node.cjs');
 
-const resolve = Module._resolveFilename;
-Module._resolveFilename = function (request, ...rest) {
-  return resolve.call(this, request === '@tensorflow/tfjs-node' ? '@tensorflow/tfjs' : request, ...rest);
-};
-
-async function main() {
+main('faceapi_reference', async () => {
   const [modelDir, chipDir] = process.argv.slice(2);
   if (!modelDir || !chipDir) {
     process.stderr.write('usage: faceapi_reference.cjs MODEL_DIR CHIP_DIR\n');
     process.exit(2);
   }
-  const log = console.log;
-  console.log = () => {};  // tfjs greets Node users on stdout
-  const faceapi = require('@vladmandic/face-api');
-  const tf = faceapi.tf;
-  await tf.setBackend('cpu');
-  await tf.ready();
-  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, 'face_recognition_model-weights_manifest.json')));
-  const weights = fs.readFileSync(path.join(modelDir, 'face_recognition_model.bin'));
-  const specs = manifest.flatMap((group) => group.weights);
-  const map = tf.io.decodeWeights(new Uint8Array(weights).buffer, specs);
-  faceapi.nets.faceRecognitionNet.loadFromWeightMap(map);
+  const { faceapi, tf, print } = await start();
+  loadNet(faceapi, faceapi.nets.faceRecognitionNet, modelDir, 'face_recognition_model');
   const out = {};
   for (const name of fs.readdirSync(chipDir).filter((f) => f.endsWith('.rgb')).sort()) {
     const bytes = fs.readFileSync(path.join(chipDir, name));
@@ -45,10 +28,5 @@ async function main() {
     out[name] = Array.from(descriptor);
     chip.dispose();
   }
-  log(JSON.stringify({ backend: tf.getBackend(), tfjs: tf.version_core, faceapi: faceapi.version, descriptors: out }));
-}
-
-main().catch((e) => {
-  process.stderr.write(`faceapi_reference: ${e.stack || e}\n`);
-  process.exit(1);
+  print(JSON.stringify({ backend: tf.getBackend(), tfjs: tf.version_core, faceapi: faceapi.version, descriptors: out }));
 });

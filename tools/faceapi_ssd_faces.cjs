@@ -1,39 +1,24 @@
 #!/usr/bin/env node
 // Face boxes from an independent detector: face-api's SSD MobileNet v1 face detector
 // (@vladmandic/face-api, ssd_mobilenetv1_model.bin) run in Node with the pure-JavaScript
-// TensorFlow.js CPU backend, the same set-up as tools/faceapi_reference.cjs. Ground truth for
-// BlazeFace's tests, which must not come from BlazeFace itself.
+// TensorFlow.js CPU backend (started by tools/faceapi_node.cjs, like the descriptor
+// reference). Ground truth for BlazeFace's tests, which must not come from BlazeFace itself.
 //
 // usage: faceapi_ssd_faces.cjs MODEL_DIR MIN_CONFIDENCE NAME=WIDTHxHEIGHT:FILE.rgb ...
 //   FILE.rgb: raw RGB bytes (tools/make_sample_faces_fixture.sh makes them with ffmpeg).
 // Prints {"detector": ..., "images": {"NAME": [{"box": [x1, y1, x2, y2], "score": s}, ...]}}.
 'use strict';
-const Module = require('module');
 const fs = require('fs');
-const path = require('path');
+const { start, loadNet, main } = require('./faceapi_node.cjs');
 
-const resolve = Module._resolveFilename;
-Module._resolveFilename = function (request, ...rest) {
-  return resolve.call(this, request === '@tensorflow/tfjs-node' ? '@tensorflow/tfjs' : request, ...rest);
-};
-
-async function main() {
+main('faceapi_ssd_faces', async () => {
   const [modelDir, minConfidence, ...images] = process.argv.slice(2);
   if (!modelDir || !minConfidence || images.length === 0) {
     process.stderr.write('usage: faceapi_ssd_faces.cjs MODEL_DIR MIN_CONFIDENCE NAME=WxH:FILE.rgb ...\n');
     process.exit(2);
   }
-  const log = console.log;
-  console.log = () => {};  // tfjs greets Node users on stdout and stderr
-  console.warn = () => {};
-  const faceapi = require('@vladmandic/face-api');
-  const tf = faceapi.tf;
-  await tf.setBackend('cpu');
-  await tf.ready();
-  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, 'ssd_mobilenetv1_model-weights_manifest.json')));
-  const weights = fs.readFileSync(path.join(modelDir, 'ssd_mobilenetv1_model.bin'));
-  const map = tf.io.decodeWeights(new Uint8Array(weights).buffer, manifest.flatMap((group) => group.weights));
-  faceapi.nets.ssdMobilenetv1.loadFromWeightMap(map);
+  const { faceapi, tf, print } = await start();
+  loadNet(faceapi, faceapi.nets.ssdMobilenetv1, modelDir, 'ssd_mobilenetv1_model');
   const options = new faceapi.SsdMobilenetv1Options({ minConfidence: Number(minConfidence), maxResults: 100 });
   const out = {};
   for (const spec of images) {
@@ -53,11 +38,6 @@ async function main() {
   // One face per line, so a regenerated fixture diffs line by line.
   const lines = Object.entries(out).map(([name, faces]) =>
     `  ${JSON.stringify(name)}: [\n` + faces.map((f) => `   ${JSON.stringify(f)}`).join(',\n') + '\n  ]');
-  log(`{"detector": ${JSON.stringify(`face-api ${faceapi.version} ssdMobilenetv1, tfjs ${tf.version_core} ${tf.getBackend()}`)},\n` +
-      ` "min_confidence": ${Number(minConfidence)},\n "images": {\n${lines.join(',\n')}\n }\n}`);
-}
-
-main().catch((e) => {
-  process.stderr.write(`faceapi_ssd_faces: ${e.stack || e}\n`);
-  process.exit(1);
+  print(`{"detector": ${JSON.stringify(`face-api ${faceapi.version} ssdMobilenetv1, tfjs ${tf.version_core} ${tf.getBackend()}`)},\n` +
+        ` "min_confidence": ${Number(minConfidence)},\n "images": {\n${lines.join(',\n')}\n }\n}`);
 });
