@@ -1,6 +1,6 @@
 // Cadence: which of a camera's frames go to the detector (`detect.every: N` or `detect.fps`).
 //
-// Live cameras (a slot, newest wins): due_live() is asked on the capture side for every new
+// Live cameras (a newest-wins edge): due_live() is asked on the capture side for every new
 // frame, and advance_live() is called by the worker when a frame's inference starts, so the
 // next due frame is counted from the frame actually inferred (a slow model does not make
 // the camera skip twice). With `fps`, frames are due on a grid of captured times with a

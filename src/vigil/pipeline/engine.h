@@ -43,10 +43,10 @@ namespace vigil {
 struct CameraStatus {
   std::string id;
   CameraState state = CameraState::connecting;
-  bool live = false;                    // slot (newest wins) rather than queue
+  bool live = false;                    // newest-wins edge rather than a queue
   std::uint64_t frames_decoded = 0;     // frames the source produced
   std::uint64_t frames_inferred = 0;    // frames that went through the detector
-  std::uint64_t frames_replaced = 0;    // due frames replaced in the slot before inference
+  std::uint64_t frames_replaced = 0;    // due frames replaced on the newest-wins edge before inference
   std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
   std::uint64_t frames_predicted = 0;   // of them, frames that got predicted tracks (tracking on)
   std::uint64_t tracks_started = 0;     // tracks confirmed so far (the last track id)

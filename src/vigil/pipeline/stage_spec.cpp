@@ -41,15 +41,13 @@ std::string describe(const std::vector<StageSpec>& chain) {
     out += to_string(s.kind);
     if (!s.name.empty()) fmt::format_to(std::back_inserter(out), " {}", s.name);
     if (s.batch || s.adds) {
-      out += " (";
+      std::string inside;
       if (s.batch) {
-        fmt::format_to(std::back_inserter(out), "batch<={}, {:g} ms{}", s.batch->max_batch,
+        fmt::format_to(std::back_inserter(inside), "batch<={}, {:g} ms{}", s.batch->max_batch,
                        static_cast<double>(s.batch->max_delay.count()) / 1000.0, s.adds ? ";" : "");
       }
-      std::string parts;
-      append_parts(parts, s.adds);
-      out += s.batch ? parts : parts.substr(parts.empty() ? 0 : 1);
-      out += ")";
+      append_parts(inside, s.adds);  // " +part" each
+      fmt::format_to(std::back_inserter(out), " ({})", s.batch ? inside : inside.substr(1));
     }
   }
   return out;
