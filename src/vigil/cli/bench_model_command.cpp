@@ -23,6 +23,12 @@ int bench_model_command(const BenchModelOptions& options) {
   config.model_path = options.model_path;
   config.input_size = options.input_size;
   config.max_batch = max_batch;
+  auto kind = parse_backend_kind(options.backend);
+  if (!kind.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", kind.error().message.c_str());
+    return 2;
+  }
+  config.backend = *kind;
   auto detector = BlazeFace::create(config);
   if (!detector.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", detector.error().message.c_str());
@@ -68,7 +74,7 @@ int bench_model_command(const BenchModelOptions& options) {
   }
   nlohmann::json out = {{"benchmark", "model"},
                         {"model", options.model_path},
-                        {"backend", "opencv-dnn"},
+                        {"backend", (*detector)->backend_name()},
                         {"input_size", options.input_size},
                         {"threads", threads},
                         {"results", results},

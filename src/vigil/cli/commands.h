@@ -20,6 +20,7 @@ struct BenchModelOptions {
   std::vector<int> batches{1, 8};
   double seconds = 5;
   int threads = 0;  // 0: all cores
+  std::string backend = "auto";
   bool json = false;
 };
 int bench_model_command(const BenchModelOptions& options);

@@ -178,9 +178,13 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
 }
 
 ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
-  Fields f(node, path, {"kind", "path", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
+  Fields f(node, path,
+           {"kind", "path", "backend", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
   m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "face_embedder"}, f.child_path("kind"));
+  const BackendKind backend =
+      *parse_backend_kind(one_of(f.get<std::string>("backend", "auto"), {"auto", "opencv", "xnnpack"}, f.child_path("backend")));
+  m.blazeface.backend = m.embedder.backend = backend;
   if (m.kind == "face_embedder") {
     for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {
       if (f.has(key)) fail(f.child_path(key), "not a setting of a face_embedder");

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.1, 3600.0))
       ->capture_default_str();
   bench_model->add_option("-t,--threads", model.threads, "inference threads (0: all cores)")->check(CLI::Range(0, 256));
+  bench_model->add_option("--backend", model.backend, "auto, opencv or xnnpack")->capture_default_str();
   bench_model->add_flag("--json", model.json, "one-line JSON");
 
   vigil::BenchPipelineOptions pipeline;

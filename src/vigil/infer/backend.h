@@ -1,7 +1,8 @@
 // Backend: runs one model on a batch.
 //
-// A Backend wraps one loaded model in one inference library (OpenCV DNN today, LibTorch
-// later). It is not thread-safe: one caller at a time (the scheduler gives each model
+// A Backend wraps one loaded model in one inference library: OpenCV DNN (the reference, runs
+// any ONNX graph OpenCV can read) or XNNPACK (vigil lowers the ONNX graph into an XNNPACK
+// subgraph; faster on the convolutional models vigil ships, see BENCHMARKS.md). It is not thread-safe: one caller at a time (the scheduler gives each model
 // instance to one worker at a time). Inputs are batched along the first axis; outputs come
 // back in the order of output_names(), resized as needed and reused between calls.
 //
@@ -11,6 +12,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vigil/core/status.h"
@@ -18,9 +20,19 @@
 
 namespace vigil {
 
+enum class BackendKind {
+  automatic,  // XNNPACK where it can run the graph, else OpenCV DNN
+  opencv,
+  xnnpack,
+};
+
+std::string_view to_string(BackendKind kind);                  // "auto", "opencv", "xnnpack"
+Result<BackendKind> parse_backend_kind(std::string_view text);  // the same names
+
 struct BackendOptions {
   std::string model_path;
-  std::vector<std::string> output_names;  // empty: the model's unconnected outputs, in its order
+  std::vector<std::string> output_names;  // empty: the model's graph outputs, in its order
+  BackendKind kind = BackendKind::automatic;
 };
 
 class Backend {
@@ -35,7 +47,16 @@ class Backend {
 // it once from the CPU budget.
 void set_inference_threads(int threads);
 
+// Loads an ONNX model with the backend options.kind names. automatic tries XNNPACK first
+// and falls back to OpenCV DNN when the graph uses what vigil's importer does not lower
+// (a missing or unreadable file fails either way).
+Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
+
 // Loads an ONNX model into OpenCV's DNN module (CPU).
 Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& options);
+
+// Lowers an ONNX model into an XNNPACK subgraph (CPU); invalid_argument names the first
+// operator or shape it cannot lower.
+Result<std::unique_ptr<Backend>> create_xnnpack_backend(const BackendOptions& options);
 
 }  // namespace vigil

@@ -9,6 +9,7 @@
 #include <opencv2/dnn.hpp>
 
 #include "vigil/infer/backend.h"
+#include "vigil/infer/backend_threads.h"
 
 namespace vigil {
 
@@ -77,7 +78,7 @@ class OpenCvBackend final : public Backend {
 
 }  // namespace
 
-void set_inference_threads(int threads) { cv::setNumThreads(threads > 0 ? threads : 1); }
+void set_opencv_threads(int threads) { cv::setNumThreads(threads > 0 ? threads : 1); }
 
 Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& options) {
   std::error_code ec;

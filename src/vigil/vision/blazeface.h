@@ -39,6 +39,7 @@ struct BlazeFaceConfig {
   NmsMode nms = NmsMode::weighted;
   int max_batch = 8;
   InputRange range = InputRange::minus_one_to_one;
+  BackendKind backend = BackendKind::automatic;
 };
 
 struct Anchor {
@@ -51,7 +52,7 @@ class BlazeFace final : public Detector {
   static constexpr int kAnchors = 896;
   static constexpr int kRegressors = 16;
 
-  // Loads the model with the OpenCV DNN backend and checks it is a BlazeFace of this size.
+  // Loads the model with config.backend and checks it is a BlazeFace of this size.
   static Result<std::unique_ptr<BlazeFace>> create(const BlazeFaceConfig& config);
   // Uses the given backend (tests inject their own); checks it the same way.
   static Result<std::unique_ptr<BlazeFace>> create(const BlazeFaceConfig& config, std::unique_ptr<Backend> backend);
@@ -72,6 +73,7 @@ class BlazeFace final : public Detector {
   void decode(int item, const LetterboxTransform& transform, int frame_width, int frame_height, Detections& out);
   Status run_model(Tensor& input);
   Tensor& input_tensor() { return input_; }
+  std::string backend_name() const { return backend_->name(); }
 
  private:
   BlazeFace(BlazeFaceConfig config, std::unique_ptr<Backend> backend);

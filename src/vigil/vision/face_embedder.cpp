@@ -8,7 +8,7 @@ FaceEmbedder::FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> b
     : config_(std::move(config)), backend_(std::move(backend)) {}
 
 Result<std::unique_ptr<FaceEmbedder>> FaceEmbedder::create(const FaceEmbedderConfig& config) {
-  auto backend = create_opencv_backend({config.model_path, {}});
+  auto backend = create_backend({config.model_path, {}, config.backend});
   if (!backend.ok()) return backend.error();
   return create(config, std::move(backend).value());
 }

@@ -27,6 +27,7 @@ namespace vigil {
 struct FaceEmbedderConfig {
   std::string model_path;
   int max_batch = 16;
+  BackendKind backend = BackendKind::automatic;
 };
 
 // One face to embed: the frame it is in and its detection (keypoints align it).
