@@ -144,22 +144,33 @@ TEST_F(VigilCommandTest, RunStopsOnSigterm) {
   EXPECT_GE(read_lines(out).size(), 5u);
 }
 
-TEST_F(VigilCommandTest, BenchModelPrintsJsonForBatchOneAndEight) {
+TEST_F(VigilCommandTest, BenchModelComparesBackendsInInterleavedRounds) {
   std::string output;
   ASSERT_EQ(test::run_command(test::vigil_binary() + " bench model --model " +
                                   test::data_file("models/blazeface_front_128_dyn.onnx") +
-                                  " --input-size 128 --batch 1,8 --seconds 0.3 --threads 1 --json 2>/dev/null",
+                                  " --backend opencv,xnnpack --batch 1,8 --threads 1 --rounds 2 --seconds 0.1 --json 2>/dev/null",
                               &output),
             0)
       << output;
   const auto j = nlohmann::json::parse(output);
-  ASSERT_EQ(j["results"].size(), 2u);
-  EXPECT_EQ(j["results"][0]["batch"], 1);
+  EXPECT_EQ(j["input"], "[?,128,128,3]");
+  ASSERT_EQ(j["results"].size(), 4u);
+  EXPECT_EQ(j["results"][0]["backend_name"], "opencv-dnn");
+  EXPECT_EQ(j["results"][2]["backend_name"], "xnnpack");
   EXPECT_EQ(j["results"][1]["batch"], 8);
-  EXPECT_GT(j["results"][0]["images_per_s"].get<double>(), 0);
-  EXPECT_GT(j["results"][1]["images_per_s"].get<double>(), 0);
+  for (const auto& r : j["results"]) {
+    EXPECT_GT(r["images_per_s"]["median"].get<double>(), 0);
+    EXPECT_LE(r["ms_per_image"]["min"].get<double>(), r["ms_per_image"]["max"].get<double>());
+  }
+  EXPECT_EQ(j["results"][0]["speedup_vs_opencv"]["median"], 1.0);  // itself, round by round
   EXPECT_TRUE(j.contains("machine"));
   EXPECT_TRUE(j.contains("git_revision"));
+}
+
+TEST_F(VigilCommandTest, BenchModelOnAFileThatIsNotAModelFailsClearly) {
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " bench model --model /etc/hostname --seconds 0.1 2>&1", &output), 2);
+  EXPECT_NE(output.find("not an ONNX model"), std::string::npos) << output;
 }
 
 }  // namespace

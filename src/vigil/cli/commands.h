@@ -16,11 +16,11 @@ int run_command(const RunOptions& options);
 
 struct BenchModelOptions {
   std::string model_path;
-  int input_size = 256;
   std::vector<int> batches{1, 8};
-  double seconds = 5;
-  int threads = 0;  // 0: all cores
-  std::string backend = "auto";
+  std::vector<int> threads{0};                  // intra-op threads; 0: all cores
+  std::vector<std::string> backends{"opencv", "xnnpack"};
+  int rounds = 3;                               // every setting once per round, interleaved
+  double seconds = 2;                           // per setting and round
   bool json = false;
 };
 int bench_model_command(const BenchModelOptions& options);

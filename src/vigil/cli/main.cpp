@@ -21,19 +21,25 @@ int main(int argc, char** argv) {
   bench->require_subcommand(1);
   vigil::BenchModelOptions model;
   model.model_path = vigil::data_dir() + "/models/blazeface_back_256_dyn.onnx";
-  auto* bench_model = bench->add_subcommand("model", "model-only throughput (one prepared batch, in a loop)");
-  bench_model->add_option("-m,--model", model.model_path, "ONNX model (BlazeFace)")->capture_default_str();
-  bench_model->add_option("--input-size", model.input_size, "model input size (128 or 256)")
-      ->check(CLI::IsMember({128, 256}))
+  auto* bench_model = bench->add_subcommand(
+      "model", "model-only speed: each backend x threads x batch on a prepared batch, in interleaved rounds");
+  bench_model->add_option("-m,--model", model.model_path, "ONNX model (its input shape is read from the file)")
       ->capture_default_str();
+  bench_model->add_option("--backend", model.backends, "backends to compare (opencv, xnnpack; comma-separate)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"opencv", "xnnpack"}));
   bench_model->add_option("-b,--batch", model.batches, "batch sizes to measure (repeat or comma-separate)")
       ->delimiter(',')
       ->check(CLI::Range(1, 1024));
-  bench_model->add_option("-s,--seconds", model.seconds, "seconds per batch size")
-      ->check(CLI::Range(0.1, 3600.0))
+  bench_model->add_option("-t,--threads", model.threads, "intra-op thread counts (0: all cores; comma-separate)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 256));
+  bench_model->add_option("-r,--rounds", model.rounds, "rounds; figures are medians over rounds")
+      ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  bench_model->add_option("-t,--threads", model.threads, "inference threads (0: all cores)")->check(CLI::Range(0, 256));
-  bench_model->add_option("--backend", model.backend, "auto, opencv or xnnpack")->capture_default_str();
+  bench_model->add_option("-s,--seconds", model.seconds, "seconds per setting and round")
+      ->check(CLI::Range(0.05, 3600.0))
+      ->capture_default_str();
   bench_model->add_flag("--json", model.json, "one-line JSON");
 
   vigil::BenchPipelineOptions pipeline;
@@ -124,6 +130,8 @@ int main(int argc, char** argv) {
   }
   if (bench_model->parsed()) {
     if (model.batches.empty()) model.batches = {1, 8};
+    if (model.threads.empty()) model.threads = {0};
+    if (model.backends.empty()) model.backends = {"opencv", "xnnpack"};
     model.model_path = vigil::expand_path(model.model_path);
     return vigil::bench_model_command(model);
   }
