@@ -31,9 +31,20 @@ struct BenchPipelineOptions {
   double warmup_s = 3;      // engine running, not measured
   double reference_s = 3;   // model-only reference
   std::string track = "config";  // "on" or "off" overrides every camera's track setting
+  int repeat = 3;                // rounds; figures are medians over rounds
+  std::string naive = "opencv";  // the naive loop's backend each round, or "none"
   bool json = false;
 };
 int bench_pipeline_command(const BenchPipelineOptions& options);
+
+struct BenchNaiveOptions {
+  std::string config_path;
+  double seconds = 20;
+  double warmup_s = 3;
+  std::string backend = "opencv";
+  bool json = false;
+};
+int bench_naive_command(const BenchNaiveOptions& options);
 
 struct EvalFacesOptions {
   std::vector<std::string> photos;     // faces per photo are different people

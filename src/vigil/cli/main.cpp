@@ -43,8 +43,9 @@ int main(int argc, char** argv) {
   bench_model->add_flag("--json", model.json, "one-line JSON");
 
   vigil::BenchPipelineOptions pipeline;
-  auto* bench_pipeline = bench->add_subcommand("pipeline", "the engine on a config, with model-only and decode-only "
-                                                           "references measured in the same run");
+  auto* bench_pipeline = bench->add_subcommand(
+      "pipeline", "the engine on a config, in rounds interleaved with its model-only and decode-only references and "
+                  "the naive thread-per-camera loop");
   bench_pipeline->add_option("-c,--config", pipeline.config_path, "YAML config (sinks are ignored)")->required();
   bench_pipeline->add_option("-s,--seconds", pipeline.seconds, "measured seconds")
       ->check(CLI::Range(1.0, 86400.0))
@@ -57,7 +58,27 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_pipeline->add_option("--track", pipeline.track, "tracking on every camera: on, off, or as the config says")
       ->check(CLI::IsMember({"on", "off", "config"}));
+  bench_pipeline->add_option("-r,--repeat", pipeline.repeat, "rounds; figures are medians with their spread")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  bench_pipeline->add_option("--naive", pipeline.naive, "the naive loop's backend each round (opencv, xnnpack), or none")
+      ->check(CLI::IsMember({"opencv", "xnnpack", "none"}))
+      ->capture_default_str();
   bench_pipeline->add_flag("--json", pipeline.json, "one-line JSON");
+
+  vigil::BenchNaiveOptions naive;
+  auto* bench_naive = bench->add_subcommand("naive", "the naive thread-per-camera loop alone on a config");
+  bench_naive->add_option("-c,--config", naive.config_path, "YAML config")->required();
+  bench_naive->add_option("-s,--seconds", naive.seconds, "measured seconds")
+      ->check(CLI::Range(0.5, 86400.0))
+      ->capture_default_str();
+  bench_naive->add_option("--warmup", naive.warmup_s, "seconds before measuring")
+      ->check(CLI::Range(0.0, 600.0))
+      ->capture_default_str();
+  bench_naive->add_option("--backend", naive.backend, "the loop's model library (opencv, xnnpack)")
+      ->check(CLI::IsMember({"opencv", "xnnpack"}))
+      ->capture_default_str();
+  bench_naive->add_flag("--json", naive.json, "one-line JSON");
 
   auto* eval = app.add_subcommand("eval", "measure accuracy; prints JSON");
   eval->require_subcommand(1);
@@ -123,6 +144,7 @@ int main(int argc, char** argv) {
   }
 
   if (bench_pipeline->parsed()) return vigil::bench_pipeline_command(pipeline);
+  if (bench_naive->parsed()) return vigil::bench_naive_command(naive);
 
   if (run_cmd->parsed()) {
     if (duration > 0) run.duration_s = duration;

@@ -33,6 +33,10 @@ struct BackendOptions {
   std::string model_path;
   std::vector<std::string> output_names;  // empty: the model's graph outputs, in its order
   BackendKind kind = BackendKind::automatic;
+  // XNNPACK: the largest batch one runtime call takes (larger batches are split). 0: measured
+  // at load (batch 4 against four calls of 1: small convolutional models often run faster
+  // image by image, their activations staying in cache).
+  int max_chunk = 0;
 };
 
 class Backend {
