@@ -5,6 +5,7 @@
 #     models/blazeface_front_128_dyn.onnx, blazeface_back_256_dyn.onnx dynamic batch (tools/)
 #     models/face-api/*                                                face-api weight files (all 7 models)
 #     models/face_recognition_128.onnx                                  face descriptor ResNet (tools/)
+#     models/fixtures/*.onnx                                            YOLO / SCRFD signatures, planted outputs (tools/)
 #     node/node_modules                                                 face-api + TensorFlow.js (reference check)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
 #     media/bench/*_720p.mp4                                            H.264 made from them
@@ -62,9 +63,12 @@ derived_good() {
     [ "$(cat "$data/models/blazeface_${m}_dyn.onnx.stamp" 2>/dev/null)" = "$t $(expected_sum "models/blazeface_$m.onnx")" ] || return 1
   done
 }
+fixtures_good() {
+  [ "$(cat "$data/models/fixtures/stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_fixture_models.py" | cut -d' ' -f1)" ]
+}
 embedder_good() { [ -f "$data/models/face_recognition_128.onnx" ] && [ "$(sha256sum "$data/models/face_recognition_128.onnx" | cut -d' ' -f1)" = "$EMBEDDER_SHA256" ]; }
 node_good() { [ -f "$data/node/node_modules/@vladmandic/face-api/package.json" ] && [ -f "$data/node/node_modules/@tensorflow/tfjs/package.json" ]; }
-all_good && derived_good && embedder_good && node_good && bench_inputs_good && exit 0
+all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 place() {  # place SRC DEST: copy SRC to $data/DEST and check it
@@ -126,6 +130,15 @@ if ! embedder_good; then
     echo "fetch_models: tools/faceapi_recognition_onnx.py made $got, expected $EMBEDDER_SHA256" >&2; exit 1
   fi
   install -m 0644 "$tmp/embedder.onnx" "$data/models/face_recognition_128.onnx"
+fi
+# Fixture models with the signatures of the YOLO and SCRFD exports users bring, planted
+# outputs (tests/vision/model_zoo_test.cpp), remade whenever the tool changes.
+if ! fixtures_good; then
+  rm -rf "$tmp/fixtures"
+  /usr/bin/python3 "$here/tools/make_fixture_models.py" "$tmp/fixtures"
+  mkdir -p "$data/models/fixtures"
+  install -m 0644 "$tmp/fixtures/"*.onnx "$data/models/fixtures/"
+  sha256sum "$here/tools/make_fixture_models.py" | cut -d' ' -f1 >"$data/models/fixtures/stamp"
 fi
 # face-api and TensorFlow.js (pure JavaScript) for the reference check of that conversion
 # (tools/faceapi_reference.cjs); install scripts are not run.

@@ -186,3 +186,65 @@ TEST(ConfigLoaderTest, MissingFileIsNotFound) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ConfigLoaderTest, ModelKindsAndBackendsAreTyped) {
+  auto config = parse_config(replace(kValid, "    max_batch: 8\n",
+                                     "    max_batch: 8\n    backend: opencv\n"
+                                     "  objects: {kind: yolo, path: /models/yolo11n.onnx, max_batch: 4, score_threshold: 0.3}\n"
+                                     "  people: {kind: yolo_pose, path: /models/yolov8n-pose.onnx, input_size: 320}\n"
+                                     "  scrfd: {kind: scrfd, path: /models/det_10g.onnx, nms_iou: 0.4}\n"),
+                             "test.yaml");
+  ASSERT_FALSE(config.ok());  // several detectors: each camera must name its own
+  EXPECT_NE(config.error().message.find("required when there are several detectors"), std::string::npos);
+  config = parse_config(replace(replace(kValid, "    max_batch: 8\n",
+                                        "    max_batch: 8\n    backend: opencv\n"
+                                        "  objects: {kind: yolo, path: /models/yolo11n.onnx, max_batch: 4, score_threshold: 0.3}\n"
+                                        "  people: {kind: yolo_pose, path: /models/yolov8n-pose.onnx, input_size: 320}\n"
+                                        "  scrfd: {kind: scrfd, path: /models/det_10g.onnx, nms_iou: 0.4}\n"),
+                                "source: {type: synthetic, pattern: image, path: /media/sample1.jpg, width: 1280, height: 720, fps: 15}",
+                                "source: {type: synthetic, pattern: image, path: /media/sample1.jpg, width: 1280, height: 720, fps: 15}\n"
+                                "    detect: {model: objects}"),
+                        "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->models.at("faces").blazeface.backend, BackendKind::opencv);
+  const ModelConfig& objects = config->models.at("objects");
+  EXPECT_EQ(objects.kind, "yolo");
+  EXPECT_FALSE(objects.yolo.pose);
+  EXPECT_EQ(objects.max_batch(), 4);
+  EXPECT_FLOAT_EQ(objects.yolo.score_threshold, 0.3f);
+  EXPECT_EQ(objects.model_path(), "/models/yolo11n.onnx");
+  EXPECT_EQ(objects.backend(), BackendKind::automatic);
+  EXPECT_FALSE(objects.finds_faces());
+  EXPECT_TRUE(config->models.at("people").yolo.pose);
+  EXPECT_EQ(config->models.at("people").yolo.input_size, 320);
+  EXPECT_FLOAT_EQ(config->models.at("scrfd").scrfd.nms_iou, 0.4f);
+  EXPECT_TRUE(config->models.at("scrfd").finds_faces());
+  EXPECT_EQ(config->cameras[1].detect.model, "objects");
+}
+
+TEST(ConfigLoaderTest, BadBackendsKindsAndFaceSettingsNameTheField) {
+  EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    backend: tensorrt\n"))
+                .find("models.faces.backend"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolov5\n")).find("models.faces.kind"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolo\n    nms: weighted\n"))
+                .find("only BlazeFace"),
+            std::string::npos);
+  // A YOLO detector finds no faces to embed: no embedding by default, an error when asked.
+  const std::string yolo_and_embedder =
+      replace(replace(kValid, "    input_size: 256\n", "    kind: yolo\n"), "    max_batch: 8\n",
+              "    max_batch: 8\n  embedder: {kind: face_embedder, path: /models/face.onnx}\n");
+  auto config = parse_config(yolo_and_embedder, "test.yaml");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_TRUE(config->cameras[0].faces_model.empty());
+  EXPECT_NE(error_of(replace(yolo_and_embedder, "detect: {model: faces, every: 2}", "detect: {model: faces, every: 2}\n    faces: true"))
+                .find("faces are embedded from a face detector's keypoints"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace vigil

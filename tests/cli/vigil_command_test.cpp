@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -50,6 +52,28 @@ TEST_F(VigilCommandTest, RunOnAFileWritesOneLinePerFrame) {
     if (camera == "mega" && !j["detections"].empty()) ++mega_with_face;
   }
   EXPECT_GE(mega_with_face, 243);
+}
+
+// A model users bring (Ultralytics YOLO, here the fixture with planted boxes) runs in the
+// engine like BlazeFace: every frame gets the planted person, car and truck, with classes.
+TEST_F(VigilCommandTest, RunWithAYoloModelWritesClassesPerDetection) {
+  const std::string video = dir_.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(video, 10, 320, 240));
+  const std::string out = dir_.file("out.jsonl");
+  const std::string config = write_config("models:\n  objects: {kind: yolo, path: " +
+                                          test::data_file("models/fixtures/yolo11n.onnx") + ", max_batch: 2}\n" +
+                                          "cameras:\n  - id: clip\n    source: {type: file, url: " + video +
+                                          "}\nsinks:\n  - {type: jsonl, path: " + out + "}\nstatus_interval_s: 0\n");
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " run --config " + config, &output), 0) << output;
+  const auto lines = read_lines(out);
+  ASSERT_EQ(lines.size(), 10u);
+  for (const auto& line : lines) {
+    const auto j = nlohmann::json::parse(line);
+    std::multiset<int> classes;
+    for (const auto& d : j["detections"]) classes.insert(d["class"].get<int>());
+    EXPECT_EQ(classes, (std::multiset<int>{0, 2, 7})) << line;
+  }
 }
 
 TEST_F(VigilCommandTest, RunWithAMissingVideoExitsNonZeroWithOneLineReason) {

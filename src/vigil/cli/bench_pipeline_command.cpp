@@ -25,9 +25,9 @@
 #include "vigil/core/log.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/infer/backend.h"
+#include "vigil/infer/onnx_model.h"
 #include "vigil/pipeline/engine.h"
 #include "vigil/source/source.h"
-#include "vigil/vision/blazeface.h"
 #include "vigil_git_revision.h"
 
 namespace vigil {
@@ -45,33 +45,45 @@ struct References {
   double decode_cpu_s_per_frame = 0;
 };
 
-// The detector alone: `workers` threads, each with its own instance, each running one
-// prepared batch in a loop, with the engine's intra-op threads.
+// The detector's model alone: `workers` threads, each with its own backend instance, each
+// running one prepared batch in a loop, with the engine's intra-op threads.
 Status measure_model(const ModelConfig& model, int workers, int batch, double seconds, References& out) {
-  std::vector<std::unique_ptr<BlazeFace>> detectors;
-  BlazeFaceConfig config = model.blazeface;
-  config.max_batch = std::max(batch, 1);
-  for (int w = 0; w < workers; ++w) {
-    auto d = BlazeFace::create(config);
-    if (!d.ok()) return d.error();
-    Tensor& input = (*d)->input_tensor();
-    input.reshape({batch, config.input_size, config.input_size, 3});
+  auto onnx = read_onnx_model(model.model_path());
+  if (!onnx.ok()) return onnx.error();
+  std::vector<std::int64_t> dims = onnx->inputs.at(0).dims;
+  dims[0] = batch;
+  for (std::size_t i = 1; i < dims.size(); ++i) {
+    if (dims[i] > 0) continue;
+    const int size = model.kind == "scrfd" ? model.scrfd.input_size : model.yolo.input_size;
+    if (size <= 0) return Error{ErrorCode::invalid_argument, model.model_path() + ": set input_size (the file's is dynamic)"};
+    dims[i] = size;
+  }
+  struct Instance {
+    std::unique_ptr<Backend> backend;
+    Tensor input;
+    std::vector<Tensor> outputs;
+  };
+  std::vector<Instance> instances(static_cast<std::size_t>(workers));
+  for (std::size_t w = 0; w < instances.size(); ++w) {
+    auto backend = create_backend({model.model_path(), {}, model.backend()});
+    if (!backend.ok()) return backend.error();
+    instances[w].backend = std::move(backend).value();
+    instances[w].input.reshape(dims);
     std::mt19937 rng(static_cast<unsigned>(w));
     std::uniform_real_distribution<float> px(-1, 1);
-    for (std::size_t i = 0; i < input.size(); ++i) input.data()[i] = px(rng);
-    for (int i = 0; i < 2; ++i) VIGIL_RETURN_IF_ERROR((*d)->run_model(input));  // warm-up
-    detectors.push_back(std::move(d).value());
+    for (std::size_t i = 0; i < instances[w].input.size(); ++i) instances[w].input.data()[i] = px(rng);
+    for (int i = 0; i < 2; ++i) VIGIL_RETURN_IF_ERROR(instances[w].backend->infer(instances[w].input, instances[w].outputs));
   }
   std::atomic<std::int64_t> images{0};
   const double cpu0 = process_cpu_seconds();
   const auto t0 = SteadyClock::now();
   const auto until = t0 + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(seconds));
   std::vector<std::thread> threads;
-  for (auto& d : detectors) {
-    threads.emplace_back([&, det = d.get()] {
+  for (auto& instance : instances) {
+    threads.emplace_back([&, in = &instance] {
       while (SteadyClock::now() < until) {
-        if (!det->run_model(det->input_tensor()).ok()) return;
-        images.fetch_add(det->input_tensor().dim(0));
+        if (!in->backend->infer(in->input, in->outputs).ok()) return;
+        images.fetch_add(in->input.dim(0));
       }
     });
   }

@@ -181,27 +181,50 @@ ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   Fields f(node, path,
            {"kind", "path", "backend", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
-  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "face_embedder"}, f.child_path("kind"));
+  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "scrfd", "yolo", "yolo_pose", "face_embedder"},
+                  f.child_path("kind"));
   const BackendKind backend =
       *parse_backend_kind(one_of(f.get<std::string>("backend", "auto"), {"auto", "opencv", "xnnpack"}, f.child_path("backend")));
-  m.blazeface.backend = m.embedder.backend = backend;
+  m.blazeface.backend = m.embedder.backend = m.yolo.backend = m.scrfd.backend = backend;
+  const std::string model_path = expand_path(f.required<std::string>("path"));
   if (m.kind == "face_embedder") {
     for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {
       if (f.has(key)) fail(f.child_path(key), "not a setting of a face_embedder");
     }
-    m.embedder.model_path = expand_path(f.required<std::string>("path"));
+    m.embedder.model_path = model_path;
     m.embedder.max_batch = in_range(f.get("max_batch", m.embedder.max_batch), 1, 1024, f.child_path("max_batch"));
     m.max_delay_ms = in_range(f.get("max_delay_ms", 5.0), 0.0, 10000.0, f.child_path("max_delay_ms"));
     return m;
   }
+  m.max_delay_ms = in_range(f.get("max_delay_ms", m.max_delay_ms), 0.0, 10000.0, f.child_path("max_delay_ms"));
+  if (m.kind != "blazeface" && f.has("nms")) fail(f.child_path("nms"), "only BlazeFace has a choice of NMS (the others use hard NMS)");
+  const auto input_size = [&](int fallback) {
+    const int size = f.get("input_size", fallback);
+    if (size != 0 && (size < 32 || size > 4096 || size % 32 != 0)) fail(f.child_path("input_size"), "must be a multiple of 32");
+    return size;
+  };
+  const auto common = [&](auto& c) {
+    c.model_path = model_path;
+    c.max_batch = in_range(f.get("max_batch", c.max_batch), 1, 1024, f.child_path("max_batch"));
+    c.score_threshold = in_range(f.get("score_threshold", c.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
+    c.nms_iou = in_range(f.get("nms_iou", c.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
+  };
+  if (m.kind == "yolo" || m.kind == "yolo_pose") {
+    common(m.yolo);
+    m.yolo.pose = m.kind == "yolo_pose";
+    m.yolo.input_size = input_size(0);
+    return m;
+  }
+  if (m.kind == "scrfd") {
+    common(m.scrfd);
+    m.scrfd.input_size = input_size(m.scrfd.input_size);
+    if (m.scrfd.input_size == 0) fail(f.child_path("input_size"), "must be a multiple of 32");
+    return m;
+  }
   BlazeFaceConfig& b = m.blazeface;
-  b.model_path = expand_path(f.required<std::string>("path"));
+  common(b);
   b.input_size = f.get("input_size", b.input_size);
   if (b.input_size != 128 && b.input_size != 256) fail(f.child_path("input_size"), "must be 128 or 256");
-  b.max_batch = in_range(f.get("max_batch", b.max_batch), 1, 1024, f.child_path("max_batch"));
-  m.max_delay_ms = in_range(f.get("max_delay_ms", m.max_delay_ms), 0.0, 10000.0, f.child_path("max_delay_ms"));
-  b.score_threshold = in_range(f.get("score_threshold", b.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
-  b.nms_iou = in_range(f.get("nms_iou", b.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
   const std::string nms = one_of(f.get<std::string>("nms", "weighted"), {"weighted", "hard"}, f.child_path("nms"));
   b.nms = nms == "hard" ? NmsMode::hard : NmsMode::weighted;
   return m;
@@ -290,8 +313,12 @@ EngineConfig parse_root(const YAML::Node& root) {
         }
         camera.faces_model = value;
       }
-    } else if (embedders.size() == 1) {
+    } else if (embedders.size() == 1 && config.models.at(camera.detect.model).finds_faces()) {
       camera.faces_model = embedders.front();
+    }
+    if (!camera.faces_model.empty() && !config.models.at(camera.detect.model).finds_faces()) {
+      fail(f.child_path("faces"), "'" + camera.detect.model + "' is a " + config.models.at(camera.detect.model).kind +
+                                      " model: faces are embedded from a face detector's keypoints (blazeface or scrfd)");
     }
       config.cameras.push_back(std::move(camera));
   }

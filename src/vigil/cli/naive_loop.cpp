@@ -89,8 +89,9 @@ Result<NaiveResult> run_naive_loop(const EngineConfig& config, double warmup_s, 
   std::vector<const BlazeFaceConfig*> models;
   for (const auto& camera : config.cameras) {
     const auto found = config.models.find(camera.detect.model);
-    if (found == config.models.end() || !found->second.is_detector()) {
-      return Error{ErrorCode::invalid_argument, "camera " + camera.id + ": no detector model '" + camera.detect.model + "'"};
+    if (found == config.models.end() || found->second.kind != "blazeface") {
+      return Error{ErrorCode::invalid_argument,
+                   "camera " + camera.id + ": the naive loop runs BlazeFace models ('" + camera.detect.model + "' is not one)"};
     }
     const BlazeFaceConfig& model = found->second.blazeface;
     auto net = create_backend({model.model_path, blazeface_output_names(), backend});

@@ -24,12 +24,18 @@ struct BBox {
 float iou(const BBox& a, const BBox& b);
 
 struct Detection {
-  static constexpr int kMaxKeypoints = 6;
+  static constexpr int kMaxKeypoints = 17;  // COCO pose
   BBox bbox;
   float score = 0;
+  int class_id = -1;  // class index of a multi-class detector (YOLO: COCO 0 person, 2 car...); -1: none
   int keypoint_count = 0;
-  // BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear.
+  // BlazeFace: right eye, left eye, nose tip, mouth, right ear, left ear (the person's right
+  //   and left). SCRFD: right eye, left eye, nose tip, mouth centre, then the right and left
+  //   mouth corners (the first four as BlazeFace's, so alignment treats both alike).
+  // YOLO pose: the 17 COCO keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips,
+  //   knees, ankles), with keypoint_scores their visibility.
   std::array<Point2, kMaxKeypoints> keypoints{};
+  std::array<float, kMaxKeypoints> keypoint_scores{};
   // The track this detection was assigned to (0: none; tracking off or not confirmed).
   std::uint64_t track_id = 0;
 };

@@ -106,6 +106,15 @@ std::string dims_string(const std::vector<std::int64_t>& dims) {
   return out + "]";
 }
 
+std::string signature_string(const OnnxModel& model) {
+  const auto list = [](const std::vector<OnnxValueInfo>& values, const char* one, const char* many) {
+    std::string out = std::to_string(values.size()) + (values.size() == 1 ? one : many);
+    for (std::size_t i = 0; i < values.size(); ++i) out += (i == 0 ? " " : ", ") + dims_string(values[i].dims);
+    return out;
+  };
+  return list(model.inputs, " input", " inputs") + " and " + list(model.outputs, " output", " outputs");
+}
+
 Result<OnnxModel> read_onnx_model(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return Error{ErrorCode::not_found, path + ": model file not found"};

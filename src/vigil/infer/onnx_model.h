@@ -69,7 +69,10 @@ struct OnnxModel {
 // or uses what this reader does not support.
 Result<OnnxModel> read_onnx_model(const std::string& path);
 
-// "[-1,3,640,640]" (-1 symbolic).
+// "[?,3,640,640]" (? where the dim is symbolic).
 std::string dims_string(const std::vector<std::int64_t>& dims);
+
+// What a file offers, for errors: "1 input [?,3,640,640] and 1 output [?,84,8400]".
+std::string signature_string(const OnnxModel& model);
 
 }  // namespace vigil

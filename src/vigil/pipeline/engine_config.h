@@ -11,17 +11,37 @@
 #include "vigil/identity/identity.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil/vision/scrfd.h"
+#include "vigil/vision/yolo.h"
 #include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
 struct ModelConfig {
-  std::string kind = "blazeface";  // "blazeface" (a detector) or "face_embedder"
-  BlazeFaceConfig blazeface;       // includes max_batch
+  // Detectors: "blazeface", "scrfd" (faces), "yolo", "yolo_pose" (objects, people);
+  // embedders: "face_embedder".
+  std::string kind = "blazeface";
+  BlazeFaceConfig blazeface;       // each config includes its max_batch
+  YoloConfig yolo;                 // kinds yolo and yolo_pose
+  ScrfdConfig scrfd;
   FaceEmbedderConfig embedder;     // kind face_embedder; max_batch counts faces
   double max_delay_ms = 2.0;       // a batch closes this long after its first member
   bool is_detector() const { return kind != "face_embedder"; }
-  int max_batch() const { return is_detector() ? blazeface.max_batch : embedder.max_batch; }
+  // Detectors whose keypoints align faces for an embedder.
+  bool finds_faces() const { return kind == "blazeface" || kind == "scrfd"; }
+  const std::string& model_path() const {
+    if (kind == "face_embedder") return embedder.model_path;
+    if (kind == "yolo" || kind == "yolo_pose") return yolo.model_path;
+    if (kind == "scrfd") return scrfd.model_path;
+    return blazeface.model_path;
+  }
+  BackendKind backend() const { return blazeface.backend; }  // the loader sets every kind's alike
+  int max_batch() const {
+    if (kind == "face_embedder") return embedder.max_batch;
+    if (kind == "yolo" || kind == "yolo_pose") return yolo.max_batch;
+    if (kind == "scrfd") return scrfd.max_batch;
+    return blazeface.max_batch;
+  }
 };
 
 struct DetectConfig {

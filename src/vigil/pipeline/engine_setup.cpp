@@ -11,9 +11,13 @@ using namespace engine_internal;
 Status Engine::Impl::build_models() {
   if (!hooks.make_detector) {
     hooks.make_detector = [](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
-      auto detector = BlazeFace::create(m.blazeface);
-      if (!detector.ok()) return detector.error();
-      return std::unique_ptr<Detector>(std::move(detector).value());
+      const auto as_detector = [](auto created) -> Result<std::unique_ptr<Detector>> {
+        if (!created.ok()) return created.error();
+        return std::unique_ptr<Detector>(std::move(created).value());
+      };
+      if (m.kind == "yolo" || m.kind == "yolo_pose") return as_detector(Yolo::create(m.yolo));
+      if (m.kind == "scrfd") return as_detector(Scrfd::create(m.scrfd));
+      return as_detector(BlazeFace::create(m.blazeface));
     };
   }
   const auto instances_per_model = static_cast<std::size_t>(workers_count);
@@ -53,18 +57,19 @@ Status Engine::Impl::build_models() {
   return {};
 }
 
-// The gallery (identity.gallery) is embedded once, at start, with the first detector and
-// embedder of the config.
+// The gallery (identity.gallery) is embedded once, at start, with the first face detector
+// and embedder of the config.
 Status Engine::Impl::build_gallery() {
   if (config.gallery.empty()) return {};
   Detector* detector = nullptr;
   FaceEmbedder* embedder = nullptr;
   for (const auto& model : models) {
-    if (!detector) detector = model->first_detector;
+    if (!detector && model->config.finds_faces()) detector = model->first_detector;
     if (!embedder) embedder = model->first_embedder;
   }
   if (!detector || !embedder) {
-    return Error{ErrorCode::invalid_argument, "identity.gallery needs a detector and a face_embedder model"};
+    return Error{ErrorCode::invalid_argument,
+                 "identity.gallery needs a face detector (blazeface or scrfd) and a face_embedder model"};
   }
   std::vector<std::string> warnings;
   auto loaded = load_gallery(config.gallery, *detector, *embedder, warnings);

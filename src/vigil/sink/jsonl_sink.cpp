@@ -194,6 +194,10 @@ Status JsonlSink::write(const FrameResult& result) {
     append_bbox(line, d.bbox);
     line += ",\"score\":";
     append_fixed(line, d.score, 3);
+    if (d.class_id >= 0) {
+      line += ",\"class\":";
+      append_number(line, static_cast<std::uint64_t>(d.class_id));
+    }
     if (result.tracked) {
       line += ",\"track_id\":";
       append_number(line, static_cast<std::uint64_t>(d.track_id));

@@ -119,8 +119,8 @@ void BlazeFace::decode(int item, const LetterboxTransform& transform, int frame_
       const Point2 p1 = transform.to_frame(cx - half_w, cy - half_h);
       const Point2 p2 = transform.to_frame(cx + half_w, cy + half_h);
       d.bbox = {p1.x, p1.y, p2.x, p2.y};
-      d.keypoint_count = Detection::kMaxKeypoints;
-      for (int k = 0; k < Detection::kMaxKeypoints; ++k) {
+      d.keypoint_count = kKeypoints;
+      for (int k = 0; k < kKeypoints; ++k) {
         d.keypoints[k] = transform.to_frame(r[4 + 2 * k] + a.x * size, r[5 + 2 * k] + a.y * size);
       }
       candidates_.push_back(d);

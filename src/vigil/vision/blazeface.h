@@ -51,6 +51,7 @@ class BlazeFace final : public Detector {
  public:
   static constexpr int kAnchors = 896;
   static constexpr int kRegressors = 16;
+  static constexpr int kKeypoints = 6;
 
   // Loads the model with config.backend and checks it is a BlazeFace of this size.
   static Result<std::unique_ptr<BlazeFace>> create(const BlazeFaceConfig& config);

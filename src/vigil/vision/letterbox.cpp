@@ -59,8 +59,14 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
   const int h = std::min(size, std::max(1, static_cast<int>(std::lround(image.height * t.scale))));
   const int px = static_cast<int>(t.pad_x);
   const int py = static_cast<int>(t.pad_y);
-  const float mul = range == InputRange::minus_one_to_one ? 1.0f / 127.5f : 1.0f / 255.0f;
-  const float add = range == InputRange::minus_one_to_one ? -1.0f : 0.0f;
+  float mul = 1.0f / 255.0f, add = 0.0f;  // zero_to_one
+  if (range == InputRange::minus_one_to_one) {
+    mul = 1.0f / 127.5f;
+    add = -1.0f;
+  } else if (range == InputRange::insightface) {
+    mul = 1.0f / 128.0f;
+    add = -127.5f / 128.0f;
+  }
   const float pad_value = add;  // black
 
   // Padding only where the picture is not (the picture rows are written below).

@@ -24,7 +24,11 @@ struct LetterboxTransform {
 LetterboxTransform letterbox_transform(int frame_width, int frame_height, int size);
 
 // Value range the model expects.
-enum class InputRange { minus_one_to_one, zero_to_one };
+enum class InputRange {
+  minus_one_to_one,  // x / 127.5 - 1 (MediaPipe)
+  zero_to_one,       // x / 255 (Ultralytics)
+  insightface,       // (x - 127.5) / 128 (InsightFace detectors)
+};
 
 // Scratch planes reused from call to call (one per thread that pre-processes), so steady
 // state allocates nothing.
