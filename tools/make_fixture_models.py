@@ -14,6 +14,8 @@ compute by hand. The planted values are listed below and repeated in tests/visio
                        bbox_8 [12800,4], bbox_16 [3200,4], bbox_32 [800,4],
                        kps_8 [12800,10], kps_16 [3200,10], kps_32 [800,10]
   det_10g_batched.onnx input.1 [N,3,640,640] -> the same 9 outputs with a batch axis, [N,12800,1] ...
+  w600k_r50.onnx       input.1 [N,3,112,112] -> 683 [N,512]   (InsightFace ArcFace): the mean of each input
+                       channel through a planted 512x3 Gemm, W[k] = (sin k, cos k, sin 2k / 2), b[k] = (k mod 7) / 100
 
 usage: make_fixture_models.py OUT_DIR
 """
@@ -108,11 +110,29 @@ def scrfd(batch_axis):
     return planted_graph(name, "input.1", dims, outputs, batch_axis=batch_axis)
 
 
+def arcface():
+    k = np.arange(512, dtype=np.float64)
+    w = np.stack([np.sin(k), np.cos(k), 0.5 * np.sin(2 * k)], axis=1).astype(np.float32)  # [512, 3]
+    b = ((k % 7) / 100.0).astype(np.float32)
+    nodes = [helper.make_node("GlobalAveragePool", ["input.1"], ["gap"]),
+             helper.make_node("Flatten", ["gap"], ["flat"], axis=1),
+             helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["683"], transB=1)]
+    graph = helper.make_graph(nodes, "w600k_r50_fixture",
+                              [helper.make_tensor_value_info("input.1", TensorProto.FLOAT, ["None", 3, 112, 112])],
+                              [helper.make_tensor_value_info("683", TensorProto.FLOAT, ["None", 512])],
+                              [numpy_helper.from_array(w, "fc_w"), numpy_helper.from_array(b, "fc_b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], producer_name="vigil-fixture")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
 def main():
     out_dir = sys.argv[1]
     os.makedirs(out_dir, exist_ok=True)
     for file_name, model in (("yolo11n.onnx", yolo_detect()), ("yolov8n-pose.onnx", yolo_pose()),
-                             ("det_10g.onnx", scrfd(False)), ("det_10g_batched.onnx", scrfd(True))):
+                             ("det_10g.onnx", scrfd(False)), ("det_10g_batched.onnx", scrfd(True)),
+                             ("w600k_r50.onnx", arcface())):
         onnx.save(model, os.path.join(out_dir, file_name))
 
 

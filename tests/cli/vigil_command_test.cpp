@@ -227,7 +227,7 @@ TEST(VigilEvalTest, EvalFacesWithAWrongEmbedderExitsTwo) {
                                   test::data_file("models/blazeface_front_128_dyn.onnx") + " 2>&1 >/dev/null",
                               &output),
             2);
-  EXPECT_NE(output.find("not a 150x150 face descriptor model"), std::string::npos) << output;
+  EXPECT_NE(output.find("not a face embedder"), std::string::npos) << output;
 }
 
 // The acceptance check of tracking: on the rendered crossings scene (faces passing and

@@ -9,7 +9,7 @@ namespace {
 
 // A unit vector mostly along axis `axis`, tilted toward axis `toward` by `tilt` radians.
 Embedding unit(int axis, int toward = 1, float tilt = 0) {
-  Embedding e{};
+  Embedding e(128);
   e[static_cast<std::size_t>(axis)] = std::cos(tilt);
   e[static_cast<std::size_t>(toward)] += std::sin(tilt);
   return e;
@@ -29,7 +29,7 @@ TEST(GalleryTest, MatchesTheNearestNameAboveThresholdAndMargin) {
   EXPECT_GT(hit.margin, 0.5f);
   EXPECT_TRUE(g.match(unit(3), 0.9f, 0.05f).empty());  // nobody close
   // Half-way between ada and bob: similar enough to both, but no margin.
-  Embedding between{};
+  Embedding between(128);
   between[0] = between[1] = std::sqrt(0.5f);
   EXPECT_TRUE(g.match(between, 0.5f, 0.05f).empty());
 }

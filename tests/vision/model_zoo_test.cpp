@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "support/test_support.h"
 #include "vigil/core/frame.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil/vision/face_embedder.h"
 #include "vigil/vision/scrfd.h"
 #include "vigil/vision/yolo.h"
 
@@ -133,6 +135,67 @@ TEST(ScrfdTest, DecodesFacesAndKeypointsWithAndWithoutABatchAxis) {
   }
 }
 
+// The ArcFace fixture: the mean of each normalised input channel through W[k] = (sin k,
+// cos k, sin 2k / 2), b[k] = (k mod 7) / 100; vigil L2-normalises the result.
+Embedding arcface_fixture_embedding(float r, float g, float b) {
+  const float x[3] = {(r - 127.5f) / 127.5f, (g - 127.5f) / 127.5f, (b - 127.5f) / 127.5f};
+  Embedding e(512);
+  for (std::size_t k = 0; k < 512; ++k) {
+    const double kk = static_cast<double>(k);
+    e[k] = static_cast<float>(std::sin(kk) * x[0] + std::cos(kk) * x[1] + 0.5 * std::sin(2 * kk) * x[2] +
+                              static_cast<double>(k % 7) / 100.0);
+  }
+  l2_normalise(e);
+  return e;
+}
+
+TEST(ArcFaceTest, EmbedsNormalisedNchwChipsInto512D) {
+  auto embedder = FaceEmbedder::create({fixture("w600k_r50.onnx"), 4});
+  ASSERT_TRUE(embedder.ok()) << embedder.error().message;
+  EXPECT_EQ((*embedder)->family(), FaceEmbedder::Family::arcface);
+  EXPECT_EQ((*embedder)->dim(), 512u);
+  EXPECT_EQ((*embedder)->face_template().size, 112);
+  // Five uniform chips (a batch of 4, then 1), each a different colour.
+  const float colours[5][3] = {{200, 100, 50}, {0, 0, 0}, {255, 255, 255}, {30, 220, 90}, {127.5f, 10, 240}};
+  std::vector<float> chips;
+  for (const auto& c : colours) {
+    for (int p = 0; p < 112 * 112; ++p) chips.insert(chips.end(), {c[0], c[1], c[2]});
+  }
+  std::vector<Embedding> out;
+  ASSERT_TRUE((*embedder)->embed_chips(chips, 5, out).ok());
+  ASSERT_EQ(out.size(), 5u);
+  for (std::size_t i = 0; i < 5; ++i) {
+    const Embedding want = arcface_fixture_embedding(colours[i][0], colours[i][1], colours[i][2]);
+    ASSERT_EQ(out[i].size(), 512u);
+    for (std::size_t k = 0; k < 512; ++k) ASSERT_NEAR(out[i][k], want[k], 1e-5f) << "chip " << i << " value " << k;
+  }
+  // A face in a frame is aligned to InsightFace's 112x112 template: a grey frame gives a grey
+  // chip, so the embedding is the fixture's for that grey.
+  ByteStorage storage;
+  const Image frame = grey_frame(storage);
+  Detection face;
+  face.bbox = {600, 300, 700, 420};
+  face.keypoint_count = 4;
+  face.keypoints[0] = {620, 340};
+  face.keypoints[1] = {680, 340};
+  face.keypoints[2] = {650, 370};
+  face.keypoints[3] = {650, 400};
+  std::vector<float> chip(112 * 112 * 3);
+  FaceAligner aligner;
+  aligner.align(frame, face, chip.data(), arcface_face_template());
+  const float grey = chip[0];
+  for (const float v : chip) ASSERT_NEAR(v, grey, 1e-3f);
+  const FaceInput input{&frame, &face};
+  std::vector<FaceQuality> qualities;
+  ASSERT_TRUE((*embedder)->embed(std::span(&input, 1), out, qualities).ok());
+  const Embedding want = arcface_fixture_embedding(grey, grey, grey);
+  for (std::size_t k = 0; k < 512; ++k) ASSERT_NEAR(out[0][k], want[k], 1e-5f) << k;
+  // Descriptors of different models never match.
+  Embedding dlib(128);
+  dlib[0] = 1;
+  EXPECT_EQ(cosine(out[0], dlib), 0.0f);
+}
+
 // A model of another family gets an error naming what was expected and what the file has.
 TEST(ModelZooTest, AWrongModelIsAClearError) {
   YoloConfig yolo;
@@ -170,6 +233,14 @@ TEST(ModelZooTest, AWrongModelIsAClearError) {
   s = Scrfd::create(scrfd);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("[?,128,128,3]"), std::string::npos) << s.error().message;
+
+  auto embedder = FaceEmbedder::create({fixture("det_10g.onnx"), 4});
+  ASSERT_FALSE(embedder.ok());
+  EXPECT_NE(embedder.error().message.find("not a face embedder: expected 1 input [N,150,150,3] and 1 output [N,128] "
+                                          "(face-api's ResNet) or 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace); "
+                                          "the file has 1 input [1,3,640,640] and 9 outputs"),
+            std::string::npos)
+      << embedder.error().message;
 
   scrfd.model_path = fixture("det_10g.onnx");
   scrfd.max_batch = 4;  // the file takes one image

@@ -236,9 +236,9 @@ int eval_faces_command(const EvalFacesOptions& options) {
     std::size_t compared = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const auto& d = parsed["descriptors"][chip_names[i]];
-      if (!d.is_array() || d.size() != kEmbeddingDim) return eval_fail("reference: no descriptor for " + chip_names[i]);
-      Embedding e{};
-      for (std::size_t k = 0; k < kEmbeddingDim; ++k) e[k] = d[k].get<float>();
+      if (!d.is_array() || d.size() != batched[i].size()) return eval_fail("reference: no descriptor for " + chip_names[i]);
+      Embedding e(d.size());
+      for (std::size_t k = 0; k < d.size(); ++k) e[k] = d[k].get<float>();
       l2_normalise(e);
       min_cos = std::min(min_cos, cosine(e, batched[i]));
       ++compared;

@@ -9,13 +9,34 @@
 
 namespace vigil {
 
-// Face descriptor dimension (face-api's / dlib's ResNet). Fixed so a result's faces need no
-// allocation per face.
-inline constexpr int kEmbeddingDim = 128;
-using Embedding = std::array<float, kEmbeddingDim>;
+// A face descriptor: 128-D (face-api's / dlib's ResNet) or up to 512-D (ArcFace). Fixed
+// capacity, so a result's faces need no allocation per face.
+inline constexpr std::size_t kMaxEmbeddingDim = 512;
 
-// Dot product: the cosine similarity of two L2-normalised embeddings.
+class Embedding {
+ public:
+  Embedding() = default;
+  explicit Embedding(std::size_t dim) : dim_(dim < kMaxEmbeddingDim ? dim : kMaxEmbeddingDim) {}  // zeros
+
+  std::size_t size() const { return dim_; }
+  bool empty() const { return dim_ == 0; }
+  float& operator[](std::size_t i) { return values_[i]; }
+  float operator[](std::size_t i) const { return values_[i]; }
+  float* begin() { return values_.data(); }
+  float* end() { return values_.data() + dim_; }
+  const float* begin() const { return values_.data(); }
+  const float* end() const { return values_.data() + dim_; }
+
+ private:
+  std::array<float, kMaxEmbeddingDim> values_{};
+  std::size_t dim_ = 0;
+};
+
+// Dot product: the cosine similarity of two L2-normalised embeddings; 0 when their
+// dimensions differ (descriptors of different models are not comparable).
 float cosine(const Embedding& a, const Embedding& b);
+// sum += e; an empty sum takes e's dimension first.
+void accumulate(Embedding& sum, const Embedding& e);
 // Normalises in place to unit length; a zero vector stays zero.
 void l2_normalise(Embedding& e);
 inline Embedding l2_normalised(Embedding e) {

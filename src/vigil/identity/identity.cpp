@@ -59,7 +59,7 @@ Identity AnonymousClusters::assign(const Embedding& embedding) {
     best_similarity = 1.0f;
   } else {
     Embedding& sum = sums_[static_cast<std::size_t>(best)];
-    for (std::size_t i = 0; i < sum.size(); ++i) sum[i] += embedding[i];
+    accumulate(sum, embedding);
     centroids_[static_cast<std::size_t>(best)] = l2_normalised(sum);
   }
   Identity id;
@@ -87,7 +87,7 @@ bool TrackIdentities::update(std::uint64_t track_id, float quality, const Embedd
   Track& t = tracks_[track_id];
   ++t.embedded;
   t.best_quality = std::max(t.best_quality, quality);
-  for (std::size_t i = 0; i < t.sum.size(); ++i) t.sum[i] += embedding[i];
+  accumulate(t.sum, embedding);
   const Embedding mean = l2_normalised(t.sum);
   Identity next;
   if (gallery != nullptr && gallery->people() > 0) next = gallery->match(mean, config_.threshold, config_.margin);

@@ -74,20 +74,29 @@ const std::array<Point2, 4>& face_chip_template() {
   return points;
 }
 
-Similarity face_chip_transform(const Detection& detection, int chip_size) {
-  const float k = static_cast<float>(chip_size) / static_cast<float>(kFaceChipSize);
-  if (detection.keypoint_count >= 4) {
-    std::array<Point2, 4> dst = face_chip_template();
-    for (Point2& p : dst) p = {p.x * k, p.y * k};
-    return fit_similarity(std::span(detection.keypoints.data(), 4), dst);
-  }
-  // No keypoints: the box's width becomes the template's face width (100 of 150 pixels).
+const FaceTemplate& dlib_face_template() {
+  static const FaceTemplate face{kFaceChipSize, face_chip_template(), 100.0f};
+  return face;
+}
+
+const FaceTemplate& arcface_face_template() {
+  // arcface_dst: eyes (38.2946, 51.6963), (73.5318, 51.5014), nose (56.0252, 71.7366),
+  // mouth corners (41.5493, 92.3655), (70.7299, 92.2041).
+  static const FaceTemplate face{
+      112, {{{38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f}, {56.1396f, 92.2848f}}}, 74.0f};
+  return face;
+}
+
+Similarity face_chip_transform(const Detection& detection, const FaceTemplate& face) {
+  if (detection.keypoint_count >= 4) return fit_similarity(std::span(detection.keypoints.data(), 4), face.points);
+  // No keypoints: the box's width becomes the template's face width, centred.
   const BBox& b = detection.bbox;
   const float w = std::max(1.0f, b.width());
+  const float centre = static_cast<float>(face.size) * 0.5f;
   Similarity t;
-  t.a = 100.0f * k / w;
-  t.tx = 75.0f * k - t.a * (b.x1 + b.x2) * 0.5f;
-  t.ty = 75.0f * k - t.a * (b.y1 + b.y2) * 0.5f;
+  t.a = face.face_width / w;
+  t.tx = centre - t.a * (b.x1 + b.x2) * 0.5f;
+  t.ty = centre - t.a * (b.y1 + b.y2) * 0.5f;
   return t;
 }
 
@@ -111,9 +120,10 @@ FaceQuality face_quality_from_keypoints(const Detection& detection) {
   return q;
 }
 
-FaceQuality FaceAligner::align(const Image& image, const Detection& detection, float* dst, int chip_size) {
+FaceQuality FaceAligner::align(const Image& image, const Detection& detection, float* dst, const FaceTemplate& face) {
+  const int chip_size = face.size;
   FaceQuality q = face_quality_from_keypoints(detection);
-  const Similarity to_frame = face_chip_transform(detection, chip_size).inverse();
+  const Similarity to_frame = face_chip_transform(detection, face).inverse();
   // Shrinking a large face: average n x n bilinear samples per chip pixel (n = frame pixels
   // per chip pixel, at most 4) so the chip is not aliased.
   const float frame_per_chip = to_frame.scale();

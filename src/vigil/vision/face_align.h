@@ -35,9 +35,21 @@ inline constexpr int kFaceChipSize = 150;
 // Template points for BlazeFace's first four keypoints (right eye, left eye, nose, mouth).
 const std::array<Point2, 4>& face_chip_template();
 
+// Where an embedder expects the face: a square chip and the four keypoints' places in it.
+struct FaceTemplate {
+  int size = kFaceChipSize;
+  std::array<Point2, 4> points{};  // right eye, left eye, nose tip, mouth centre
+  float face_width = 100;          // the box's width in chip pixels when there are no keypoints
+};
+// dlib's chip (face-api's ResNet): 150x150, the points above.
+const FaceTemplate& dlib_face_template();
+// InsightFace's ArcFace chip: 112x112, its 5-point template (arcface_dst) with the mouth
+// corners' midpoint as the mouth centre.
+const FaceTemplate& arcface_face_template();
+
 // Frame-to-chip transform for a detection with at least four keypoints; from the box
-// (centred, face filling the template's eye-to-mouth span) when it has none.
-Similarity face_chip_transform(const Detection& detection, int chip_size = kFaceChipSize);
+// (centred, face filling the template's face width) when it has none.
+Similarity face_chip_transform(const Detection& detection, const FaceTemplate& face = dlib_face_template());
 
 // Face quality in [0, 1] for choosing which face of a track to embed:
 // score x size x sharpness x frontalness, each in [0, 1].
@@ -52,9 +64,10 @@ FaceQuality face_quality_from_keypoints(const Detection& detection);
 
 class FaceAligner {
  public:
-  // Writes the aligned chip as RGB floats in 0..255, NHWC (chip_size x chip_size x 3), into
+  // Writes the aligned chip as RGB floats in 0..255, NHWC (face.size x face.size x 3), into
   // dst, and returns the quality with sharpness measured on the chip's luma.
-  FaceQuality align(const Image& image, const Detection& detection, float* dst, int chip_size = kFaceChipSize);
+  FaceQuality align(const Image& image, const Detection& detection, float* dst,
+                    const FaceTemplate& face = dlib_face_template());
 
  private:
   std::vector<float> luma_;  // the chip's luma, for sharpness; kept between calls

@@ -1,10 +1,15 @@
-// FaceEmbedder: aligned face chips in, L2-normalised 128-D descriptors out, batched.
+// FaceEmbedder: aligned face chips in, L2-normalised descriptors out, batched.
 //
-// The model is face-api's face descriptor ResNet (dlib's architecture) rebuilt as ONNX by
-// tools/faceapi_recognition_onnx.py: input [N, 150, 150, 3] RGB in 0..255, output [N, 128].
-// Each face is aligned from the frame's planes (face_align.h) straight into the batch
-// tensor; faces beyond max_batch go in further model calls. Vectors come back normalised,
-// so cosine similarity is a dot product.
+// Two model families, told apart by the file's input:
+//   - face-api's face descriptor ResNet (dlib's architecture) rebuilt as ONNX by
+//     tools/faceapi_recognition_onnx.py: input [N, 150, 150, 3] RGB in 0..255, output
+//     [N, 128], dlib's chip template;
+//   - ArcFace-style models (InsightFace's w600k_r50.onnx, glintr100, ...): input
+//     [N, 3, 112, 112] RGB as (x - 127.5) / 127.5, output [N, D] (D <= 512, 512 for the
+//     buffalo packs), InsightFace's 5-point template.
+// Each face is aligned from the frame's planes (face_align.h) into the batch tensor; faces
+// beyond max_batch go in further model calls. Vectors come back normalised, so cosine
+// similarity is a dot product.
 //
 // Threading: one caller at a time (owns its backend, tensors and aligner).
 // Example config:
@@ -43,22 +48,33 @@ class FaceEmbedder {
 
   // embeddings[i] and qualities[i] belong to faces[i]. ceil(n / max_batch) model calls.
   Status embed(std::span<const FaceInput> faces, std::vector<Embedding>& embeddings, std::vector<FaceQuality>& qualities);
-  // Embeds chips already aligned (RGB 0..255, NHWC, 150x150): for tests and tools.
+  // Embeds chips already aligned (RGB 0..255, NHWC, face_template().size square): for tests
+  // and tools.
   Status embed_chips(std::span<const float> chips, std::size_t count, std::vector<Embedding>& embeddings);
 
   int max_batch() const { return config_.max_batch; }
+  enum class Family { dlib, arcface };
+  Family family() const { return family_; }
+  const FaceTemplate& face_template() const;
+  std::size_t dim() const { return dim_; }
   const FaceEmbedderConfig& config() const { return config_; }
   std::uint64_t calls() const { return calls_; }
   std::uint64_t items() const { return items_; }
 
  private:
-  FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> backend);
+  FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> backend, Family family, std::size_t dim);
   Status check_model();
+  // Model input for `count` chips now in chips_ (NHWC 0..255): the dlib family reads them
+  // as they are, ArcFace as normalised NCHW.
+  Tensor& model_input(std::size_t count);
   Status run(std::size_t count, Embedding* out);
 
   FaceEmbedderConfig config_;
   std::unique_ptr<Backend> backend_;
+  Family family_;
+  std::size_t dim_;
   FaceAligner aligner_;
+  Tensor chips_;
   Tensor input_;
   std::vector<Tensor> outputs_;
   std::uint64_t calls_ = 0;
