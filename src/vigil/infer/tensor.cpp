@@ -7,7 +7,9 @@ void Tensor::reshape(std::span<const std::int64_t> shape) {
   std::size_t n = 1;
   for (auto d : shape_) n *= static_cast<std::size_t>(d < 0 ? 0 : d);
   size_ = shape_.empty() ? 0 : n;
-  if (data_.size() < size_) data_.resize(size_);
+  // Slack after the last element: vectorised kernels (XNNPACK reads up to 16 bytes past an
+  // input's end) never touch memory the tensor does not own.
+  if (data_.size() < size_ + kSlack) data_.resize(size_ + kSlack);
 }
 
 std::string Tensor::shape_string() const {

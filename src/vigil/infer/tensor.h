@@ -34,6 +34,8 @@ class Tensor {
 
   std::string shape_string() const;  // "[8,256,256,3]"
 
+  static constexpr std::size_t kSlack = 16;  // floats allocated past the end
+
  private:
   std::vector<std::int64_t> shape_;
   std::size_t size_ = 0;

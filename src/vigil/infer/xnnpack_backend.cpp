@@ -14,7 +14,8 @@
 // are split into power-of-two chunks no larger than max_chunk, so at most log2(max batch) + 1
 // runtimes exist; pointers are bound once per buffer, so steady state neither allocates nor
 // re-plans. max_chunk is measured at load unless given: BlazeFace runs faster image by image
-// (its activations stay in cache), a ResNet faster in batches.
+// (its activations stay in cache), a ResNet faster in batches. XNNPACK may read up to
+// XNN_EXTRA_BYTES past an input; Tensor keeps that much slack.
 #include <pthreadpool.h>
 #include <xnnpack.h>
 
@@ -779,9 +780,9 @@ class XnnpackBackend final : public Backend {
         return Error{ErrorCode::invalid_argument, model_.path + ": output '" + o.name + "' " + dims_string(o.shape) +
                                                       " does not follow the batch of " + std::to_string(batch)};
       }
-      if (o.layout == Layout::nchw) rt->output_staging[i].resize(static_cast<std::size_t>(product(o.shape)));
+      if (o.layout == Layout::nchw) rt->output_staging[i].resize(static_cast<std::size_t>(product(o.shape)) + Tensor::kSlack);
     }
-    if (input_nchw_) rt->input_staging.resize(static_cast<std::size_t>(batch * input_item_size()));
+    if (input_nchw_) rt->input_staging.resize(static_cast<std::size_t>(batch * input_item_size()) + Tensor::kSlack);
     return runtimes_.emplace(batch, std::move(rt)).first->second.get();
   }
 
