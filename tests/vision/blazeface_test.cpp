@@ -57,11 +57,13 @@ Photo load_photo(int index) {
   return p;
 }
 
-std::unique_ptr<BlazeFace> make_detector(const std::string& model, int input_size, int max_batch) {
+std::unique_ptr<BlazeFace> make_detector(const std::string& model, int input_size, int max_batch,
+                                         BackendKind backend = BackendKind::automatic) {
   BlazeFaceConfig config;
   config.model_path = test::data_file("models/" + model);
   config.input_size = input_size;
   config.max_batch = max_batch;
+  config.backend = backend;
   auto detector = BlazeFace::create(config);
   EXPECT_TRUE(detector.ok()) << detector.error().message;
   return detector.ok() ? std::move(detector).value() : nullptr;
@@ -132,6 +134,45 @@ TEST_F(SamplePhotosTest, RecallAndPrecisionAtBatchOneAndEightAreEqualAndHigh) {
       EXPECT_NEAR(one_by_one[i][k].bbox.y2, together[i][k].bbox.y2, 0.05);
       EXPECT_NEAR(one_by_one[i][k].score, together[i][k].score, 1e-4);
     }
+  }
+}
+
+// The default backend (XNNPACK) finds what OpenCV DNN's fp32 path finds on real photos:
+// the same faces, boxes and keypoints within 1 px, scores within 0.02, for both models.
+TEST_F(SamplePhotosTest, XnnpackFindsWhatOpenCvFinds) {
+  for (const auto& [model, size] : {std::pair<std::string, int>{"blazeface_front_128_dyn.onnx", 128},
+                                    {"blazeface_back_256_dyn.onnx", 256}}) {
+    auto reference = make_detector(model, size, 8, BackendKind::opencv);
+    auto fast = make_detector(model, size, 8, BackendKind::xnnpack);
+    ASSERT_TRUE(reference && fast);
+    std::vector<const Image*> images;
+    for (const Photo& p : photos_) images.push_back(&p.image);
+    std::vector<Detections> want, got;
+    ASSERT_TRUE(reference->detect(images, want).ok());
+    ASSERT_TRUE(fast->detect(images, got).ok());
+    int faces = 0;
+    float worst_box = 0, worst_score = 0;
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      ASSERT_EQ(want[i].size(), got[i].size()) << model << " photo " << i + 1;
+      for (std::size_t k = 0; k < want[i].size(); ++k, ++faces) {
+        const Detection& a = want[i][k];
+        const Detection& b = got[i][k];
+        EXPECT_NEAR(a.score, b.score, 0.02) << model << " photo " << i + 1;
+        worst_score = std::max(worst_score, std::abs(a.score - b.score));
+        for (const auto& [x, y] : {std::pair{a.bbox.x1, b.bbox.x1}, {a.bbox.y1, b.bbox.y1}, {a.bbox.x2, b.bbox.x2},
+                                   {a.bbox.y2, b.bbox.y2}}) {
+          EXPECT_NEAR(x, y, 1.0) << model << " photo " << i + 1;
+          worst_box = std::max(worst_box, std::abs(x - y));
+        }
+        for (int p = 0; p < a.keypoint_count; ++p) {
+          EXPECT_NEAR(a.keypoints[p].x, b.keypoints[p].x, 1.0) << model << " photo " << i + 1;
+          EXPECT_NEAR(a.keypoints[p].y, b.keypoints[p].y, 1.0) << model << " photo " << i + 1;
+        }
+      }
+    }
+    EXPECT_GE(faces, 10) << model;  // the photos have 22 faces; each model finds most
+    std::printf("%s: %d faces, XNNPACK against OpenCV DNN: largest box difference %.4f px, score %.5f\n", model.c_str(),
+                faces, worst_box, worst_score);
   }
 }
 
