@@ -191,6 +191,61 @@ TEST_F(VigilCommandTest, BenchModelComparesBackendsInInterleavedRounds) {
   EXPECT_TRUE(j.contains("git_revision"));
 }
 
+// Two short rounds: each has the engine's figures, the references before and after it and
+// the naive loop's run; the summary has medians with their spread.
+TEST_F(VigilCommandTest, BenchPipelineRunsRoundsWithReferencesAndTheNaiveLoop) {
+  const std::string video = dir_.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(video, 50, 320, 240));
+  const std::string config = write_config(models_section() + "cameras:\n  - id: clip\n    source: {type: file, url: " +
+                                          video + ", loop: true}\n");
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " bench pipeline --config " + config +
+                                  " --seconds 1 --warmup 0.5 --reference-seconds 0.5 --repeat 2 --json 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto j = nlohmann::json::parse(output);
+  EXPECT_EQ(j["repeat"], 2);
+  ASSERT_EQ(j["rounds"].size(), 2u);
+  for (const auto& r : j["rounds"]) {
+    EXPECT_GT(r["pipeline_fps"].get<double>(), 0);
+    EXPECT_GT(r["references"]["model_only_cpu_ms_per_image"]["before"].get<double>(), 0);
+    EXPECT_GT(r["references"]["model_only_cpu_ms_per_image"]["after"].get<double>(), 0);
+    EXPECT_GT(r["references"]["decode_only_cpu_ms_per_frame"]["after"].get<double>(), 0);
+    EXPECT_EQ(r["naive"]["backend"], "opencv-dnn");
+    EXPECT_GT(r["naive"]["frames_per_s"].get<double>(), 0);
+    EXPECT_GT(r["vs_naive"]["throughput_ratio"].get<double>(), 0);
+  }
+  const auto& fps = j["summary"]["pipeline_fps"];
+  EXPECT_LE(fps["min"].get<double>(), fps["median"].get<double>());
+  EXPECT_LE(fps["median"].get<double>(), fps["max"].get<double>());
+  EXPECT_EQ(j["pipeline_fps"], fps["median"]);
+  EXPECT_GT(j["vs_naive_throughput"].get<double>(), 0);
+}
+
+TEST_F(VigilCommandTest, BenchNaiveRunsTheLoopAndRefusesModelsItCannotRun) {
+  const std::string video = dir_.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(video, 20, 320, 240));
+  const std::string config = write_config(models_section() + "cameras:\n  - id: clip\n    source: {type: file, url: " +
+                                          video + ", loop: true}\n");
+  std::string output;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " bench naive --config " + config +
+                                  " --seconds 0.5 --warmup 0.2 --json 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  const auto j = nlohmann::json::parse(output);
+  EXPECT_EQ(j["backend"], "opencv-dnn");
+  EXPECT_GT(j["frames_per_s"].get<double>(), 0);
+  EXPECT_GT(j["inferred_per_s"].get<double>(), 0);
+
+  const std::string yolo = write_config("models:\n  objects: {kind: yolo, path: " +
+                                        test::data_file("models/fixtures/yolo11n.onnx") +
+                                        "}\ncameras:\n  - id: clip\n    source: {type: file, url: " + video + "}\n");
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " bench naive --config " + yolo + " --seconds 0.5 2>&1", &output), 2);
+  EXPECT_NE(output.find("the naive loop runs BlazeFace models"), std::string::npos) << output;
+}
+
 TEST_F(VigilCommandTest, BenchModelOnAFileThatIsNotAModelFailsClearly) {
   std::string output;
   EXPECT_EQ(test::run_command(test::vigil_binary() + " bench model --model /etc/hostname --seconds 0.1 2>&1", &output), 2);

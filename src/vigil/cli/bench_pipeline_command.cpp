@@ -157,7 +157,7 @@ Result<References> measure_references(const EngineConfig& config, int workers, i
   set_inference_threads(threads);
   const ModelConfig& model = config.models.at(config.cameras.at(0).detect.model);
   VIGIL_RETURN_IF_ERROR(measure_model(model, workers, batch, seconds, r));
-  auto decode = measure_decode(config.cameras, render_threads, std::max(2.0, seconds));
+  auto decode = measure_decode(config.cameras, render_threads, seconds);
   if (!decode.ok()) return decode.error();
   r.decode_cpu_s_per_frame = *decode;
   return r;
