@@ -726,8 +726,11 @@ struct Runtime {
   xnn_runtime_t runtime = nullptr;
   std::int64_t batch = 0;
   std::vector<OutputBinding> outputs;
-  std::vector<float> input_staging;                 // when the input is transposed on the way in
-  std::vector<std::vector<float>> output_staging;   // per output left NCHW
+  // Fixed buffers the runtime is bound to when the call's own tensors cannot be: the input
+  // transposed on the way in, outputs left NCHW, and the chunks of a split batch (binding
+  // each chunk's place in the caller's tensors would re-run xnn_setup_runtime every chunk).
+  std::vector<float> input_staging;
+  std::vector<std::vector<float>> output_staging;
   std::vector<xnn_external_value> bound;            // pointers the runtime was last set up with
 
   Runtime() = default;
@@ -780,9 +783,9 @@ class XnnpackBackend final : public Backend {
         return Error{ErrorCode::invalid_argument, model_.path + ": output '" + o.name + "' " + dims_string(o.shape) +
                                                       " does not follow the batch of " + std::to_string(batch)};
       }
-      if (o.layout == Layout::nchw) rt->output_staging[i].resize(static_cast<std::size_t>(product(o.shape)) + Tensor::kSlack);
+      rt->output_staging[i].resize(static_cast<std::size_t>(product(o.shape)) + Tensor::kSlack);
     }
-    if (input_nchw_) rt->input_staging.resize(static_cast<std::size_t>(batch * input_item_size()) + Tensor::kSlack);
+    rt->input_staging.resize(static_cast<std::size_t>(batch * input_item_size()) + Tensor::kSlack);
     return runtimes_.emplace(batch, std::move(rt)).first->second.get();
   }
 
@@ -810,7 +813,7 @@ class XnnpackBackend final : public Backend {
         }
         shaped = true;
       }
-      VIGIL_RETURN_IF_ERROR(run_chunk(r, input, done, outputs));
+      VIGIL_RETURN_IF_ERROR(run_chunk(r, input, done, outputs, chunk == batch));
       done += chunk;
     }
     return {};
@@ -862,12 +865,17 @@ class XnnpackBackend final : public Backend {
     return {};
   }
 
-  Status run_chunk(Runtime& r, const Tensor& input, std::int64_t first, std::vector<Tensor>& outputs) {
+  // Runs items [first, first + r.batch) of the call; `whole`: they are the whole call, so
+  // the runtime can read and write the caller's tensors (reused from call to call) directly.
+  Status run_chunk(Runtime& r, const Tensor& input, std::int64_t first, std::vector<Tensor>& outputs, bool whole) {
     const std::int64_t item = input_item_size();
     const float* in = input.data() + first * item;
     if (input_nchw_) {
       const auto& d = model_.inputs[0].dims;
       nchw_to_nhwc(in, r.input_staging.data(), r.batch, d[1], d[2] * d[3]);
+      in = r.input_staging.data();
+    } else if (!whole) {
+      std::copy_n(in, r.batch * item, r.input_staging.data());
       in = r.input_staging.data();
     }
     std::array<xnn_external_value, 16> wanted{};
@@ -875,8 +883,9 @@ class XnnpackBackend final : public Backend {
     if (count > wanted.size()) return Error{ErrorCode::invalid_argument, model_.path + ": more than 15 outputs"};
     wanted[0] = {0, const_cast<float*>(in)};
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
-      float* dst = r.outputs[i].layout == Layout::nchw ? r.output_staging[i].data()
-                                                       : outputs[i].data() + first * static_cast<std::int64_t>(outputs[i].item_size());
+      const bool staged = r.outputs[i].layout == Layout::nchw || !whole;
+      float* dst = staged ? r.output_staging[i].data()
+                          : outputs[i].data() + first * static_cast<std::int64_t>(outputs[i].item_size());
       wanted[i + 1] = {r.outputs[i].external_id, dst};
     }
     const bool same = r.bound.size() == count && std::equal(r.bound.begin(), r.bound.end(), wanted.begin(), [](const auto& a, const auto& b) {
@@ -892,10 +901,13 @@ class XnnpackBackend final : public Backend {
       return Error{ErrorCode::internal, model_.path + ": xnnpack: inference failed"};
     }
     for (std::size_t i = 0; i < r.outputs.size(); ++i) {
-      if (r.outputs[i].layout != Layout::nchw) continue;
+      float* dst = outputs[i].data() + first * static_cast<std::int64_t>(outputs[i].item_size());
       const auto& s = r.outputs[i].shape;
-      nhwc_to_nchw(r.output_staging[i].data(), outputs[i].data() + first * static_cast<std::int64_t>(outputs[i].item_size()),
-                   s[0], s[1], s[2] * s[3]);
+      if (r.outputs[i].layout == Layout::nchw) {
+        nhwc_to_nchw(r.output_staging[i].data(), dst, s[0], s[1], s[2] * s[3]);
+      } else if (!whole) {
+        std::copy_n(r.output_staging[i].data(), product(s), dst);
+      }
     }
     return {};
   }
