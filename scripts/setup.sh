@@ -11,7 +11,7 @@ packages=(
   libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libeigen3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libxnnpack-dev libpthreadpool-dev libonnx-dev libprotobuf-dev
+  libxnnpack-dev libpthreadpool-dev libdnnl-dev libonnx-dev libprotobuf-dev
   python3 python3-onnx python3-numpy opencv-doc nodejs npm
 )
 

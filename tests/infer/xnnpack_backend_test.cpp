@@ -113,16 +113,17 @@ TEST(XnnpackBackendTest, AMissingFileOrNotAModelIsAClearError) {
   }
 }
 
-TEST(XnnpackBackendTest, AutomaticPicksXnnpackForTheShippedModels) {
+// oneDNN is the fastest on each of them (BENCHMARKS.md), XNNPACK next.
+TEST(XnnpackBackendTest, AutomaticPicksOnednnForTheShippedModels) {
   for (const ShippedModel& m : shipped_models()) {
     auto backend = create_backend({test::data_file(m.file), m.outputs, BackendKind::automatic});
     ASSERT_TRUE(backend.ok()) << backend.error().message;
-    EXPECT_EQ((*backend)->name(), "xnnpack") << m.file;
+    EXPECT_EQ((*backend)->name(), "onednn") << m.file;
   }
 }
 
 TEST(BackendKindTest, NamesRoundTripAndUnknownNamesAreErrors) {
-  for (const BackendKind kind : {BackendKind::automatic, BackendKind::opencv, BackendKind::xnnpack}) {
+  for (const BackendKind kind : {BackendKind::automatic, BackendKind::opencv, BackendKind::xnnpack, BackendKind::onednn}) {
     auto parsed = parse_backend_kind(to_string(kind));
     ASSERT_TRUE(parsed.ok());
     EXPECT_EQ(*parsed, kind);
@@ -130,6 +131,18 @@ TEST(BackendKindTest, NamesRoundTripAndUnknownNamesAreErrors) {
   auto bad = parse_backend_kind("tensorrt");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().message.find("unknown backend 'tensorrt'"), std::string::npos);
+  ASSERT_TRUE(parse_precision("bf16").ok());
+  EXPECT_EQ(*parse_precision(to_string(Precision::fp32)), Precision::fp32);
+  EXPECT_FALSE(parse_precision("int4").ok());
+}
+
+// Only oneDNN runs bf16; asking another backend for it is an error, not a silent fp32.
+TEST(BackendKindTest, Bf16OnABackendWithoutItIsAnError) {
+  BackendOptions options{test::data_file(shipped_models()[0].file), shipped_models()[0].outputs, BackendKind::xnnpack};
+  options.precision = Precision::bf16;
+  auto backend = create_backend(options);
+  ASSERT_FALSE(backend.ok());
+  EXPECT_NE(backend.error().message.find("precision bf16 needs backend onednn"), std::string::npos) << backend.error().message;
 }
 
 }  // namespace

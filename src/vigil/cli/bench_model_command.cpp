@@ -92,8 +92,12 @@ int bench_model_command(const BenchModelOptions& options) {
     auto& slot = loaded[{s.backend, s.threads}];
     if (slot) continue;
     set_inference_threads(s.threads);
-    auto kind = parse_backend_kind(s.backend);
-    auto backend = kind.ok() ? create_backend({options.model_path, {}, *kind}) : Result<std::unique_ptr<Backend>>(kind.error());
+    // "onednn-bf16": oneDNN at bf16 precision.
+    const bool bf16 = s.backend.ends_with("-bf16");
+    auto kind = parse_backend_kind(bf16 ? s.backend.substr(0, s.backend.size() - 5) : s.backend);
+    BackendOptions backend_options{options.model_path, {}, kind.ok() ? *kind : BackendKind::automatic};
+    backend_options.precision = bf16 ? Precision::bf16 : Precision::fp32;
+    auto backend = kind.ok() ? create_backend(backend_options) : Result<std::unique_ptr<Backend>>(kind.error());
     if (!backend.ok()) {
       std::fprintf(stderr, "vigil: error: %s: %s\n", s.backend.c_str(), backend.error().message.c_str());
       return 2;

@@ -65,7 +65,7 @@ Status measure_model(const ModelConfig& model, int workers, int batch, double se
   };
   std::vector<Instance> instances(static_cast<std::size_t>(workers));
   for (std::size_t w = 0; w < instances.size(); ++w) {
-    auto backend = create_backend({model.model_path(), {}, model.backend()});
+    auto backend = create_backend({model.model_path(), {}, model.backend(), 0, model.precision()});
     if (!backend.ok()) return backend.error();
     instances[w].backend = std::move(backend).value();
     instances[w].input.reshape(dims);

@@ -179,13 +179,18 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
 
 ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   Fields f(node, path,
-           {"kind", "path", "backend", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
+           {"kind", "path", "backend", "precision", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
   ModelConfig m;
   m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "scrfd", "yolo", "yolo_pose", "face_embedder"},
                   f.child_path("kind"));
   const BackendKind backend =
-      *parse_backend_kind(one_of(f.get<std::string>("backend", "auto"), {"auto", "opencv", "xnnpack"}, f.child_path("backend")));
+      *parse_backend_kind(one_of(f.get<std::string>("backend", "auto"), {"auto", "opencv", "xnnpack", "onednn"}, f.child_path("backend")));
   m.blazeface.backend = m.embedder.backend = m.yolo.backend = m.scrfd.backend = backend;
+  const Precision precision = *parse_precision(one_of(f.get<std::string>("precision", "fp32"), {"fp32", "bf16"}, f.child_path("precision")));
+  if (precision == Precision::bf16 && backend != BackendKind::automatic && backend != BackendKind::onednn) {
+    fail(f.child_path("precision"), "bf16 runs on backend onednn (or auto), not " + std::string(to_string(backend)));
+  }
+  m.blazeface.precision = m.embedder.precision = m.yolo.precision = m.scrfd.precision = precision;
   const std::string model_path = expand_path(f.required<std::string>("path"));
   if (m.kind == "face_embedder") {
     for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {

@@ -25,9 +25,10 @@ int main(int argc, char** argv) {
       "model", "model-only speed: each backend x threads x batch on a prepared batch, in interleaved rounds");
   bench_model->add_option("-m,--model", model.model_path, "ONNX model (its input shape is read from the file)")
       ->capture_default_str();
-  bench_model->add_option("--backend", model.backends, "backends to compare (opencv, xnnpack; comma-separate)")
+  bench_model->add_option("--backend", model.backends,
+                          "backends to compare (opencv, xnnpack, onednn, onednn-bf16; comma-separate)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"opencv", "xnnpack"}));
+      ->check(CLI::IsMember({"opencv", "xnnpack", "onednn", "onednn-bf16"}));
   bench_model->add_option("-b,--batch", model.batches, "batch sizes to measure (repeat or comma-separate)")
       ->delimiter(',')
       ->check(CLI::Range(1, 1024));

@@ -9,30 +9,47 @@ std::string_view to_string(BackendKind kind) {
     case BackendKind::automatic: return "auto";
     case BackendKind::opencv: return "opencv";
     case BackendKind::xnnpack: return "xnnpack";
+    case BackendKind::onednn: return "onednn";
   }
   return "auto";
 }
 
+std::string_view to_string(Precision precision) { return precision == Precision::bf16 ? "bf16" : "fp32"; }
+
+Result<Precision> parse_precision(std::string_view text) {
+  if (text == "fp32") return Precision::fp32;
+  if (text == "bf16") return Precision::bf16;
+  return Error{ErrorCode::invalid_argument, "unknown precision '" + std::string(text) + "' (fp32 or bf16)"};
+}
+
 Result<BackendKind> parse_backend_kind(std::string_view text) {
-  for (const BackendKind kind : {BackendKind::automatic, BackendKind::opencv, BackendKind::xnnpack}) {
+  for (const BackendKind kind : {BackendKind::automatic, BackendKind::opencv, BackendKind::xnnpack, BackendKind::onednn}) {
     if (text == to_string(kind)) return kind;
   }
-  return Error{ErrorCode::invalid_argument, "unknown backend '" + std::string(text) + "' (auto, opencv or xnnpack)"};
+  return Error{ErrorCode::invalid_argument, "unknown backend '" + std::string(text) + "' (auto, opencv, xnnpack or onednn)"};
 }
 
 void set_inference_threads(int threads) {
   set_opencv_threads(threads);
   set_xnnpack_threads(threads);
+  set_onednn_threads(threads);
 }
 
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
+  if (options.precision != Precision::fp32 && options.kind != BackendKind::automatic && options.kind != BackendKind::onednn) {
+    return Error{ErrorCode::invalid_argument, "precision " + std::string(to_string(options.precision)) + " needs backend onednn, not " +
+                                                  std::string(to_string(options.kind))};
+  }
   switch (options.kind) {
     case BackendKind::opencv: return create_opencv_backend(options);
     case BackendKind::xnnpack: return create_xnnpack_backend(options);
+    case BackendKind::onednn: return create_onednn_backend(options);
     case BackendKind::automatic: break;
   }
-  auto fast = create_xnnpack_backend(options);
-  if (fast.ok() || fast.error().code == ErrorCode::not_found) return fast;
+  auto onednn = create_onednn_backend(options);
+  if (onednn.ok() || onednn.error().code == ErrorCode::not_found || options.precision != Precision::fp32) return onednn;
+  auto xnnpack = create_xnnpack_backend(options);
+  if (xnnpack.ok()) return xnnpack;
   return create_opencv_backend(options);
 }
 

@@ -1,8 +1,8 @@
 // Backend: runs one model on a batch.
 //
 // A Backend wraps one loaded model in one inference library: OpenCV DNN (the reference, runs
-// any ONNX graph OpenCV can read) or XNNPACK (vigil lowers the ONNX graph into an XNNPACK
-// subgraph; faster on the convolutional models vigil ships, see BENCHMARKS.md). It is not thread-safe: one caller at a time (the scheduler gives each model
+// any ONNX graph OpenCV can read), oneDNN or XNNPACK (vigil lowers the ONNX graph into their
+// primitives; faster on the convolutional models vigil ships, see BENCHMARKS.md). It is not thread-safe: one caller at a time (the scheduler gives each model
 // instance to one worker at a time). Inputs are batched along the first axis; outputs come
 // back in the order of output_names(), resized as needed and reused between calls.
 //
@@ -21,13 +21,25 @@
 namespace vigil {
 
 enum class BackendKind {
-  automatic,  // XNNPACK where it can run the graph, else OpenCV DNN
+  automatic,  // oneDNN where it can run the graph, else XNNPACK, else OpenCV DNN
   opencv,
   xnnpack,
+  onednn,
 };
 
-std::string_view to_string(BackendKind kind);                  // "auto", "opencv", "xnnpack"
+std::string_view to_string(BackendKind kind);                  // "auto", "opencv", "xnnpack", "onednn"
 Result<BackendKind> parse_backend_kind(std::string_view text);  // the same names
+
+// The number format between a model's float32 input and outputs. bf16 (oneDNN on CPUs with
+// AVX512_BF16) halves the memory traffic and doubles the multiply rate; see BENCHMARKS.md for
+// its agreement with fp32.
+enum class Precision { fp32, bf16 };
+
+// Whether this CPU computes bf16 natively (AVX512_BF16 or AMX), as precision bf16 requires.
+bool cpu_runs_bf16();
+
+std::string_view to_string(Precision precision);              // "fp32", "bf16"
+Result<Precision> parse_precision(std::string_view text);      // the same names
 
 struct BackendOptions {
   std::string model_path;
@@ -37,6 +49,8 @@ struct BackendOptions {
   // at load (batch 4 against four calls of 1: small convolutional models often run faster
   // image by image, their activations staying in cache).
   int max_chunk = 0;
+  // bf16 is only run by oneDNN (automatic then means oneDNN, and fails where it cannot).
+  Precision precision = Precision::fp32;
 };
 
 class Backend {
@@ -58,6 +72,10 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
 
 // Loads an ONNX model into OpenCV's DNN module (CPU).
 Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& options);
+
+// Lowers an ONNX model into a sequence of oneDNN primitives (CPU); invalid_argument names the
+// first operator or shape it cannot lower, or says the CPU cannot run the precision.
+Result<std::unique_ptr<Backend>> create_onednn_backend(const BackendOptions& options);
 
 // Lowers an ONNX model into an XNNPACK subgraph (CPU); invalid_argument names the first
 // operator or shape it cannot lower.

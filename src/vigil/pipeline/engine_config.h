@@ -36,6 +36,7 @@ struct ModelConfig {
     return blazeface.model_path;
   }
   BackendKind backend() const { return blazeface.backend; }  // the loader sets every kind's alike
+  Precision precision() const { return blazeface.precision; }
   int max_batch() const {
     if (kind == "face_embedder") return embedder.max_batch;
     if (kind == "yolo" || kind == "yolo_pose") return yolo.max_batch;

@@ -40,6 +40,7 @@ struct BlazeFaceConfig {
   int max_batch = 8;
   InputRange range = InputRange::minus_one_to_one;
   BackendKind backend = BackendKind::automatic;
+  Precision precision = Precision::fp32;  // bf16: oneDNN only
 };
 
 struct Anchor {

@@ -33,6 +33,7 @@ struct FaceEmbedderConfig {
   std::string model_path;
   int max_batch = 16;
   BackendKind backend = BackendKind::automatic;
+  Precision precision = Precision::fp32;  // bf16: oneDNN only
 };
 
 // One face to embed: the frame it is in and its detection (keypoints align it).

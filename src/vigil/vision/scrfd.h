@@ -39,6 +39,7 @@ struct ScrfdConfig {
   float nms_iou = 0.4f;
   int max_batch = 1;
   BackendKind backend = BackendKind::automatic;
+  Precision precision = Precision::fp32;  // bf16: oneDNN only
 };
 
 class Scrfd final : public Detector {

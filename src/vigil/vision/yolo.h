@@ -37,6 +37,7 @@ struct YoloConfig {
   float nms_iou = 0.7f;
   int max_batch = 1;
   BackendKind backend = BackendKind::automatic;
+  Precision precision = Precision::fp32;  // bf16: oneDNN only
 };
 
 class Yolo final : public Detector {
