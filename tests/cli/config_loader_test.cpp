@@ -229,6 +229,15 @@ TEST(ConfigLoaderTest, BadBackendsKindsAndFaceSettingsNameTheField) {
   EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    backend: tensorrt\n"))
                 .find("models.faces.backend"),
             std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    precision: int4\n")).find("models.faces.precision"),
+            std::string::npos);
+  EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    backend: xnnpack\n    precision: bf16\n"))
+                .find("bf16 runs on backend onednn"),
+            std::string::npos);
+  auto bf16 = parse_config(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    backend: onednn\n    precision: bf16\n"), "test.yaml");
+  ASSERT_TRUE(bf16.ok()) << bf16.error().message;
+  EXPECT_EQ(bf16->models.at("faces").precision(), Precision::bf16);
+  EXPECT_EQ(bf16->models.at("faces").backend(), BackendKind::onednn);
   EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolov5\n")).find("models.faces.kind"),
             std::string::npos);
   EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolo\n    nms: weighted\n"))

@@ -62,8 +62,8 @@ int main(int argc, char** argv) {
   bench_pipeline->add_option("-r,--repeat", pipeline.repeat, "rounds; figures are medians with their spread")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
-  bench_pipeline->add_option("--naive", pipeline.naive, "the naive loop's backend each round (opencv, xnnpack), or none")
-      ->check(CLI::IsMember({"opencv", "xnnpack", "none"}))
+  bench_pipeline->add_option("--naive", pipeline.naive, "the naive loop's backend each round (opencv, xnnpack, onednn), or none")
+      ->check(CLI::IsMember({"opencv", "xnnpack", "onednn", "none"}))
       ->capture_default_str();
   bench_pipeline->add_flag("--json", pipeline.json, "one-line JSON");
 
@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
   bench_naive->add_option("--warmup", naive.warmup_s, "seconds before measuring")
       ->check(CLI::Range(0.0, 600.0))
       ->capture_default_str();
-  bench_naive->add_option("--backend", naive.backend, "the loop's model library (opencv, xnnpack)")
-      ->check(CLI::IsMember({"opencv", "xnnpack"}))
+  bench_naive->add_option("--backend", naive.backend, "the loop's model library (opencv, xnnpack, onednn)")
+      ->check(CLI::IsMember({"opencv", "xnnpack", "onednn"}))
       ->capture_default_str();
   bench_naive->add_flag("--json", naive.json, "one-line JSON");
 
