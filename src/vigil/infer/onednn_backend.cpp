@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <set>
 
@@ -402,6 +403,25 @@ class Lowering {
     return p;
   }
 
+  // For a convolution output read only by an Add: that Add and its other operand, when the
+  // operand is computed already, has the convolution's dims and type, lives in vigil's own
+  // buffer (not the one the convolution reads) and nothing reads that buffer after the Add.
+  std::optional<std::pair<const OnnxNode*, Value>> residual_operand(const std::string& output, const Dims& dims, int src_buffer) const {
+    if (is_output(output)) return std::nullopt;
+    const auto readers = consumers_.find(output);
+    if (readers == consumers_.end() || readers->second.size() != 1) return std::nullopt;
+    const int at = readers->second[0];
+    const OnnxNode& add = model_.nodes[static_cast<std::size_t>(at)];
+    if (add.op != "Add" || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1] || is_output(add.outputs.at(0))) return std::nullopt;
+    const std::string& other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0];
+    const auto it = values_.find(other);
+    if (it == values_.end() || it->second.buffer < 0 || it->second.buffer == src_buffer) return std::nullopt;
+    const Value& v = it->second;
+    if (v.md.dims() != dims || v.md.data_type() != compute_ || !is_strided(v.md)) return std::nullopt;
+    if (buffers_[static_cast<std::size_t>(v.buffer)].last_use > at) return std::nullopt;
+    return std::make_pair(&add, v);
+  }
+
   Status conv(const OnnxNode& node) {
     auto x = spatial_input(node);
     if (!x.ok()) return x.error();
@@ -442,20 +462,47 @@ class Lowering {
     const memory::desc weights_any(weight_dims, compute_, Tag::any);
     const memory::desc bias_md({out_c}, DataType::f32, Tag::a);
     const memory::desc dst_any({xd[0], out_c, oh, ow}, compute_, Tag::any);
-    dnnl::post_ops ops;
-    const std::string result_name = fuse_activation(node.outputs.at(0), ops);
-    const dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x->md,
-                                               weights_any, bias_md, dst_any, {stride[0], stride[1]},
-                                               {dilation[0] - 1, dilation[1] - 1}, {pt, pl}, {pb, pr});
-    const dnnl::convolution_forward::primitive_desc pd(desc, attr(ops), cpu_engine());
-    const memory weights = weights_.get(node.inputs[1], pd.weights_desc(), plain_desc(weight_dims, DataType::f32), w->floats.data());
+    const Dims out_dims{xd[0], out_c, oh, ow};
+    const auto make_desc = [&](const memory::desc& dst) {
+      return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x->md,
+                                             weights_any, bias_md, dst, {stride[0], stride[1]},
+                                             {dilation[0] - 1, dilation[1] - 1}, {pt, pl}, {pb, pr});
+    };
+    // A residual Add whose other operand is not read after it: the convolution accumulates
+    // into that operand's buffer (a sum post-op) instead of a separate pass over both.
+    std::optional<dnnl::convolution_forward::primitive_desc> pd;
+    std::string result_name;
+    Value out;
+    if (const auto residual = residual_operand(node.outputs.at(0), out_dims, x->buffer); residual) {
+      dnnl::post_ops ops;
+      ops.append_sum(1.0f);
+      const OnnxNode& add = *residual->first;
+      const std::string name = fuse_activation(add.outputs.at(0), ops);
+      try {
+        pd.emplace(make_desc(residual->second.md), attr(ops), cpu_engine());
+        skipped_[static_cast<std::size_t>(&add - model_.nodes.data())] = true;
+        result_name = name;
+        out = residual->second;
+        share(result_name, out);
+      } catch (const dnnl::error&) {
+        // Not offered for this layout: the Add runs on its own (and its activation with it).
+        if (name != add.outputs.at(0)) skipped_[static_cast<std::size_t>(fusable_activation(add.outputs.at(0)) - model_.nodes.data())] = false;
+        pd.reset();
+      }
+    }
+    if (!pd) {
+      dnnl::post_ops ops;
+      result_name = fuse_activation(node.outputs.at(0), ops);
+      pd.emplace(make_desc(dst_any), attr(ops), cpu_engine());
+      out = allocate(result_name, pd->dst_desc());
+    }
+    const memory weights = weights_.get(node.inputs[1], pd->weights_desc(), plain_desc(weight_dims, DataType::f32), w->floats.data());
     memory bias_memory(bias_md, cpu_engine());
     std::memcpy(bias_memory.get_data_handle(), bias.data(), bias.size() * sizeof(float));
-    const Value out = allocate(result_name, pd.dst_desc());
-    add_step<dnnl::convolution_forward>(pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)},
-                                             {DNNL_ARG_WEIGHTS, constant_ref(weights)},
-                                             {DNNL_ARG_BIAS, constant_ref(bias_memory)},
-                                             {DNNL_ARG_DST, ref(out.md, out.buffer)}});
+    add_step<dnnl::convolution_forward>(*pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)},
+                                              {DNNL_ARG_WEIGHTS, constant_ref(weights)},
+                                              {DNNL_ARG_BIAS, constant_ref(bias_memory)},
+                                              {DNNL_ARG_DST, ref(out.md, out.buffer)}});
     values_[result_name] = out;
     return {};
   }
