@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
+
+#include "vigil/vision/yuv.h"
 
 namespace vigil {
 namespace {
@@ -57,6 +60,60 @@ TEST(LetterboxTest, YuvAndBgrGiveTheSameColour) {
   ASSERT_GT(t.pad_y, 0);
   EXPECT_FLOAT_EQ(a[0], -1.0f);
   EXPECT_FLOAT_EQ(b[0], -1.0f);
+}
+
+// A video-range frame already at the model's width takes no resize, so every model pixel is
+// the BT.601 conversion of its own luma and of the chroma sample at (x/2, y/2): the
+// vectorised path (even size, video range) and the per-pixel path (full range) must both
+// give it, within the rounding of 8-bit RGB.
+TEST(LetterboxTest, EveryPixelIsTheBt601ConversionOfItsSamples) {
+  for (const bool full_range : {false, true}) {
+    for (const PixelFormat format : {PixelFormat::yuv420p, PixelFormat::nv12}) {
+      const int w = 128, h = 64;
+      ByteStorage storage;
+      Image image = storage.allocate(format, w, h);
+      image.full_range = full_range;
+      auto* luma = const_cast<std::uint8_t*>(image.planes[0].data);
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) luma[y * image.planes[0].stride + x] = static_cast<std::uint8_t>(16 + (x * 7 + y * 3) % 220);
+      }
+      auto cb = [](int x, int y) { return static_cast<std::uint8_t>(40 + (x * 5 + y) % 180); };
+      auto cr = [](int x, int y) { return static_cast<std::uint8_t>(30 + (x + y * 9) % 190); };
+      for (int y = 0; y < h / 2; ++y) {
+        for (int x = 0; x < w / 2; ++x) {
+          if (format == PixelFormat::nv12) {
+            auto* row = const_cast<std::uint8_t*>(image.planes[1].data) + y * image.planes[1].stride;
+            row[2 * x] = cb(x, y);
+            row[2 * x + 1] = cr(x, y);
+          } else {
+            const_cast<std::uint8_t*>(image.planes[1].data)[y * image.planes[1].stride + x] = cb(x, y);
+            const_cast<std::uint8_t*>(image.planes[2].data)[y * image.planes[2].stride + x] = cr(x, y);
+          }
+        }
+      }
+      std::vector<float> out(w * w * 3);
+      LetterboxScratch scratch;
+      const LetterboxTransform t = letterbox_rgb(image, w, InputRange::zero_to_one, out.data(), scratch);
+      ASSERT_FLOAT_EQ(t.scale, 1.0f);
+      const YuvToRgb k = YuvToRgb::for_range(full_range);
+      double worst = 0;
+      for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w; ++x) {
+          const float l = k.cy * (static_cast<float>(luma[y * image.planes[0].stride + x]) - k.y_offset);
+          const float u = static_cast<float>(cb(x / 2, y / 2)) - 128.0f;
+          const float v = static_cast<float>(cr(x / 2, y / 2)) - 128.0f;
+          const float rgb[3] = {l + k.cr_r * v, l + k.cb_g * u + k.cr_g * v, l + k.cb_b * u};
+          for (int c = 0; c < 3; ++c) {
+            const float expected = std::clamp(rgb[c], 0.0f, 255.0f) / 255.0f;
+            const float got = out[((y + static_cast<int>(t.pad_y)) * w + x) * 3 + c];
+            worst = std::max(worst, static_cast<double>(std::abs(got - expected)));
+          }
+        }
+      }
+      EXPECT_LE(worst, 1.5 / 255) << (full_range ? "full" : "video") << " range, "
+                                   << (format == PixelFormat::nv12 ? "nv12" : "yuv420p");
+    }
+  }
 }
 
 TEST(LetterboxTest, ZeroToOneRange) {

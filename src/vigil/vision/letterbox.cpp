@@ -33,6 +33,7 @@ void resize_into(const cv::Mat& src, cv::Mat& dst, int width, int height, cv::Ma
 
 struct LetterboxScratch::Planes {
   cv::Mat y, u, v, uv, bgr;
+  cv::Mat i420, rgb;  // the fast path: resized planes laid out as one I420 image, then RGB
   // Intermediate halvings, one pair per plane so their sizes never change between calls
   // (steady state allocates nothing).
   cv::Mat halves_y[2], halves_u[2], halves_v[2], halves_uv[2], halves_bgr[2];
@@ -91,6 +92,33 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
         out[2] = in[0] * mul + add;
       }
     }
+    return t;
+  }
+
+  if (!image.full_range && w % 2 == 0 && h % 2 == 0) {
+    // Video range at an even size (the usual camera and file case): the planes are resized
+    // into one I420 (or NV12) image of the model's size and OpenCV's vectorised converters
+    // turn it into RGB bytes and then into the model's floats, about twice as fast as the
+    // per-pixel loop below.
+    const int cw = w / 2, ch = h / 2;
+    cv::Mat& i420 = scratch.i420;
+    i420.create(h * 3 / 2, w, CV_8UC1);
+    cv::Mat y_part(h, w, CV_8UC1, i420.data, static_cast<std::size_t>(w));
+    resize_into(plane_mat(image, 0, CV_8UC1), y_part, w, h, scratch.halves_y);
+    std::uint8_t* chroma = i420.data + static_cast<std::size_t>(w) * h;
+    if (image.format == PixelFormat::nv12) {
+      cv::Mat uv_part(ch, cw, CV_8UC2, chroma, static_cast<std::size_t>(w));
+      resize_into(plane_mat(image, 1, CV_8UC2), uv_part, cw, ch, scratch.halves_uv);
+      cv::cvtColorTwoPlane(y_part, uv_part, scratch.rgb, cv::COLOR_YUV2RGB_NV12);
+    } else {
+      cv::Mat u_part(ch, cw, CV_8UC1, chroma, static_cast<std::size_t>(cw));
+      cv::Mat v_part(ch, cw, CV_8UC1, chroma + static_cast<std::size_t>(cw) * ch, static_cast<std::size_t>(cw));
+      resize_into(plane_mat(image, 1, CV_8UC1), u_part, cw, ch, scratch.halves_u);
+      resize_into(plane_mat(image, 2, CV_8UC1), v_part, cw, ch, scratch.halves_v);
+      cv::cvtColor(i420, scratch.rgb, cv::COLOR_YUV2RGB_I420);
+    }
+    cv::Mat out(h, w, CV_32FC3, dst + (static_cast<std::size_t>(py) * size + px) * 3, row_floats * sizeof(float));
+    scratch.rgb.convertTo(out, CV_32F, mul, add);
     return t;
   }
 

@@ -3,7 +3,8 @@
 //
 // For YUV frames there is no full-resolution colour conversion: each plane is resized to
 // the model's size once (area averaging when shrinking) and converted to RGB per model
-// pixel (BT.601, video or full range). The padding is black.
+// pixel (BT.601, video or full range): video range at an even size through OpenCV's
+// vectorised I420/NV12 converters, anything else by a per-pixel loop. The padding is black.
 #pragma once
 
 #include <memory>
