@@ -1,6 +1,7 @@
 #include "vigil/vision/letterbox.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <opencv2/imgproc.hpp>
 
@@ -15,16 +16,19 @@ cv::Mat plane_mat(const Image& image, int plane, int type) {
                  const_cast<std::uint8_t*>(image.planes[plane].data), static_cast<std::size_t>(image.planes[plane].stride));
 }
 
+// Intermediate halvings, one Mat per level, so that their sizes never change from call to
+// call and steady state allocates nothing (a 4K frame to 128 pixels takes 4 levels).
+using Halvings = std::array<cv::Mat, 8>;
+
 // Shrinks by halving with area averaging (OpenCV's fast 2x2 path) while the image is at
 // least twice the target, then one bilinear step of less than 2x. About 4x cheaper than a
 // direct area resize by a large or fractional factor, with the same anti-aliasing.
-void resize_into(const cv::Mat& src, cv::Mat& dst, int width, int height, cv::Mat (&halves)[2]) {
+void resize_into(const cv::Mat& src, cv::Mat& dst, int width, int height, Halvings& halves) {
   const cv::Mat* current = &src;
-  int next = 0;
-  while (current->cols / 2 >= width && current->rows / 2 >= height) {
-    cv::resize(*current, halves[next], cv::Size(current->cols / 2, current->rows / 2), 0, 0, cv::INTER_AREA);
-    current = &halves[next];
-    next ^= 1;
+  for (std::size_t level = 0; current->cols / 2 >= width && current->rows / 2 >= height; ++level) {
+    cv::Mat& half = halves[std::min(level, halves.size() - 1)];
+    cv::resize(*current, half, cv::Size(current->cols / 2, current->rows / 2), 0, 0, cv::INTER_AREA);
+    current = &half;
   }
   cv::resize(*current, dst, cv::Size(width, height), 0, 0, cv::INTER_LINEAR);
 }
@@ -34,9 +38,7 @@ void resize_into(const cv::Mat& src, cv::Mat& dst, int width, int height, cv::Ma
 struct LetterboxScratch::Planes {
   cv::Mat y, u, v, uv, bgr;
   cv::Mat i420, rgb;  // the fast path: resized planes laid out as one I420 image, then RGB
-  // Intermediate halvings, one pair per plane so their sizes never change between calls
-  // (steady state allocates nothing).
-  cv::Mat halves_y[2], halves_u[2], halves_v[2], halves_uv[2], halves_bgr[2];
+  Halvings halves_y, halves_u, halves_v, halves_uv, halves_bgr;
 };
 LetterboxScratch::LetterboxScratch() : planes_(std::make_unique<Planes>()) {}
 LetterboxScratch::~LetterboxScratch() = default;
