@@ -254,6 +254,35 @@ TEST(EngineTest, CamerasCanBeAddedAndRemovedWhileRunning) {
   runner.join();
 }
 
+// latest(): the camera's state and newest delivered result, which keeps its frame alive for
+// the reader while the engine goes on; unknown ids get nullopt.
+TEST(EngineTest, LatestResultFollowsTheCamera) {
+  EngineConfig config = base_config(4, 2, 2);
+  config.cameras.push_back(synthetic_camera("cam", 30));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(2)));
+  ASSERT_TRUE(engine.ok());
+  Engine& e = **engine;
+  EXPECT_FALSE(e.latest("nope").has_value());
+  e.start();
+  std::thread runner([&] { EXPECT_TRUE(e.run(std::nullopt).ok()); });
+  ASSERT_TRUE(wait_for([&] { return e.latest("cam") && e.latest("cam")->result; }, milliseconds(5000)));
+  const std::optional<CameraLatest> first = e.latest("cam");
+  ASSERT_TRUE(first && first->result && first->result->frame);
+  EXPECT_EQ(first->state, CameraState::live);
+  EXPECT_EQ(*first->result->frame->camera, "cam");
+  const std::uint64_t seq = first->result->frame->seq;
+  EXPECT_TRUE(first->result->detected);
+  // Newer results replace it; the one held here stays intact.
+  ASSERT_TRUE(wait_for([&] { return e.latest("cam")->result->frame->seq > seq + 3; }, milliseconds(5000)));
+  EXPECT_EQ(first->result->frame->seq, seq);
+  EXPECT_FALSE(first->result->frame->image.empty());
+  ASSERT_TRUE(e.remove_camera("cam").ok());
+  EXPECT_FALSE(e.latest("cam").has_value());
+  e.request_stop();
+  runner.join();
+}
+
 // A thousand live synthetic cameras share the timer threads: no thread per camera anywhere.
 TEST(EngineTest, AThousandCamerasDoNotMeanAThousandThreads) {
   EngineConfig config = base_config(64, 5, 2);

@@ -37,7 +37,7 @@ void Engine::Impl::track_only(Camera& cam, FrameRef frame) {
   r.faces.clear();
   if (cam.identities) label_tracks(r, *cam.identities);
   r.inference_started = SteadyTime{};
-  deliver(r);
+  deliver(cam, r);
   r.frame.reset();  // back to its pool now, not when the next result comes
 }
 
@@ -174,7 +174,7 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
         }
         if (cam.identities) label_tracks(r, *cam.identities);
       }
-      e.deliver(r);
+      e.deliver(cam, r);
       e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
       r.frame.reset();
     }

@@ -111,7 +111,7 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
     }
     offset += n;
     if (cam.identities) label_tracks(r, *cam.identities);
-    e.deliver(r);
+    e.deliver(cam, r);
     e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
     r.frame.reset();
     cam.face_jobs.clear();

@@ -85,6 +85,12 @@ struct EngineStatus {
   int timer_threads = 0;
 };
 
+// A camera as a reader outside the pipeline sees it: its state and its newest result.
+struct CameraLatest {
+  CameraState state = CameraState::connecting;
+  std::shared_ptr<const FrameResult> result;  // null until the first result; keeps its frame alive
+};
+
 // Test and benchmark hooks; production leaves them empty.
 struct EngineHooks {
   // Makes one detector instance for a model (each worker gets its own).
@@ -112,6 +118,9 @@ class Engine {
   void request_stop();
 
   EngineStatus status() const;
+  // One camera's state and a copy of its newest delivered result (what the snapshot and
+  // detections endpoints serve); nullopt for an unknown id. Takes only the camera's own lock.
+  std::optional<CameraLatest> latest(const std::string& camera_id) const;
   // The camera's chain of stages as they were built from the stages' declarations
   // (stage_spec.h): capture, detect, track, embed, deliver, with their edges and batching.
   Result<std::vector<StageSpec>> pipeline(const std::string& camera_id) const;

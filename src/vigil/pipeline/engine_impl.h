@@ -129,6 +129,12 @@ struct Camera {
   std::string last_error;             // guarded by info_mu
   std::optional<Error> fatal;         // guarded by info_mu: failed for good
 
+  // The newest delivered result, for readers outside the pipeline (the HTTP API): the token
+  // holder copies each result in (its vectors keep their capacity, so steady state
+  // allocates nothing) under latest_mu, a lock of this camera only; a reader copies it out.
+  mutable std::mutex latest_mu;
+  FrameResult latest;  // guarded by latest_mu; latest.frame empty until the first result
+
   void set_state(CameraState s) { machine->transition(s, SteadyClock::now()); }
   CameraState state() const { return machine->state(); }
   void record_error(const Error& error) {
@@ -254,7 +260,7 @@ struct Engine::Impl {
   FairPlan fair_plan(const Model& model, SteadyTime now) const;
   std::int64_t slowest_queued_position(std::size_t model) const;  // caller holds mu
   // Hands a result to the sinks and the result hook. A sink that fails stops the run.
-  void deliver(const FrameResult& result);
+  void deliver(Camera& cam, const FrameResult& result);
   void fail(const Error& error);
 
   // --- stages (detect_stage.cpp, embed_stage.cpp) -------------------------------------------

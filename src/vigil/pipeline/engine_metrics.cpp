@@ -64,6 +64,26 @@ void Engine::reset_histograms() {
 // What status() reports comes from one snapshot of the registry (the same numbers the status
 // line, the Prometheus text and the benchmarks read); only what is not a number (state,
 // history, last error) and the run time come from the camera itself.
+std::optional<CameraLatest> Engine::latest(const std::string& camera_id) const {
+  const Impl& s = *impl_;
+  std::shared_ptr<Camera> cam;
+  {
+    std::lock_guard lock(s.mu);
+    for (const auto& c : s.cameras) {
+      if (c->config.id == camera_id) {
+        cam = c;
+        break;
+      }
+    }
+  }
+  if (!cam) return std::nullopt;
+  CameraLatest out;
+  out.state = cam->state();
+  std::lock_guard lock(cam->latest_mu);
+  if (cam->latest.frame) out.result = std::make_shared<const FrameResult>(cam->latest);
+  return out;
+}
+
 EngineStatus Engine::status() const {
   const Impl& s = *impl_;
   EngineStatus out;

@@ -44,12 +44,15 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
   }
 }
 
-// Hands a result to the sinks and the result hook. A sink that fails stops the run.
-void Engine::Impl::deliver(const FrameResult& result) {
+// Hands a result to the sinks and the result hook, and makes it the camera's latest. A sink
+// that fails stops the run.
+void Engine::Impl::deliver(Camera& cam, const FrameResult& result) {
   for (auto& sink : sinks) {
     if (Status st = sink->write(result); !st.ok()) fail(st.error());
   }
   if (hooks.on_result) hooks.on_result(result);
+  std::lock_guard lock(cam.latest_mu);
+  cam.latest = result;  // the previous frame goes back to its pool here
 }
 
 // A camera's inference finished in `model`: give its token back and let it go on.
