@@ -102,6 +102,8 @@ EngineStatus Engine::status() const {
     cs.id = c->config.id;
     cs.state = c->state();
     cs.live = c->live;
+    cs.source_type = c->config.source.type;
+    cs.source_url = c->config.source.type == SourceType::synthetic ? c->config.source.path : c->config.source.url;
     {
       std::lock_guard lock(c->info_mu);
       cs.last_error = c->last_error;

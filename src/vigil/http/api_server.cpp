@@ -1,0 +1,378 @@
+#include "vigil/http/api_server.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "vigil/core/metrics.h"
+
+namespace vigil {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kCameras = "/api/v1/cameras";
+
+const char* source_type_name(SourceType type) {
+  switch (type) {
+    case SourceType::file: return "file";
+    case SourceType::stream: return "stream";
+    case SourceType::synthetic: return "synthetic";
+  }
+  return "unknown";
+}
+
+double epoch_seconds(SystemTime t) {
+  return std::chrono::duration<double>(t.time_since_epoch()).count();
+}
+
+// Constant-time comparison (the token must not leak through timing).
+bool same_secret(const std::string& a, const std::string& b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<std::size_t>(1, b.size())]);
+  return diff == 0;
+}
+
+// An integer query argument within [lo, hi]; `fallback` when absent; nullopt when malformed.
+std::optional<long> int_arg(const HttpRequest& request, const std::string& name, long fallback, long lo, long hi) {
+  auto it = request.query.find(name);
+  if (it == request.query.end() || it->second.empty()) return fallback;
+  char* end = nullptr;
+  const long value = std::strtol(it->second.c_str(), &end, 10);
+  if (*end != '\0' || value < lo || value > hi) return std::nullopt;
+  return value;
+}
+
+json bbox_json(const BBox& b) { return {b.x1, b.y1, b.x2, b.y2}; }
+
+json result_json(const FrameResult& r) {
+  json detections = json::array();
+  for (const Detection& d : r.detections) {
+    json item = {{"bbox", bbox_json(d.bbox)}, {"score", d.score}};
+    if (d.class_id >= 0) item["class_id"] = d.class_id;
+    if (d.track_id) item["track_id"] = d.track_id;
+    if (d.keypoint_count > 0) {
+      json points = json::array();
+      for (int k = 0; k < d.keypoint_count; ++k) points.push_back({d.keypoints[k].x, d.keypoints[k].y});
+      item["keypoints"] = std::move(points);
+    }
+    detections.push_back(std::move(item));
+  }
+  json tracks = json::array();
+  for (const TrackedObject& t : r.tracks) {
+    json item = {{"track_id", t.track_id}, {"bbox", bbox_json(t.bbox)}, {"score", t.score}, {"predicted", t.predicted}};
+    if (!t.identity.empty()) {
+      item["identity"] = {{"name", t.identity.name}, {"known", t.identity.known}, {"similarity", t.identity.similarity}};
+    }
+    tracks.push_back(std::move(item));
+  }
+  return {{"camera", *r.frame->camera},
+          {"seq", r.frame->seq},
+          {"captured_at", epoch_seconds(r.frame->captured_at)},
+          {"width", r.frame->image.width},
+          {"height", r.frame->image.height},
+          {"model", std::string(r.model)},
+          {"detected", r.detected},
+          {"detections", std::move(detections)},
+          {"tracks", std::move(tracks)}};
+}
+
+}  // namespace
+
+std::string redact_url(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const std::size_t authority = scheme + 3;
+  const std::size_t end = url.find_first_of("/?#", authority);
+  const std::size_t at = url.rfind('@', end == std::string::npos ? url.size() : end);
+  if (at == std::string::npos || at < authority) return url;
+  return url.substr(0, authority) + url.substr(at + 1);
+}
+
+bool valid_camera_id(const std::string& id) {
+  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+  });
+}
+
+struct ApiServer::Impl {
+  Engine& engine;
+  ApiOptions options;
+  SnapshotCache cache;
+  std::unique_ptr<HttpServer> server;
+  EventBus::SubscriptionId subscription = 0;
+
+  explicit Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)) {}
+
+  void handle(const HttpRequest& request, HttpResponse& response) {
+    const std::string& path = request.path;
+    if (path == "/healthz") return reply_json(response, {{"status", "ok"}});
+    if (path == "/readyz") return readyz(response);
+    if (path == "/metrics") return metrics(request, response);
+    if (path == "/api/v1/events") return events(request, response);
+    if (path == kCameras || path == std::string(kCameras) + "/") return cameras(request, response);
+    if (path.rfind(std::string(kCameras) + "/", 0) == 0) {
+      std::string rest = path.substr(kCameras.size() + 1);
+      std::string tail;
+      if (const std::size_t slash = rest.find('/'); slash != std::string::npos) {
+        tail = rest.substr(slash + 1);
+        rest.resize(slash);
+      }
+      if (!valid_camera_id(rest)) return json_error(response, 400, "invalid camera id");
+      if (tail.empty()) return camera(request, response, rest);
+      if (tail == "snapshot.jpg") return snapshot(request, response, rest);
+      if (tail == "detections") return detections(request, response, rest);
+      return json_error(response, 404, "no such resource");
+    }
+    json_error(response, 404, "no such resource");
+  }
+
+  static void reply_json(HttpResponse& response, const json& body, int status = 200) {
+    response.status = status;
+    response.content_type = "application/json";
+    response.body = body.dump();
+    response.headers.emplace_back("Cache-Control", "no-store");
+  }
+
+  bool only(const HttpRequest& request, HttpResponse& response, std::initializer_list<const char*> methods) {
+    for (const char* m : methods) {
+      if (request.method == m) return true;
+    }
+    std::string allow;
+    for (const char* m : methods) allow += (allow.empty() ? "" : ", ") + std::string(m);
+    json_error(response, 405, "method not allowed");
+    response.headers.emplace_back("Allow", allow);
+    return false;
+  }
+
+  bool authorised(const HttpRequest& request, HttpResponse& response) {
+    if (options.token.empty()) return true;
+    const std::string header = request.header("authorization");
+    const std::string prefix = "Bearer ";
+    if (header.rfind(prefix, 0) == 0 && same_secret(header.substr(prefix.size()), options.token)) return true;
+    json_error(response, 401, "missing or wrong bearer token");
+    response.headers.emplace_back("WWW-Authenticate", "Bearer");
+    return false;
+  }
+
+  json camera_json(const CameraStatus& c) {
+    json out = {{"id", c.id},
+                {"source", {{"type", source_type_name(c.source_type)}, {"url", redact_url(c.source_url)}}},
+                {"state", to_string(c.state)},
+                {"live", c.live},
+                {"decode_fps", c.decode_fps},
+                {"infer_fps", c.infer_fps},
+                {"frames_decoded", c.frames_decoded},
+                {"frames_inferred", c.frames_inferred},
+                {"faces_detected", c.faces_detected},
+                {"tracks_started", c.tracks_started},
+                {"decode_errors", c.decode_errors},
+                {"reconnects", c.reconnects}};
+    if (!c.last_error.empty()) out["last_error"] = redact_url(c.last_error);
+    if (auto latest = engine.latest(c.id); latest && latest->result) {
+      out["last_frame_at"] = epoch_seconds(latest->result->frame->captured_at);
+      out["last_frame_seq"] = latest->result->frame->seq;
+      out["detections"] = latest->result->detections.size();
+    } else {
+      out["last_frame_at"] = nullptr;
+      out["detections"] = 0;
+    }
+    return out;
+  }
+
+  void cameras(const HttpRequest& request, HttpResponse& response) {
+    if (!only(request, response, {"GET", "HEAD", "POST"})) return;
+    if (request.method == "POST") return add_camera(request, response);
+    json list = json::array();
+    for (const CameraStatus& c : engine.status().cameras) list.push_back(camera_json(c));
+    reply_json(response, {{"cameras", std::move(list)}});
+  }
+
+  void camera(const HttpRequest& request, HttpResponse& response, const std::string& id) {
+    if (!only(request, response, {"GET", "HEAD", "DELETE"})) return;
+    if (request.method == "DELETE") {
+      if (!authorised(request, response)) return;
+      const Status removed = engine.remove_camera(id);
+      if (!removed.ok()) {
+        return json_error(response, removed.error().code == ErrorCode::not_found ? 404 : 500, removed.error().message);
+      }
+      cache.drop(id);
+      return reply_json(response, {{"removed", id}});
+    }
+    for (const CameraStatus& c : engine.status().cameras) {
+      if (c.id == id) return reply_json(response, camera_json(c));
+    }
+    json_error(response, 404, "unknown camera");
+  }
+
+  void add_camera(const HttpRequest& request, HttpResponse& response) {
+    if (!authorised(request, response)) return;
+    if (!options.parse_camera) return json_error(response, 501, "adding cameras is not enabled");
+    if (request.body.empty()) return json_error(response, 400, "empty body: expected a camera as JSON");
+    if (!json::accept(request.body)) return json_error(response, 400, "body is not valid JSON");
+    auto parsed = options.parse_camera(request.body);
+    if (!parsed.ok()) return json_error(response, 400, redact_url(parsed.error().message));
+    if (!valid_camera_id(parsed->id)) return json_error(response, 400, "invalid camera id");
+    const Status added = engine.add_camera(*parsed);
+    if (!added.ok()) {
+      const ErrorCode code = added.error().code;
+      const bool duplicate = added.error().message.find("already") != std::string::npos;
+      return json_error(response, duplicate ? 409 : code == ErrorCode::invalid_argument || code == ErrorCode::not_found ? 400 : 500,
+                        redact_url(added.error().message));
+    }
+    reply_json(response, {{"added", parsed->id}}, 201);
+    response.headers.emplace_back("Location", std::string(kCameras) + "/" + parsed->id);
+  }
+
+  // The camera's newest result when it is live and has one; else a 404 saying why.
+  std::shared_ptr<const FrameResult> live_result(const std::string& id, HttpResponse& response) {
+    const std::optional<CameraLatest> latest = engine.latest(id);
+    if (!latest) {
+      json_error(response, 404, "unknown camera");
+      return nullptr;
+    }
+    if (latest->state != CameraState::live) {
+      cache.drop(id);
+      json_error(response, 404, std::string("camera is ") + to_string(latest->state));
+      return nullptr;
+    }
+    if (!latest->result) {
+      json_error(response, 404, "camera has produced no frame yet");
+      return nullptr;
+    }
+    return latest->result;
+  }
+
+  void snapshot(const HttpRequest& request, HttpResponse& response, const std::string& id) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    const auto quality = int_arg(request, "quality", 80, 1, 100);
+    const auto width = int_arg(request, "width", 0, 0, 8192);
+    const auto annotate = int_arg(request, "annotate", 0, 0, 1);
+    if (!quality || !width || !annotate) return json_error(response, 400, "quality must be 1..100, width 0..8192, annotate 0 or 1");
+    const std::shared_ptr<const FrameResult> result = live_result(id, response);
+    if (!result) return;
+    JpegOptions jpeg;
+    jpeg.quality = static_cast<int>(*quality);
+    jpeg.width = static_cast<int>(*width);
+    jpeg.annotate = *annotate == 1;
+    const std::string etag = SnapshotCache::etag_of(result->frame->seq, jpeg);
+    const double age_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - result->frame->captured_steady).count();
+    response.headers.emplace_back("ETag", etag);
+    response.headers.emplace_back("Cache-Control", "no-cache");
+    response.headers.emplace_back("X-Frame-Seq", std::to_string(result->frame->seq));
+    response.headers.emplace_back("X-Frame-Timestamp", std::to_string(epoch_seconds(result->frame->captured_at)));
+    response.headers.emplace_back("X-Frame-Age-Ms", std::to_string(static_cast<long long>(age_ms)));
+    if (request.header("if-none-match") == etag) {
+      response.status = 304;
+      response.content_type.clear();
+      return;
+    }
+    auto snapshot = cache.get(*result, jpeg);
+    if (!snapshot.ok()) {
+      const int status = snapshot.error().code == ErrorCode::invalid_argument ? 400 : 500;
+      json_error(response, status, snapshot.error().message);
+      return;
+    }
+    const std::shared_ptr<const Snapshot>& s = *snapshot;
+    response.status = 200;
+    response.content_type = "image/jpeg";
+    response.owner = s;
+    response.data = s->jpeg.data();
+    response.size = s->jpeg.size();
+  }
+
+  void detections(const HttpRequest& request, HttpResponse& response, const std::string& id) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    const std::shared_ptr<const FrameResult> result = live_result(id, response);
+    if (!result) return;
+    reply_json(response, result_json(*result));
+  }
+
+  void readyz(HttpResponse& response) {
+    json waiting = json::array();
+    const EngineStatus status = engine.status();
+    for (const CameraStatus& c : status.cameras) {
+      if (c.state != CameraState::live) waiting.push_back({{"id", c.id}, {"state", to_string(c.state)}});
+    }
+    if (waiting.empty()) return reply_json(response, {{"status", "ready"}, {"cameras", status.cameras.size()}});
+    reply_json(response, {{"status", "starting"}, {"not_live", std::move(waiting)}}, 503);
+  }
+
+  void metrics(const HttpRequest& request, HttpResponse& response) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = prometheus_text(engine.metrics().snapshot());
+  }
+
+  void events(const HttpRequest& request, HttpResponse& response) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    const auto since = int_arg(request, "since", 0, 0, std::numeric_limits<long>::max());
+    const auto limit = int_arg(request, "limit", 100, 1, 1000);
+    if (!since || !limit) return json_error(response, 400, "since must be an event id, limit 1..1000");
+    const auto camera = request.query.count("camera") ? request.query.at("camera") : std::string();
+    const auto type = request.query.count("type") ? request.query.at("type") : std::string();
+    std::vector<Event> found;
+    const bool complete = engine.events().read(static_cast<std::uint64_t>(*since), 4096, found);
+    json list = json::array();
+    std::uint64_t last = static_cast<std::uint64_t>(*since);
+    for (const Event& e : found) {
+      last = e.id;
+      if (!camera.empty() && e.camera != camera) continue;
+      if (!type.empty() && type != to_string(e.kind)) continue;
+      json item = {{"id", e.id}, {"at", epoch_seconds(e.at)}, {"type", to_string(e.kind)}, {"camera", e.camera}};
+      if (e.kind == EventKind::camera_state) {
+        item["from"] = to_string(e.from);
+        item["to"] = to_string(e.to);
+      } else {
+        item["track_id"] = e.track_id;
+        item["frame_seq"] = e.frame_seq;
+        item["bbox"] = bbox_json(e.bbox);
+      }
+      if (!e.detail.empty()) item["detail"] = redact_url(e.detail);
+      if (e.kind == EventKind::identity_matched) {
+        item["similarity"] = e.similarity;
+        item["known"] = e.known;
+      }
+      list.push_back(std::move(item));
+      if (list.size() >= static_cast<std::size_t>(*limit)) break;
+    }
+    reply_json(response, {{"events", std::move(list)}, {"next", last}, {"complete", complete}});
+  }
+};
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(Engine& engine, ApiOptions options) {
+  std::unique_ptr<ApiServer> api(new ApiServer());
+  api->impl_ = std::make_unique<Impl>(engine, std::move(options));
+  Impl* impl = api->impl_.get();
+  // A camera that leaves the live state loses its cached pictures at once.
+  impl->subscription = engine.events().subscribe([impl](const Event& e) {
+    if (e.kind == EventKind::camera_state && e.to != CameraState::live) impl->cache.drop(e.camera);
+  });
+  auto server = HttpServer::start(impl->options.server, [impl](const HttpRequest& request, HttpResponse& response) {
+    impl->handle(request, response);
+  });
+  if (!server.ok()) {
+    engine.events().unsubscribe(impl->subscription);
+    return server.error();
+  }
+  impl->server = std::move(server).value();
+  return api;
+}
+
+ApiServer::~ApiServer() {
+  if (impl_) {
+    impl_->server.reset();  // no handler runs after this
+    impl_->engine.events().unsubscribe(impl_->subscription);
+  }
+}
+
+int ApiServer::port() const { return impl_->server->port(); }
+const SnapshotCache& ApiServer::snapshots() const { return impl_->cache; }
+
+}  // namespace vigil

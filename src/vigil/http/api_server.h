@@ -1,0 +1,55 @@
+// ApiServer: vigil's HTTP API over a running Engine (the endpoints are listed in README.md):
+//
+//   GET    /healthz, /readyz, /metrics
+//   GET    /api/v1/cameras                     every camera: id, source, state, rates, counts
+//   GET    /api/v1/cameras/{id}
+//   POST   /api/v1/cameras                     add (body: one camera, as in the config)
+//   DELETE /api/v1/cameras/{id}                remove
+//   GET    /api/v1/cameras/{id}/snapshot.jpg   ?quality=Q&width=W&annotate=1, ETag / 304
+//   GET    /api/v1/cameras/{id}/detections     the newest result as JSON
+//   GET    /api/v1/events                      ?since=ID&camera=&type=&limit= (the bus's ring)
+//
+// Errors are JSON ({"error": ...}) with a 4xx or 5xx status. POST and DELETE need
+// "Authorization: Bearer TOKEN" when a token is set. Camera ids in paths are checked
+// against the id alphabet before anything is looked up. No response carries the
+// credentials of a camera URL.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "vigil/http/http_server.h"
+#include "vigil/http/snapshot_cache.h"
+#include "vigil/pipeline/engine.h"
+
+namespace vigil {
+
+struct ApiOptions {
+  HttpServerOptions server;
+  std::string token;  // empty: mutating endpoints are open (loopback only; `vigil run` checks)
+  // Parses a POSTed camera (JSON, the config's camera schema). The cli supplies it (it owns
+  // the config loader); without it POST answers 501.
+  std::function<Result<CameraConfig>(const std::string& body)> parse_camera;
+};
+
+class ApiServer {
+ public:
+  static Result<std::unique_ptr<ApiServer>> start(Engine& engine, ApiOptions options);
+  ~ApiServer();
+
+  int port() const;
+  const SnapshotCache& snapshots() const;
+
+ private:
+  ApiServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A URL with its user information removed ("rtsp://user:pass@host/x" -> "rtsp://host/x").
+std::string redact_url(const std::string& url);
+// Camera ids: 1..64 characters of [A-Za-z0-9_.-], not starting with '.'.
+bool valid_camera_id(const std::string& id);
+
+}  // namespace vigil

@@ -1,0 +1,379 @@
+// The HTTP API over real loopback HTTP, on a running engine with synthetic cameras and a
+// detector that finds one box per frame.
+#include "vigil/http/api_server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <set>
+#include <thread>
+
+#include "support/http_client.h"
+
+namespace vigil {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using test::http_get;
+using test::http_request;
+using test::HttpReply;
+
+// One box in the middle of every frame, with two keypoints.
+class BoxDetector final : public Detector {
+ public:
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    results.assign(images.size(), {});
+    for (std::size_t i = 0; i < images.size(); ++i) {
+      Detection d;
+      const float w = static_cast<float>(images[i]->width), h = static_cast<float>(images[i]->height);
+      d.bbox = {w * 0.25f, h * 0.25f, w * 0.75f, h * 0.75f};
+      d.score = 0.9f;
+      d.keypoint_count = 2;
+      d.keypoints[0] = {w * 0.4f, h * 0.4f};
+      d.keypoints[1] = {w * 0.6f, h * 0.4f};
+      results[i].push_back(d);
+    }
+    return {};
+  }
+  int max_batch() const override { return 8; }
+};
+
+CameraConfig synthetic(const std::string& id, double fps) {
+  CameraConfig c;
+  c.id = id;
+  c.source.type = SourceType::synthetic;
+  c.source.pattern = SyntheticPattern::procedural;
+  c.source.width = 320;
+  c.source.height = 240;
+  c.source.fps = fps;
+  c.source.live = true;
+  c.detect.model = "boxes";
+  return c;
+}
+
+template <class F>
+bool wait_for(F condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+// A camera from the JSON the API accepts (the cli parses it with the config loader; this is
+// the part of that schema the tests need).
+Result<CameraConfig> parse_camera(const std::string& body) {
+  const json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) return Error{ErrorCode::invalid_argument, "camera: id missing"};
+  CameraConfig c = synthetic(j["id"].get<std::string>(), j.value("fps", 10.0));
+  return c;
+}
+
+class ApiServerTest : public ::testing::Test {
+ protected:
+  void start(std::vector<CameraConfig> cameras, const std::string& token = "") {
+    EngineConfig config;
+    ModelConfig model;
+    model.blazeface.max_batch = 8;
+    model.max_delay_ms = 1;
+    config.models["boxes"] = model;
+    config.workers = 1;
+    config.status_interval_s = 0;
+    config.cameras = std::move(cameras);
+    EngineHooks hooks;
+    hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+      return std::unique_ptr<Detector>(new BoxDetector);
+    };
+    auto engine = Engine::create(config, hooks);
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    engine_ = std::move(engine).value();
+    engine_->start();
+    runner_ = std::thread([this] { (void)engine_->run(std::nullopt); });
+    ApiOptions options;
+    options.server.port = 0;
+    options.server.max_body_bytes = 4096;
+    options.token = token;
+    options.parse_camera = parse_camera;
+    auto api = ApiServer::start(*engine_, options);
+    ASSERT_TRUE(api.ok()) << api.error().message;
+    api_ = std::move(api).value();
+    port_ = api_->port();
+  }
+  void TearDown() override {
+    api_.reset();
+    if (engine_) engine_->request_stop();
+    if (runner_.joinable()) runner_.join();
+  }
+  // Waits until the camera serves a snapshot.
+  bool serving(const std::string& id) {
+    return wait_for([&] { return http_get(port_, "/api/v1/cameras/" + id + "/snapshot.jpg").status == 200; }, 10s);
+  }
+
+  std::unique_ptr<Engine> engine_;
+  std::thread runner_;
+  std::unique_ptr<ApiServer> api_;
+  int port_ = 0;
+};
+
+TEST_F(ApiServerTest, HealthCamerasAndErrors) {
+  start({synthetic("lobby", 10)});
+  const HttpReply health = http_get(port_, "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(json::parse(health.body)["status"], "ok");
+  ASSERT_TRUE(serving("lobby"));
+  EXPECT_EQ(http_get(port_, "/readyz").status, 200);
+
+  const HttpReply list = http_get(port_, "/api/v1/cameras");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_EQ(list.header("content-type"), "application/json");
+  const json cameras = json::parse(list.body)["cameras"];
+  ASSERT_EQ(cameras.size(), 1u);
+  EXPECT_EQ(cameras[0]["id"], "lobby");
+  EXPECT_EQ(cameras[0]["state"], "live");
+  EXPECT_EQ(cameras[0]["source"]["type"], "synthetic");
+  EXPECT_TRUE(cameras[0]["last_frame_at"].is_number());
+  EXPECT_EQ(cameras[0]["detections"], 1);
+
+  EXPECT_EQ(json::parse(http_get(port_, "/api/v1/cameras/lobby").body)["id"], "lobby");
+  const HttpReply unknown = http_get(port_, "/api/v1/cameras/nope");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json::parse(unknown.body)["error"], "unknown camera");
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/nope/snapshot.jpg").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/nothing").status, 404);
+  EXPECT_EQ(http_get(port_, "/nothing").status, 404);
+  EXPECT_EQ(http_request(port_, "PUT", "/api/v1/cameras/lobby").status, 405);
+  // Bad query arguments.
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?quality=0").status, 400);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?width=abc").status, 400);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?annotate=2").status, 400);
+}
+
+TEST_F(ApiServerTest, PathTraversalIsRefused) {
+  start({synthetic("lobby", 10)});
+  for (const std::string target : {"/api/v1/cameras/../../etc/passwd", "/api/v1/cameras/%2e%2e/snapshot.jpg",
+                                   "/api/v1/cameras/..%2f..%2fetc/snapshot.jpg", "/api/v1/cameras/%5c..%5cwin/snapshot.jpg",
+                                   "/api/v1/cameras/%252e%252e/snapshot.jpg", "/api/v1/cameras/.hidden"}) {
+    const HttpReply reply = http_get(port_, target);
+    EXPECT_TRUE(reply.status == 400 || reply.status == 404) << target << ": " << reply.status;
+    EXPECT_EQ(reply.header("content-type"), "application/json") << target;
+  }
+}
+
+TEST_F(ApiServerTest, SnapshotIsAJpegOfTheNewestFrameWithFreshness) {
+  start({synthetic("lobby", 10)});
+  ASSERT_TRUE(serving("lobby"));
+  const HttpReply full = http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg");
+  ASSERT_EQ(full.status, 200);
+  EXPECT_EQ(full.header("content-type"), "image/jpeg");
+  const cv::Mat picture = cv::imdecode(std::vector<std::uint8_t>(full.body.begin(), full.body.end()), cv::IMREAD_COLOR);
+  ASSERT_FALSE(picture.empty());
+  EXPECT_EQ(picture.cols, 320);
+  EXPECT_EQ(picture.rows, 240);
+  EXPECT_FALSE(full.header("etag").empty());
+  EXPECT_GT(std::stod(full.header("x-frame-timestamp")), 1.6e9);
+  const long age = std::stol(full.header("x-frame-age-ms"));
+  EXPECT_GE(age, 0);
+  EXPECT_LT(age, 5000);
+
+  const HttpReply small = http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?width=160&quality=50&annotate=1");
+  ASSERT_EQ(small.status, 200);
+  const cv::Mat thumb = cv::imdecode(std::vector<std::uint8_t>(small.body.begin(), small.body.end()), cv::IMREAD_COLOR);
+  ASSERT_FALSE(thumb.empty());
+  EXPECT_EQ(thumb.cols, 160);
+  EXPECT_EQ(thumb.rows, 120);
+  EXPECT_NE(small.header("etag"), full.header("etag"));
+
+  // The box is drawn: the annotated picture differs from the plain one along its edge.
+  const HttpReply plain = http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?width=160&quality=50");
+  const cv::Mat plain_thumb = cv::imdecode(std::vector<std::uint8_t>(plain.body.begin(), plain.body.end()), cv::IMREAD_COLOR);
+  ASSERT_FALSE(plain_thumb.empty());
+  double edge_difference = 0;
+  for (int y = 40; y < 80; ++y) edge_difference += cv::norm(thumb.at<cv::Vec3b>(y, 40), plain_thumb.at<cv::Vec3b>(y, 40));
+  EXPECT_GT(edge_difference / 40, 30) << "no box drawn at x = 40";
+
+  const HttpReply detections = http_get(port_, "/api/v1/cameras/lobby/detections");
+  ASSERT_EQ(detections.status, 200);
+  const json result = json::parse(detections.body);
+  EXPECT_EQ(result["camera"], "lobby");
+  ASSERT_EQ(result["detections"].size(), 1u);
+  EXPECT_FLOAT_EQ(result["detections"][0]["bbox"][0].get<float>(), 80.0f);
+  EXPECT_EQ(result["detections"][0]["keypoints"].size(), 2u);
+}
+
+// Same frame and options: encoded once, served from the cache; If-None-Match gets 304; a new
+// frame gets a new ETag and new bytes.
+TEST_F(ApiServerTest, CacheEncodesOncePerFrameAndAnswersNotModified) {
+  start({synthetic("slow", 2)});
+  ASSERT_TRUE(serving("slow"));
+  const SnapshotCache& cache = api_->snapshots();
+  bool saw_hit = false, saw_not_modified = false;
+  for (int attempt = 0; attempt < 20 && !(saw_hit && saw_not_modified); ++attempt) {
+    const std::uint64_t encodes_before = cache.encodes();
+    const HttpReply a = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg?quality=70");
+    const HttpReply b = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg?quality=70");
+    ASSERT_EQ(a.status, 200);
+    ASSERT_EQ(b.status, 200);
+    if (a.header("x-frame-seq") == b.header("x-frame-seq")) {
+      EXPECT_EQ(a.header("etag"), b.header("etag"));
+      EXPECT_EQ(a.body, b.body);
+      EXPECT_LE(cache.encodes() - encodes_before, 1u) << "the second request encoded again";
+      saw_hit = true;
+    } else {
+      EXPECT_NE(a.header("etag"), b.header("etag"));
+    }
+    const HttpReply c = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg?quality=70", {{"If-None-Match", b.header("etag")}});
+    if (c.status == 304) {
+      EXPECT_TRUE(c.body.empty());
+      EXPECT_EQ(c.header("etag"), b.header("etag"));
+      saw_not_modified = true;
+    } else {
+      ASSERT_EQ(c.status, 200);
+      EXPECT_NE(c.header("etag"), b.header("etag")) << "200 for an unchanged ETag";
+    }
+  }
+  EXPECT_TRUE(saw_hit);
+  EXPECT_TRUE(saw_not_modified);
+  // A new frame: new ETag and new bytes.
+  const HttpReply first = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg");
+  ASSERT_TRUE(wait_for([&] { return http_get(port_, "/api/v1/cameras/slow/snapshot.jpg").header("etag") != first.header("etag"); }, 5s));
+  const HttpReply next = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg");
+  EXPECT_NE(next.body, first.body);
+}
+
+// Many requests at the same moment for a key nobody has encoded: one encode per frame.
+TEST_F(ApiServerTest, ConcurrentRequestsForOneFrameEncodeOnce) {
+  start({synthetic("slow", 2)});
+  ASSERT_TRUE(serving("slow"));
+  const SnapshotCache& cache = api_->snapshots();
+  const std::uint64_t before = cache.encodes();
+  std::vector<std::thread> clients;
+  std::mutex mu;
+  std::set<std::string> seqs;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    clients.emplace_back([&] {
+      const HttpReply r = http_get(port_, "/api/v1/cameras/slow/snapshot.jpg?quality=33&width=200");
+      if (r.status != 200) return;
+      ++ok;
+      std::lock_guard lock(mu);
+      seqs.insert(r.header("x-frame-seq"));
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), 8);
+  EXPECT_EQ(cache.encodes() - before, seqs.size()) << "one encode per distinct frame";
+}
+
+TEST_F(ApiServerTest, MutationsNeedTheTokenAndCheckTheirBody) {
+  start({synthetic("lobby", 10)}, "s3cret");
+  const std::string added = R"({"id": "porch", "fps": 10})";
+  EXPECT_EQ(http_request(port_, "POST", "/api/v1/cameras", {}, added).status, 401);
+  EXPECT_EQ(http_request(port_, "POST", "/api/v1/cameras", {{"Authorization", "Bearer wrong"}}, added).status, 401);
+  EXPECT_EQ(http_request(port_, "DELETE", "/api/v1/cameras/lobby").status, 401);
+  const test::HttpHeaders auth = {{"Authorization", "Bearer s3cret"}, {"Content-Type", "application/json"}};
+  const HttpReply bad = http_request(port_, "POST", "/api/v1/cameras", auth, "{not json");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json::parse(bad.body)["error"], "body is not valid JSON");
+  EXPECT_EQ(http_request(port_, "POST", "/api/v1/cameras", auth, "").status, 400);
+  EXPECT_EQ(http_request(port_, "POST", "/api/v1/cameras", auth, R"({"id": "../x"})").status, 400);
+  const HttpReply oversized = http_request(port_, "POST", "/api/v1/cameras", auth, std::string(10000, ' '));
+  EXPECT_EQ(oversized.status, 413);
+
+  const HttpReply created = http_request(port_, "POST", "/api/v1/cameras", auth, added);
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.header("location"), "/api/v1/cameras/porch");
+  EXPECT_EQ(http_request(port_, "POST", "/api/v1/cameras", auth, added).status, 409);
+  ASSERT_TRUE(serving("porch"));
+  EXPECT_EQ(http_request(port_, "DELETE", "/api/v1/cameras/porch", auth).status, 200);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/porch").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/porch/snapshot.jpg").status, 404);
+  EXPECT_EQ(http_request(port_, "DELETE", "/api/v1/cameras/porch", auth).status, 404);
+}
+
+// A camera that disconnects answers 404 (never its last picture), and serves again when it
+// is back.
+TEST_F(ApiServerTest, DisconnectedCameraSnapshotIs404) {
+  CameraConfig flaky = synthetic("flaky", 20);
+  flaky.source.faults.every_s = 1.0;
+  flaky.source.faults.kinds = {FaultKind::disconnect};
+  flaky.source.faults.disconnect_s = 0.6;
+  start({flaky});
+  ASSERT_TRUE(serving("flaky"));
+  bool saw_404 = false;
+  ASSERT_TRUE(wait_for([&] {
+    const HttpReply r = http_get(port_, "/api/v1/cameras/flaky/snapshot.jpg");
+    if (r.status == 404) {
+      saw_404 = json::parse(r.body)["error"].get<std::string>().rfind("camera is ", 0) == 0;
+      return true;
+    }
+    return false;
+  }, 10s));
+  EXPECT_TRUE(saw_404);
+  EXPECT_EQ(http_get(port_, "/readyz").status, 503);
+  EXPECT_TRUE(serving("flaky"));
+}
+
+TEST_F(ApiServerTest, CredentialsInCameraUrlsAreNeverShown) {
+  CameraConfig stream;
+  stream.id = "gate";
+  stream.source.type = SourceType::stream;
+  stream.source.url = "rtsp://admin:hunter2@127.0.0.1:1/live";
+  stream.source.live = true;
+  stream.source.reconnect = true;
+  stream.source.reconnect_initial_ms = 50;
+  stream.detect.model = "boxes";
+  start({stream});
+  ASSERT_TRUE(wait_for([&] { return !json::parse(http_get(port_, "/api/v1/cameras/gate").body).value("last_error", "").empty(); }, 10s));
+  for (const std::string target : {"/api/v1/cameras", "/api/v1/cameras/gate", "/api/v1/events", "/metrics"}) {
+    const HttpReply r = http_get(port_, target);
+    EXPECT_EQ(r.status, 200) << target;
+    EXPECT_EQ(r.body.find("hunter2"), std::string::npos) << target << ": " << r.body;
+  }
+  EXPECT_NE(http_get(port_, "/api/v1/cameras/gate").body.find("rtsp://127.0.0.1:1/live"), std::string::npos);
+}
+
+TEST_F(ApiServerTest, EventsAndMetrics) {
+  start({synthetic("lobby", 10)});
+  ASSERT_TRUE(serving("lobby"));
+  const json events = json::parse(http_get(port_, "/api/v1/events?camera=lobby&type=camera_state").body);
+  ASSERT_FALSE(events["events"].empty());
+  EXPECT_EQ(events["events"].back()["to"], "live");
+  const std::uint64_t next = events["next"];
+  const json later = json::parse(http_get(port_, "/api/v1/events?since=" + std::to_string(next)).body);
+  for (const auto& e : later["events"]) EXPECT_GT(e["id"].get<std::uint64_t>(), next);
+  EXPECT_EQ(http_get(port_, "/api/v1/events?limit=0").status, 400);
+  const HttpReply metrics = http_get(port_, "/metrics");
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(metrics.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
+  EXPECT_NE(metrics.body.find("camera=\"lobby\""), std::string::npos);
+}
+
+TEST(ApiHelpersTest, RedactAndValidate) {
+  EXPECT_EQ(redact_url("rtsp://user:pass@cam.local:554/s?x=1"), "rtsp://cam.local:554/s?x=1");
+  EXPECT_EQ(redact_url("http://cam/a@b"), "http://cam/a@b");
+  EXPECT_EQ(redact_url("/videos/a.mp4"), "/videos/a.mp4");
+  EXPECT_TRUE(valid_camera_id("lobby-1_a.b"));
+  EXPECT_FALSE(valid_camera_id(".."));
+  EXPECT_FALSE(valid_camera_id("a/b"));
+  EXPECT_FALSE(valid_camera_id("a\\b"));
+  EXPECT_FALSE(valid_camera_id("%2e"));
+  EXPECT_FALSE(valid_camera_id(std::string(65, 'a')));
+}
+
+TEST(HttpServerTest, ABusyPortIsAClearError) {
+  auto first = HttpServer::start({"127.0.0.1", 0}, [](const HttpRequest&, HttpResponse&) {});
+  ASSERT_TRUE(first.ok());
+  auto second = HttpServer::start({"127.0.0.1", (*first)->port()}, [](const HttpRequest&, HttpResponse&) {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, ErrorCode::unavailable);
+  auto bad = HttpServer::start({"not-an-address", 0}, [](const HttpRequest&, HttpResponse&) {});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+}
+
+}  // namespace
+}  // namespace vigil
