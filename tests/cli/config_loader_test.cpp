@@ -257,3 +257,43 @@ TEST(ConfigLoaderTest, BadBackendsKindsAndFaceSettingsNameTheField) {
 
 }  // namespace
 }  // namespace vigil
+
+namespace vigil {
+namespace {
+
+TEST(ConfigLoaderTest, HttpSectionAndItsErrors) {
+  setenv("VIGIL_TEST_TOKEN", "from-env", 1);
+  auto config = parse_config(std::string(kValid) + "http: {listen: \"0.0.0.0:9090\", token: \"${VIGIL_TEST_TOKEN}\", threads: 3}\n");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->http.host, "0.0.0.0");
+  EXPECT_EQ(config->http.port, 9090);
+  EXPECT_EQ(config->http.token, "from-env");
+  EXPECT_EQ(config->http.threads, 3);
+  auto v6 = parse_config(std::string(kValid) + "http: {listen: \"[::1]:0\"}\n");
+  ASSERT_TRUE(v6.ok()) << v6.error().message;
+  EXPECT_EQ(v6->http.host, "::1");
+  EXPECT_EQ(v6->http.port, 0);
+  EXPECT_TRUE(parse_config(kValid)->http.host.empty());
+  EXPECT_NE(error_of(std::string(kValid) + "http: {listen: \"8080\"}\n").find("http.listen: expected HOST:PORT"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kValid) + "http: {listen: \"h:99999\"}\n").find("http.listen: port"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kValid) + "http: {listen: \"h:1\", tokn: x}\n").find("http.tokn: unknown key"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kValid) + "http: {token: x}\n").find("http.listen: required"), std::string::npos);
+}
+
+// What POST /api/v1/cameras takes: one camera in the config's schema, as JSON.
+TEST(ConfigLoaderTest, OneCameraFromJson) {
+  auto config = parse_config(kValid);
+  ASSERT_TRUE(config.ok());
+  auto camera = parse_camera_config(R"({"id": "porch", "source": {"type": "synthetic", "fps": 5}, "detect": {"every": 2}})", *config);
+  ASSERT_TRUE(camera.ok()) << camera.error().message;
+  EXPECT_EQ(camera->id, "porch");
+  EXPECT_EQ(camera->source.type, SourceType::synthetic);
+  EXPECT_EQ(camera->detect.every, 2);
+  auto bad = parse_camera_config(R"({"id": "porch", "source": {"type": "laser"}})", *config, "request body");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("request body: camera.source.type"), std::string::npos) << bad.error().message;
+  EXPECT_FALSE(parse_camera_config("{", *config).ok());
+}
+
+}  // namespace
+}  // namespace vigil

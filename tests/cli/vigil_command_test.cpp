@@ -1,12 +1,17 @@
 // The vigil executable end to end: real config files, real models, real video.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <csignal>
+#include <cstring>
 #include <fstream>
+#include <thread>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/http_client.h"
 #include "support/test_support.h"
 
 namespace vigil {
@@ -166,6 +171,65 @@ TEST_F(VigilCommandTest, RunStopsOnSigterm) {
   EXPECT_EQ(rc, 0) << output;
   EXPECT_LT(stop_ms, 5000) << output;
   EXPECT_GE(read_lines(out).size(), 5u);
+}
+
+// vigil run with http.listen serves the API while it runs: the URL is printed, cameras are
+// listed, snapshots served, and a camera POSTed in the config's schema joins the run.
+TEST_F(VigilCommandTest, RunServesTheApiAndTakesNewCameras) {
+  const std::string config = write_config(models_section() +
+                                          "cameras:\n  - id: live\n    source: {type: synthetic, fps: 10}\n"
+                                          "http: {listen: \"127.0.0.1:0\", token: t0ken}\nstatus_interval_s: 0\n");
+  const std::string out = dir_.file("run.out");
+  const std::string pid_file = dir_.file("run.pid");
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " --duration 120 > " + out +
+                              " 2>&1 & echo $! > " + pid_file),
+            0);
+  int pid = 0;
+  std::ifstream(pid_file) >> pid;
+  ASSERT_GT(pid, 0);
+  struct KillOnExit {  // a failed assertion must not leave vigil running
+    int pid;
+    ~KillOnExit() { ::kill(pid, SIGKILL); }
+  } guard{pid};
+  // The line "vigil run: API at http://127.0.0.1:PORT/api/v1/cameras" (up to 60 s under a sanitizer).
+  int port = 0;
+  for (int i = 0; i < 1200 && port == 0; ++i) {
+    std::stringstream text;
+    text << std::ifstream(out).rdbuf();
+    const std::string s = text.str();
+    const auto at = s.find("API at http://127.0.0.1:");
+    if (at != std::string::npos) port = std::atoi(s.c_str() + at + std::strlen("API at http://127.0.0.1:"));
+    if (port == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(port, 0) << "no API line";
+  const auto cameras = nlohmann::json::parse(test::http_get(port, "/api/v1/cameras").body);
+  ASSERT_EQ(cameras["cameras"].size(), 1u);
+  EXPECT_EQ(cameras["cameras"][0]["id"], "live");
+  const test::HttpHeaders auth = {{"Authorization", "Bearer t0ken"}};
+  const auto created = test::http_request(port, "POST", "/api/v1/cameras", auth,
+                                          R"({"id": "porch", "source": {"type": "synthetic", "fps": 5}})");
+  EXPECT_EQ(created.status, 201) << created.body;
+  const auto bad = test::http_request(port, "POST", "/api/v1/cameras", auth, R"({"id": "x", "source": {"type": "laser"}})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("camera.source.type"), std::string::npos) << bad.body;
+  bool served = false;
+  for (int i = 0; i < 600 && !served; ++i) {
+    served = test::http_get(port, "/api/v1/cameras/porch/snapshot.jpg").status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(served);
+  ::kill(pid, SIGTERM);
+  std::string waited;
+  test::run_command("while kill -0 " + std::to_string(pid) + " 2>/dev/null; do sleep 0.05; done", &waited);
+}
+
+TEST_F(VigilCommandTest, RunRefusesAnOpenAddressWithoutAToken) {
+  const std::string config = write_config(models_section() +
+                                          "cameras:\n  - id: live\n    source: {type: synthetic, fps: 10}\n"
+                                          "http: {listen: \"0.0.0.0:0\"}\nstatus_interval_s: 0\n");
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " --duration 5 2>&1", &output), 2);
+  EXPECT_NE(output.find("refusing to listen on 0.0.0.0 without http.token"), std::string::npos) << output;
 }
 
 TEST_F(VigilCommandTest, BenchModelComparesBackendsInInterleavedRounds) {

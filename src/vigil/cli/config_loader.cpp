@@ -257,10 +257,89 @@ TrackConfig parse_track(const YAML::Node& node, const std::string& path) {
   return t;
 }
 
+// One camera, checked against the config's models (also what POST /api/v1/cameras takes).
+CameraConfig parse_camera(const YAML::Node& node, const std::string& path, const EngineConfig& config) {
+  Fields f(node, path, {"id", "source", "detect", "track", "faces"});
+  CameraConfig camera;
+  camera.id = f.required<std::string>("id");
+  if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
+  if (!f.has("source")) fail(f.child_path("source"), "required");
+  camera.source = parse_source(f.node("source"), f.child_path("source"));
+  if (f.has("detect")) {
+    Fields d(f.node("detect"), f.child_path("detect"), {"model", "every", "fps"});
+    camera.detect.model = d.get<std::string>("model", "");
+    camera.detect.every = in_range(d.get("every", 1), 1, 100000, d.child_path("every"));
+    camera.detect.fps = in_range(d.get("fps", 0.0), 0.0, 1000.0, d.child_path("fps"));
+    if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
+  }
+  if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"));
+  std::vector<std::string> detectors, embedders;
+  for (const auto& [name, m] : config.models) (m.is_detector() ? detectors : embedders).push_back(name);
+  if (camera.detect.model.empty()) {
+    if (detectors.size() != 1) fail(f.child_path("detect.model"), "required when there are several detectors");
+    camera.detect.model = detectors.front();
+  }
+  if (!config.models.count(camera.detect.model)) {
+    fail(f.child_path("detect.model"), "unknown model '" + camera.detect.model + "'");
+  }
+  if (!config.models.at(camera.detect.model).is_detector()) {
+    fail(f.child_path("detect.model"), "'" + camera.detect.model + "' is a face_embedder, not a detector");
+  }
+  // faces: the embedder's name, or false; by default the config's only face_embedder.
+  if (f.has("faces")) {
+    const YAML::Node faces = f.node("faces");
+    const std::string value = Fields::convert<std::string>(faces, f.child_path("faces"));
+    if (value == "false" || value == "off" || value == "no") {
+      camera.faces_model.clear();
+    } else if (value == "true" || value == "on" || value == "yes") {
+      if (embedders.size() != 1) fail(f.child_path("faces"), "name the face_embedder model (there are " + std::to_string(embedders.size()) + ")");
+      camera.faces_model = embedders.front();
+    } else {
+      if (!config.models.count(value) || config.models.at(value).is_detector()) {
+        fail(f.child_path("faces"), "'" + value + "' is not a face_embedder model");
+      }
+      camera.faces_model = value;
+    }
+  } else if (embedders.size() == 1 && config.models.at(camera.detect.model).finds_faces()) {
+    camera.faces_model = embedders.front();
+  }
+  if (!camera.faces_model.empty() && !config.models.at(camera.detect.model).finds_faces()) {
+    fail(f.child_path("faces"), "'" + camera.detect.model + "' is a " + config.models.at(camera.detect.model).kind +
+                                    " model: faces are embedded from a face detector's keypoints (blazeface or scrfd)");
+  }
+  return camera;
+}
+
+// http: {listen: "HOST:PORT", token, threads, max_connections, idle_timeout_s, max_body_bytes}
+HttpConfig parse_http(const YAML::Node& node) {
+  Fields f(node, "http", {"listen", "token", "threads", "max_connections", "idle_timeout_s", "max_body_bytes"});
+  HttpConfig http;
+  const std::string listen = f.required<std::string>("listen");
+  // HOST:PORT, [IPv6]:PORT
+  const std::size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) fail("http.listen", "expected HOST:PORT, e.g. 127.0.0.1:8080");
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+      std::stoi(port) > 65535) {
+    fail("http.listen", "port must be 0..65535");
+  }
+  http.host = host;
+  http.port = std::stoi(port);
+  http.token = expand_path(f.get<std::string>("token", ""));  // token: ${VIGIL_TOKEN}
+  http.threads = in_range(f.get("threads", http.threads), 1, 64, "http.threads");
+  http.max_connections = in_range(f.get("max_connections", http.max_connections), 1, 100000, "http.max_connections");
+  http.idle_timeout_s = in_range(f.get("idle_timeout_s", http.idle_timeout_s), 1, 3600, "http.idle_timeout_s");
+  http.max_body_bytes = in_range(f.get("max_body_bytes", http.max_body_bytes), 1024, 16 * 1024 * 1024, "http.max_body_bytes");
+  return http;
+}
+
 EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
-             {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity"});
+             {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity",
+              "http"});
   EngineConfig config;
 
   YAML::Node models = top.node("models");
@@ -276,56 +355,9 @@ EngineConfig parse_root(const YAML::Node& root) {
   std::set<std::string> ids;
   for (std::size_t i = 0; i < cameras.size(); ++i) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
-    Fields f(cameras[i], path, {"id", "source", "detect", "track", "faces"});
-    CameraConfig camera;
-    camera.id = f.required<std::string>("id");
-    if (!valid_id(camera.id)) fail(f.child_path("id"), "use 1-64 letters, digits, '_', '-' or '.'");
-    if (!ids.insert(camera.id).second) fail(f.child_path("id"), "duplicate camera id '" + camera.id + "'");
-    if (!f.has("source")) fail(f.child_path("source"), "required");
-    camera.source = parse_source(f.node("source"), f.child_path("source"));
-    if (f.has("detect")) {
-      Fields d(f.node("detect"), f.child_path("detect"), {"model", "every", "fps"});
-      camera.detect.model = d.get<std::string>("model", "");
-      camera.detect.every = in_range(d.get("every", 1), 1, 100000, d.child_path("every"));
-      camera.detect.fps = in_range(d.get("fps", 0.0), 0.0, 1000.0, d.child_path("fps"));
-      if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
-    }
-    if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"));
-    std::vector<std::string> detectors, embedders;
-    for (const auto& [name, m] : config.models) (m.is_detector() ? detectors : embedders).push_back(name);
-    if (camera.detect.model.empty()) {
-      if (detectors.size() != 1) fail(f.child_path("detect.model"), "required when there are several detectors");
-      camera.detect.model = detectors.front();
-    }
-    if (!config.models.count(camera.detect.model)) {
-      fail(f.child_path("detect.model"), "unknown model '" + camera.detect.model + "'");
-    }
-    if (!config.models.at(camera.detect.model).is_detector()) {
-      fail(f.child_path("detect.model"), "'" + camera.detect.model + "' is a face_embedder, not a detector");
-    }
-    // faces: the embedder's name, or false; by default the config's only face_embedder.
-    if (f.has("faces")) {
-      const YAML::Node faces = f.node("faces");
-      const std::string value = Fields::convert<std::string>(faces, f.child_path("faces"));
-      if (value == "false" || value == "off" || value == "no") {
-        camera.faces_model.clear();
-      } else if (value == "true" || value == "on" || value == "yes") {
-        if (embedders.size() != 1) fail(f.child_path("faces"), "name the face_embedder model (there are " + std::to_string(embedders.size()) + ")");
-        camera.faces_model = embedders.front();
-      } else {
-        if (!config.models.count(value) || config.models.at(value).is_detector()) {
-          fail(f.child_path("faces"), "'" + value + "' is not a face_embedder model");
-        }
-        camera.faces_model = value;
-      }
-    } else if (embedders.size() == 1 && config.models.at(camera.detect.model).finds_faces()) {
-      camera.faces_model = embedders.front();
-    }
-    if (!camera.faces_model.empty() && !config.models.at(camera.detect.model).finds_faces()) {
-      fail(f.child_path("faces"), "'" + camera.detect.model + "' is a " + config.models.at(camera.detect.model).kind +
-                                      " model: faces are embedded from a face detector's keypoints (blazeface or scrfd)");
-    }
-      config.cameras.push_back(std::move(camera));
+    CameraConfig camera = parse_camera(cameras[i], path, config);
+    if (!ids.insert(camera.id).second) fail(path + ".id", "duplicate camera id '" + camera.id + "'");
+    config.cameras.push_back(std::move(camera));
   }
 
   if (YAML::Node sinks = top.node("sinks")) {
@@ -363,6 +395,7 @@ EngineConfig parse_root(const YAML::Node& root) {
       config.cpu_budget.enforce = b.get("enforce", false);
     }
   }
+  if (top.has("http")) config.http = parse_http(top.node("http"));
   config.workers = in_range(top.get("workers", config.workers), 0, 256, "workers");
   config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
                             {"trace", "debug", "info", "warn", "error", "off"}, "log_level");
@@ -383,6 +416,22 @@ Result<EngineConfig> parse_config(const std::string& yaml_text, const std::strin
   }
   try {
     return parse_root(root);
+  } catch (const ConfigError& e) {
+    return Error{ErrorCode::invalid_argument, origin + ": " + (e.path.empty() ? "" : e.path + ": ") + e.message};
+  } catch (const YAML::Exception& e) {
+    return Error{ErrorCode::invalid_argument, origin + ": " + e.msg};
+  }
+}
+
+Result<CameraConfig> parse_camera_config(const std::string& text, const EngineConfig& config, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);  // JSON is YAML
+  } catch (const YAML::Exception& e) {
+    return Error{ErrorCode::invalid_argument, origin + ": malformed: " + e.msg};
+  }
+  try {
+    return parse_camera(root, "camera", config);
   } catch (const ConfigError& e) {
     return Error{ErrorCode::invalid_argument, origin + ": " + (e.path.empty() ? "" : e.path + ": ") + e.message};
   } catch (const YAML::Exception& e) {

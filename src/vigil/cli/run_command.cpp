@@ -12,6 +12,7 @@
 #include "vigil/cli/config_loader.h"
 #include "vigil/core/log.h"
 #include "vigil/core/process_stats.h"
+#include "vigil/http/api_server.h"
 #include "vigil/pipeline/engine.h"
 
 namespace vigil {
@@ -56,6 +57,31 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// The HTTP API when the config asks for it (http.listen). Refuses a non-loopback address
+// without a token: the API can add and remove cameras.
+Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config) {
+  const HttpConfig& http = config.http;
+  if (http.host.empty()) return std::unique_ptr<ApiServer>();
+  if (!is_loopback(http.host) && http.token.empty()) {
+    return Error{ErrorCode::invalid_argument, "http.listen: refusing to listen on " + http.host +
+                                                  " without http.token (the API can add and remove cameras)"};
+  }
+  ApiOptions options;
+  options.server.host = http.host;
+  options.server.port = http.port;
+  options.server.threads = http.threads;
+  options.server.max_connections = http.max_connections;
+  options.server.idle_timeout_s = http.idle_timeout_s;
+  options.server.max_body_bytes = static_cast<std::size_t>(http.max_body_bytes);
+  options.token = http.token;
+  options.parse_camera = [config](const std::string& body) { return parse_camera_config(body, config, "request body"); };
+  return ApiServer::start(engine, std::move(options));
+}
+
 double worst_age_p99(const EngineStatus& status) {
   double worst = 0;
   for (const auto& c : status.cameras) worst = std::max(worst, c.age_p99_ms);
@@ -86,6 +112,16 @@ int run_command(const RunOptions& options) {
   if (!engine.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", engine.error().message.c_str());
     return engine.error().code == ErrorCode::invalid_argument || engine.error().code == ErrorCode::not_found ? 2 : 1;
+  }
+  auto api = start_api(**engine, *config);
+  if (!api.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", api.error().message.c_str());
+    return api.error().code == ErrorCode::invalid_argument ? 2 : 1;
+  }
+  if (*api) {
+    const std::string host = config->http.host.find(':') != std::string::npos ? "[" + config->http.host + "]" : config->http.host;
+    std::printf("vigil run: API at http://%s:%d/api/v1/cameras\n", host.c_str(), (*api)->port());
+    std::fflush(stdout);
   }
   const double cpu_start = process_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();

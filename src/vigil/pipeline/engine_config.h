@@ -83,6 +83,18 @@ struct CpuBudgetConfig {
   bool enforce = false;
 };
 
+// The HTTP API (`http:` in the config); `vigil run` serves it when host is set. Plain data
+// here: the http module reads it.
+struct HttpConfig {
+  std::string host;  // empty: no API
+  int port = 8080;
+  std::string token;  // bearer token for POST/DELETE; required to listen beyond loopback
+  int threads = 2;
+  int max_connections = 1024;
+  int idle_timeout_s = 30;
+  int max_body_bytes = 64 * 1024;
+};
+
 struct EngineConfig {
   std::vector<CameraConfig> cameras;
   std::map<std::string, ModelConfig> models;
@@ -94,6 +106,7 @@ struct EngineConfig {
   std::string gallery;           // DIR/<name>/*.jpg, embedded at start (empty: anonymous ids only)
   double status_interval_s = 5;  // one status line this often; 0: never
   std::string log_level = "info";
+  HttpConfig http;
 };
 
 }  // namespace vigil
