@@ -10,6 +10,9 @@
 #include <set>
 #include <thread>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "support/http_client.h"
 
 namespace vigil {
@@ -350,6 +353,154 @@ TEST_F(ApiServerTest, EventsAndMetrics) {
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
   EXPECT_NE(metrics.body.find("camera=\"lobby\""), std::string::npos);
+}
+
+// Opens a streaming request and returns its socket (the caller reads and closes it).
+int open_stream(int port, const std::string& target, const std::string& extra_headers = "") {
+  const int fd = test::connect_loopback(port);
+  if (fd >= 0) test::send_all(fd, "GET " + target + " HTTP/1.1\r\nHost: x\r\n" + extra_headers + "\r\n");
+  return fd;
+}
+
+// Parts of a multipart MJPEG body: each part's JPEG bytes and X-Frame-Seq.
+struct Part {
+  std::string jpeg;
+  std::uint64_t seq;
+};
+std::vector<Part> mjpeg_parts(const std::string& body) {
+  std::vector<Part> parts;
+  std::size_t pos = 0;
+  while ((pos = body.find("--vigil-frame\r\n", pos)) != std::string::npos) {
+    const std::size_t head_end = body.find("\r\n\r\n", pos);
+    if (head_end == std::string::npos) break;
+    const std::string head = body.substr(pos, head_end - pos);
+    const auto length_at = head.find("Content-Length: ");
+    const auto seq_at = head.find("X-Frame-Seq: ");
+    if (length_at == std::string::npos || seq_at == std::string::npos) break;
+    const std::size_t length = std::stoul(head.substr(length_at + 16));
+    if (head_end + 4 + length > body.size()) break;  // cut off by the end of the read
+    parts.push_back({body.substr(head_end + 4, length), std::stoull(head.substr(seq_at + 13))});
+    pos = head_end + 4 + length;
+  }
+  return parts;
+}
+
+TEST_F(ApiServerTest, MjpegStreamSendsNewFramesAtTheRequestedRate) {
+  start({synthetic("lobby", 20)});
+  ASSERT_TRUE(serving("lobby"));
+  const std::uint64_t encodes_before = api_->snapshots().encodes();
+  const int a = open_stream(port_, "/api/v1/cameras/lobby/stream.mjpg?fps=5&width=160");
+  const int b = open_stream(port_, "/api/v1/cameras/lobby/stream.mjpg?fps=5&width=160");
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const std::string raw_a = test::read_until_closed(a, 1500);
+  const std::string raw_b = test::read_until_closed(b, 10);
+  ::close(a);
+  ::close(b);
+  ASSERT_NE(raw_a.find("multipart/x-mixed-replace; boundary=vigil-frame"), std::string::npos) << raw_a.substr(0, 300);
+  const test::HttpReply reply = test::parse_reply(raw_a);  // the body de-chunked
+  const std::vector<Part> parts = mjpeg_parts(reply.body);
+  ASSERT_GE(parts.size(), 4u) << "5 fps for 1.5 s";
+  EXPECT_LE(parts.size(), 10u) << "no faster than asked";
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const cv::Mat picture = cv::imdecode(std::vector<std::uint8_t>(parts[i].jpeg.begin(), parts[i].jpeg.end()), cv::IMREAD_COLOR);
+    ASSERT_FALSE(picture.empty()) << "part " << i;
+    EXPECT_EQ(picture.cols, 160);
+    if (i > 0) {
+      EXPECT_GT(parts[i].seq, parts[i - 1].seq) << "a repeated or older frame";
+    }
+  }
+  // Two viewers of the same camera and options share the encodes.
+  std::set<std::uint64_t> seqs;
+  for (const Part& p : parts) seqs.insert(p.seq);
+  for (const Part& p : mjpeg_parts(test::parse_reply(raw_b).body)) seqs.insert(p.seq);
+  EXPECT_LE(api_->snapshots().encodes() - encodes_before, seqs.size() + 1);
+  // An unknown camera gets a JSON 404, not a stream.
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/nope/stream.mjpg").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/stream.mjpg?fps=0").status, 400);
+}
+
+TEST_F(ApiServerTest, EventStreamPushesNewEventsAndResumes) {
+  start({synthetic("lobby", 10)}, "tok");
+  ASSERT_TRUE(serving("lobby"));
+  const int fd = open_stream(port_, "/api/v1/events/stream?type=camera_state");
+  ASSERT_GE(fd, 0);
+  // The stream is open (its headers and a first comment arrive), then a camera is added.
+  std::string raw = test::read_until_closed(fd, 300);
+  ASSERT_NE(raw.find("text/event-stream"), std::string::npos) << raw;
+  ASSERT_EQ(http_request(port_, "POST", "/api/v1/cameras", {{"Authorization", "Bearer tok"}}, R"({"id": "porch", "fps": 10})").status, 201);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (raw.find("\"camera\":\"porch\"") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    raw += test::read_until_closed(fd, 100);
+  }
+  ::close(fd);
+  ASSERT_NE(raw.find("\"camera\":\"porch\""), std::string::npos) << raw;
+  EXPECT_NE(raw.find("event: camera_state"), std::string::npos);
+  EXPECT_EQ(raw.find("event: track_"), std::string::npos) << "type filter";
+  // Resuming after the last id seen gives only later events.
+  const auto id_at = raw.rfind("id: ");
+  ASSERT_NE(id_at, std::string::npos);
+  const std::uint64_t last_id = std::stoull(raw.substr(id_at + 4));
+  const int again = open_stream(port_, "/api/v1/events/stream", "Last-Event-ID: " + std::to_string(last_id) + "\r\n");
+  const std::string resumed = test::read_until_closed(again, 500);
+  ::close(again);
+  for (std::size_t at = resumed.find("\nid: "); at != std::string::npos; at = resumed.find("\nid: ", at + 1)) {
+    EXPECT_GT(std::stoull(resumed.substr(at + 5)), last_id);
+  }
+  EXPECT_EQ(http_get(port_, "/api/v1/events/stream", {{"Last-Event-ID", "x"}}).status, 400);
+}
+
+// Slow and hostile clients cost sockets, not threads: with 500 idle connections, a client
+// sending its headers a byte at a time and 50 MJPEG viewers that never read, /healthz and
+// snapshots still answer within a second and the engine keeps its rate.
+TEST_F(ApiServerTest, SlowAndIdleClientsDoNotStopTheOthers) {
+  start({synthetic("lobby", 10)});
+  ASSERT_TRUE(serving("lobby"));
+  std::vector<int> sockets;
+  for (int i = 0; i < 500; ++i) {
+    const int fd = test::connect_loopback(port_);
+    ASSERT_GE(fd, 0) << "connection " << i;
+    sockets.push_back(fd);
+  }
+  for (int i = 0; i < 50; ++i) {
+    const int fd = open_stream(port_, "/api/v1/cameras/lobby/stream.mjpg?fps=30");
+    ASSERT_GE(fd, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockets.push_back(fd);
+  }
+  std::atomic<bool> done{false};
+  std::thread trickle([&] {
+    const int fd = test::connect_loopback(port_);
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: slow\r\nX-Padding: ";
+    for (std::size_t i = 0; !done && fd >= 0; ++i) {
+      if (!test::send_all(fd, std::string(1, i < request.size() ? request[i] : 'a'))) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    if (fd >= 0) ::close(fd);
+  });
+  const std::uint64_t decoded_before = engine_->status().cameras.at(0).frames_decoded;
+  const auto started = std::chrono::steady_clock::now();
+  double worst_health = 0, worst_snapshot = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(http_get(port_, "/healthz").status, 200);
+    worst_health = std::max(worst_health, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?width=320").status, 200);
+    worst_snapshot = std::max(worst_snapshot, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::this_thread::sleep_for(25ms);
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::uint64_t decoded = engine_->status().cameras.at(0).frames_decoded - decoded_before;
+  done = true;
+  trickle.join();
+  for (int fd : sockets) ::close(fd);
+  EXPECT_LT(worst_health, 1.0);
+  EXPECT_LT(worst_snapshot, 1.0);
+  EXPECT_GE(static_cast<double>(decoded), 0.8 * 10 * elapsed) << "the camera kept its 10 fps";
+  std::printf("slow clients: worst /healthz %.1f ms, worst snapshot %.1f ms over 40 requests each\n", worst_health * 1000,
+              worst_snapshot * 1000);
 }
 
 TEST(ApiHelpersTest, RedactAndValidate) {

@@ -1,8 +1,11 @@
 #include "vigil/http/api_server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string_view>
@@ -81,6 +84,143 @@ json result_json(const FrameResult& r) {
           {"tracks", std::move(tracks)}};
 }
 
+std::string redact(const std::string& text);
+
+json event_json(const Event& e) {
+  json item = {{"id", e.id}, {"at", epoch_seconds(e.at)}, {"type", to_string(e.kind)}, {"camera", e.camera}};
+  if (e.kind == EventKind::camera_state) {
+    item["from"] = to_string(e.from);
+    item["to"] = to_string(e.to);
+  } else {
+    item["track_id"] = e.track_id;
+    item["frame_seq"] = e.frame_seq;
+    item["bbox"] = bbox_json(e.bbox);
+  }
+  if (!e.detail.empty()) item["detail"] = redact(e.detail);
+  if (e.kind == EventKind::identity_matched) {
+    item["similarity"] = e.similarity;
+    item["known"] = e.known;
+  }
+  return item;
+}
+
+bool event_matches(const Event& e, const std::string& camera, const std::string& type) {
+  return (camera.empty() || e.camera == camera) && (type.empty() || type == to_string(e.kind));
+}
+
+constexpr int kEventStreams = 1;  // HttpResponse::stream_kind of /api/v1/events/stream
+
+// Server-Sent Events from the bus: every event after the last one sent (Last-Event-ID
+// resumes), a comment every 15 s so that idle connections stay open through proxies.
+class EventStream final : public HttpStream {
+ public:
+  EventStream(const EventBus& bus, std::uint64_t after, std::string camera, std::string type)
+      : bus_(bus), last_id_(after), camera_(std::move(camera)), type_(std::move(type)) {}
+
+  long read(char* buf, std::size_t max, Clock::time_point now, Clock::time_point& retry_at) override {
+    if (offset_ >= pending_.size()) {
+      pending_.clear();
+      offset_ = 0;
+      events_.clear();
+      const bool complete = bus_.read(last_id_, 64, events_);
+      if (!complete) pending_ += "event: dropped\ndata: {}\n\n";  // the ring moved past this reader
+      for (const Event& e : events_) {
+        last_id_ = e.id;
+        if (!event_matches(e, camera_, type_)) continue;
+        pending_ += "id: " + std::to_string(e.id) + "\nevent: " + to_string(e.kind) + "\ndata: " + event_json(e).dump() + "\n\n";
+      }
+      if (pending_.empty()) {
+        if (now < next_heartbeat_) {
+          retry_at = next_heartbeat_;
+          return 0;
+        }
+        pending_ = ": keep-alive\n\n";
+      }
+      next_heartbeat_ = now + std::chrono::seconds(15);
+    }
+    const std::size_t n = std::min(max, pending_.size() - offset_);
+    std::memcpy(buf, pending_.data() + offset_, n);
+    offset_ += n;
+    return static_cast<long>(n);
+  }
+
+ private:
+  const EventBus& bus_;
+  std::uint64_t last_id_;
+  std::string camera_, type_;
+  std::vector<Event> events_;
+  std::string pending_;
+  std::size_t offset_ = 0;
+  Clock::time_point next_heartbeat_{};  // the first read sends one at once (headers reach the client)
+};
+
+// multipart/x-mixed-replace JPEG parts at up to `fps`: each part is a new frame (a
+// repeated frame is not sent again), encoded through the snapshot cache, so any number of
+// viewers of one camera cost one encode per frame. Ends when the camera is gone or not live.
+class MjpegStream final : public HttpStream {
+ public:
+  static constexpr const char* kBoundary = "vigil-frame";
+  MjpegStream(Engine& engine, SnapshotCache& cache, std::string camera, JpegOptions options, double fps)
+      : engine_(engine), cache_(cache), camera_(std::move(camera)), options_(options),
+        interval_(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / fps))) {}
+
+  long read(char* buf, std::size_t max, Clock::time_point now, Clock::time_point& retry_at) override {
+    if (offset_ >= part_size()) {
+      if (now < next_due_) {
+        retry_at = next_due_;
+        return 0;
+      }
+      const std::optional<CameraLatest> latest = engine_.latest(camera_);
+      if (!latest || latest->state != CameraState::live) return -1;
+      if (!latest->result || (snapshot_ && latest->result->frame->seq == snapshot_->seq)) {
+        retry_at = now + std::max<Clock::duration>(interval_ / 4, std::chrono::milliseconds(10));  // wait for a new frame
+        return 0;
+      }
+      auto encoded = cache_.get(*latest->result, options_);
+      if (!encoded.ok()) return -1;
+      snapshot_ = *encoded;
+      header_ = std::string("--") + kBoundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " +
+                std::to_string(snapshot_->jpeg.size()) + "\r\nX-Frame-Seq: " + std::to_string(snapshot_->seq) + "\r\n\r\n";
+      offset_ = 0;
+      next_due_ = std::max(now, next_due_ + interval_);
+    }
+    // header, then the JPEG, then CRLF
+    std::size_t written = 0;
+    while (written < max && offset_ < part_size()) {
+      const std::uint8_t* from = nullptr;
+      std::size_t left = 0;
+      if (offset_ < header_.size()) {
+        from = reinterpret_cast<const std::uint8_t*>(header_.data()) + offset_;
+        left = header_.size() - offset_;
+      } else if (offset_ < header_.size() + snapshot_->jpeg.size()) {
+        from = snapshot_->jpeg.data() + (offset_ - header_.size());
+        left = header_.size() + snapshot_->jpeg.size() - offset_;
+      } else {
+        from = reinterpret_cast<const std::uint8_t*>("\r\n") + (offset_ - header_.size() - snapshot_->jpeg.size());
+        left = part_size() - offset_;
+      }
+      const std::size_t n = std::min(left, max - written);
+      std::memcpy(buf + written, from, n);
+      written += n;
+      offset_ += n;
+    }
+    return static_cast<long>(written);
+  }
+
+ private:
+  std::size_t part_size() const { return snapshot_ ? header_.size() + snapshot_->jpeg.size() + 2 : 0; }
+
+  Engine& engine_;
+  SnapshotCache& cache_;
+  std::string camera_;
+  JpegOptions options_;
+  Clock::duration interval_;
+  Clock::time_point next_due_{};
+  std::shared_ptr<const Snapshot> snapshot_;
+  std::string header_;
+  std::size_t offset_ = 0;
+};
+
 }  // namespace
 
 std::string redact_url(const std::string& url) {
@@ -92,6 +232,24 @@ std::string redact_url(const std::string& url) {
   if (at == std::string::npos || at < authority) return url;
   return url.substr(0, authority) + url.substr(at + 1);
 }
+
+namespace {
+// Every URL inside a free text (an error message) redacted.
+std::string redact(const std::string& text) {
+  std::string out = text;
+  std::size_t from = 0;
+  while ((from = out.find("://", from)) != std::string::npos) {
+    std::size_t start = from;
+    while (start > 0 && std::isalpha(static_cast<unsigned char>(out[start - 1]))) --start;
+    std::size_t end = out.find_first_of(" \t\n'\"", from);
+    if (end == std::string::npos) end = out.size();
+    const std::string url = redact_url(out.substr(start, end - start));
+    out.replace(start, end - start, url);
+    from = start + url.size();
+  }
+  return out;
+}
+}  // namespace
 
 bool valid_camera_id(const std::string& id) {
   if (id.empty() || id.size() > 64 || id[0] == '.') return false;
@@ -105,6 +263,7 @@ struct ApiServer::Impl {
   ApiOptions options;
   SnapshotCache cache;
   std::unique_ptr<HttpServer> server;
+  std::atomic<HttpServer*> serving{nullptr};  // set once the server runs (the bus subscriber reads it)
   EventBus::SubscriptionId subscription = 0;
 
   explicit Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)) {}
@@ -115,6 +274,7 @@ struct ApiServer::Impl {
     if (path == "/readyz") return readyz(response);
     if (path == "/metrics") return metrics(request, response);
     if (path == "/api/v1/events") return events(request, response);
+    if (path == "/api/v1/events/stream") return event_stream(request, response);
     if (path == kCameras || path == std::string(kCameras) + "/") return cameras(request, response);
     if (path.rfind(std::string(kCameras) + "/", 0) == 0) {
       std::string rest = path.substr(kCameras.size() + 1);
@@ -127,6 +287,7 @@ struct ApiServer::Impl {
       if (tail.empty()) return camera(request, response, rest);
       if (tail == "snapshot.jpg") return snapshot(request, response, rest);
       if (tail == "detections") return detections(request, response, rest);
+      if (tail == "stream.mjpg") return mjpeg(request, response, rest);
       return json_error(response, 404, "no such resource");
     }
     json_error(response, 404, "no such resource");
@@ -173,7 +334,7 @@ struct ApiServer::Impl {
                 {"tracks_started", c.tracks_started},
                 {"decode_errors", c.decode_errors},
                 {"reconnects", c.reconnects}};
-    if (!c.last_error.empty()) out["last_error"] = redact_url(c.last_error);
+    if (!c.last_error.empty()) out["last_error"] = redact(c.last_error);
     if (auto latest = engine.latest(c.id); latest && latest->result) {
       out["last_frame_at"] = epoch_seconds(latest->result->frame->captured_at);
       out["last_frame_seq"] = latest->result->frame->seq;
@@ -216,14 +377,14 @@ struct ApiServer::Impl {
     if (request.body.empty()) return json_error(response, 400, "empty body: expected a camera as JSON");
     if (!json::accept(request.body)) return json_error(response, 400, "body is not valid JSON");
     auto parsed = options.parse_camera(request.body);
-    if (!parsed.ok()) return json_error(response, 400, redact_url(parsed.error().message));
+    if (!parsed.ok()) return json_error(response, 400, redact(parsed.error().message));
     if (!valid_camera_id(parsed->id)) return json_error(response, 400, "invalid camera id");
     const Status added = engine.add_camera(*parsed);
     if (!added.ok()) {
       const ErrorCode code = added.error().code;
       const bool duplicate = added.error().message.find("already") != std::string::npos;
       return json_error(response, duplicate ? 409 : code == ErrorCode::invalid_argument || code == ErrorCode::not_found ? 400 : 500,
-                        redact_url(added.error().message));
+                        redact(added.error().message));
     }
     reply_json(response, {{"added", parsed->id}}, 201);
     response.headers.emplace_back("Location", std::string(kCameras) + "/" + parsed->id);
@@ -287,6 +448,45 @@ struct ApiServer::Impl {
     response.size = s->jpeg.size();
   }
 
+  void mjpeg(const HttpRequest& request, HttpResponse& response, const std::string& id) {
+    if (!only(request, response, {"GET"})) return;
+    const auto quality = int_arg(request, "quality", 70, 1, 100);
+    const auto width = int_arg(request, "width", 0, 0, 8192);
+    const auto annotate = int_arg(request, "annotate", 0, 0, 1);
+    const auto fps = int_arg(request, "fps", 5, 1, 30);
+    if (!quality || !width || !annotate || !fps) {
+      return json_error(response, 400, "quality must be 1..100, width 0..8192, annotate 0 or 1, fps 1..30");
+    }
+    if (!live_result(id, response)) return;
+    JpegOptions jpeg;
+    jpeg.quality = static_cast<int>(*quality);
+    jpeg.width = static_cast<int>(*width);
+    jpeg.annotate = *annotate == 1;
+    response.status = 200;
+    response.content_type = std::string("multipart/x-mixed-replace; boundary=") + MjpegStream::kBoundary;
+    response.headers.emplace_back("Cache-Control", "no-cache");
+    response.stream = std::make_shared<MjpegStream>(engine, cache, id, jpeg, static_cast<double>(*fps));
+  }
+
+  void event_stream(const HttpRequest& request, HttpResponse& response) {
+    if (!only(request, response, {"GET"})) return;
+    const std::string last_event_id = request.header("last-event-id");
+    std::optional<long> since = int_arg(request, "since", 0, 0, std::numeric_limits<long>::max());
+    if (!last_event_id.empty()) {
+      char* end = nullptr;
+      const long value = std::strtol(last_event_id.c_str(), &end, 10);
+      since = *end == '\0' && value >= 0 ? std::optional<long>(value) : std::nullopt;
+    }
+    if (!since) return json_error(response, 400, "since and Last-Event-ID must be event ids");
+    response.status = 200;
+    response.content_type = "text/event-stream";
+    response.headers.emplace_back("Cache-Control", "no-cache");
+    response.stream = std::make_shared<EventStream>(engine.events(), static_cast<std::uint64_t>(*since),
+                                                    request.query.count("camera") ? request.query.at("camera") : "",
+                                                    request.query.count("type") ? request.query.at("type") : "");
+    response.stream_kind = kEventStreams;
+  }
+
   void detections(const HttpRequest& request, HttpResponse& response, const std::string& id) {
     if (!only(request, response, {"GET", "HEAD"})) return;
     const std::shared_ptr<const FrameResult> result = live_result(id, response);
@@ -323,23 +523,8 @@ struct ApiServer::Impl {
     std::uint64_t last = static_cast<std::uint64_t>(*since);
     for (const Event& e : found) {
       last = e.id;
-      if (!camera.empty() && e.camera != camera) continue;
-      if (!type.empty() && type != to_string(e.kind)) continue;
-      json item = {{"id", e.id}, {"at", epoch_seconds(e.at)}, {"type", to_string(e.kind)}, {"camera", e.camera}};
-      if (e.kind == EventKind::camera_state) {
-        item["from"] = to_string(e.from);
-        item["to"] = to_string(e.to);
-      } else {
-        item["track_id"] = e.track_id;
-        item["frame_seq"] = e.frame_seq;
-        item["bbox"] = bbox_json(e.bbox);
-      }
-      if (!e.detail.empty()) item["detail"] = redact_url(e.detail);
-      if (e.kind == EventKind::identity_matched) {
-        item["similarity"] = e.similarity;
-        item["known"] = e.known;
-      }
-      list.push_back(std::move(item));
+      if (!event_matches(e, camera, type)) continue;
+      list.push_back(event_json(e));
       if (list.size() >= static_cast<std::size_t>(*limit)) break;
     }
     reply_json(response, {{"events", std::move(list)}, {"next", last}, {"complete", complete}});
@@ -353,6 +538,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(Engine& engine, ApiOptions o
   // A camera that leaves the live state loses its cached pictures at once.
   impl->subscription = engine.events().subscribe([impl](const Event& e) {
     if (e.kind == EventKind::camera_state && e.to != CameraState::live) impl->cache.drop(e.camera);
+    if (HttpServer* s = impl->serving.load(std::memory_order_acquire)) s->wake(kEventStreams);
   });
   auto server = HttpServer::start(impl->options.server, [impl](const HttpRequest& request, HttpResponse& response) {
     impl->handle(request, response);
@@ -362,13 +548,15 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(Engine& engine, ApiOptions o
     return server.error();
   }
   impl->server = std::move(server).value();
+  impl->serving.store(impl->server.get(), std::memory_order_release);
   return api;
 }
 
 ApiServer::~ApiServer() {
   if (impl_) {
+    impl_->serving.store(nullptr, std::memory_order_release);
+    impl_->engine.events().unsubscribe(impl_->subscription);  // no wake() after this
     impl_->server.reset();  // no handler runs after this
-    impl_->engine.events().unsubscribe(impl_->subscription);
   }
 }
 

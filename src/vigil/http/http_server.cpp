@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cctype>
 #include <cstdarg>
 #include <cstdio>
@@ -41,27 +44,6 @@ MHD_Result collect_lower(void* cls, MHD_ValueKind, const char* key, const char* 
   return MHD_YES;
 }
 
-void free_owner(void* cls) { delete static_cast<std::shared_ptr<const void>*>(cls); }
-
-MHD_Result send(MHD_Connection* connection, const HttpResponse& r) {
-  MHD_Response* response = nullptr;
-  if (r.data) {
-    auto* owner = new std::shared_ptr<const void>(r.owner);
-    response = MHD_create_response_from_buffer_with_free_callback_cls(r.size, const_cast<std::uint8_t*>(r.data), &free_owner,
-                                                                      owner);
-    if (!response) delete owner;
-  } else {
-    response = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
-  }
-  if (!response) return MHD_NO;
-  if (!r.content_type.empty()) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
-  MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
-  for (const auto& [name, value] : r.headers) MHD_add_response_header(response, name.c_str(), value.c_str());
-  const MHD_Result queued = MHD_queue_response(connection, static_cast<unsigned int>(r.status), response);
-  MHD_destroy_response(response);
-  return queued;
-}
-
 void log_from_mhd(void*, const char* format, va_list args) {
   char line[512];
   std::vsnprintf(line, sizeof line, format, args);
@@ -69,6 +51,9 @@ void log_from_mhd(void*, const char* format, va_list args) {
   while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
   spdlog::debug("http: {}", line);
 }
+
+
+void free_owner(void* cls) { delete static_cast<std::shared_ptr<const void>*>(cls); }
 
 }  // namespace
 
@@ -81,13 +66,150 @@ void json_error(HttpResponse& response, int status, const std::string& message) 
 }
 
 struct HttpServer::Impl {
+  // One streamed response. Parked (suspended in libmicrohttpd) while it has nothing to send;
+  // un-parked by the resumer thread at retry_at, or by wake().
+  struct Stream {
+    Impl* server = nullptr;
+    MHD_Connection* connection = nullptr;
+    std::shared_ptr<HttpStream> body;
+    int kind = 0;
+    std::uint64_t id = 0;
+    bool parked = false;  // guarded by stream_mu
+    bool woken = false;   // guarded by stream_mu: new data while it was being read
+    HttpStream::Clock::time_point retry_at{};
+  };
+
   HttpServerOptions options;
   Handler handler;
   MHD_Daemon* daemon = nullptr;
   std::atomic<std::uint64_t> requests{0};
 
+  mutable std::mutex stream_mu;
+  std::condition_variable stream_cv;
+  std::map<std::uint64_t, Stream*> streams;                            // open streams
+  std::multimap<HttpStream::Clock::time_point, std::uint64_t> due;    // parked ones by retry time
+  std::uint64_t next_stream_id = 1;
+  bool stopping = false;
+  std::thread resumer;
+
   ~Impl() {
+    std::vector<MHD_Connection*> parked;
+    {
+      std::lock_guard lock(stream_mu);
+      stopping = true;  // every stream ends at its next read
+      for (auto& [id, s] : streams) {
+        if (s->parked) {
+          s->parked = false;
+          parked.push_back(s->connection);
+        }
+      }
+    }
+    for (MHD_Connection* c : parked) MHD_resume_connection(c);
+    stream_cv.notify_all();
+    if (resumer.joinable()) resumer.join();
     if (daemon) MHD_stop_daemon(daemon);
+  }
+
+  // Un-parks streams whose retry time came. A parked connection is suspended, so
+  // libmicrohttpd cannot close or free it: resuming outside the lock is safe.
+  void resume_loop() {
+    std::unique_lock lock(stream_mu);
+    std::vector<MHD_Connection*> ready;
+    while (!stopping) {
+      const auto now = HttpStream::Clock::now();
+      while (!due.empty() && due.begin()->first <= now) {
+        auto it = streams.find(due.begin()->second);
+        if (it != streams.end() && it->second->parked && it->second->retry_at == due.begin()->first) {
+          it->second->parked = false;
+          ready.push_back(it->second->connection);
+        }
+        due.erase(due.begin());
+      }
+      if (!ready.empty()) {
+        lock.unlock();
+        for (MHD_Connection* c : ready) MHD_resume_connection(c);
+        ready.clear();
+        lock.lock();
+        continue;
+      }
+      if (due.empty()) {
+        stream_cv.wait(lock);
+      } else {
+        stream_cv.wait_until(lock, due.begin()->first);
+      }
+    }
+  }
+
+  static ssize_t read_stream(void* cls, uint64_t, char* buf, size_t max) {
+    auto* s = static_cast<Stream*>(cls);
+    Impl& self = *s->server;
+    {
+      std::lock_guard lock(self.stream_mu);
+      if (self.stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+      s->woken = false;
+    }
+    const auto now = HttpStream::Clock::now();
+    auto retry_at = now + std::chrono::seconds(1);
+    long n = -1;
+    try {
+      n = s->body->read(buf, max, now, retry_at);
+    } catch (const std::exception& e) {
+      spdlog::warn("http: stream failed: {}", e.what());
+    } catch (...) {
+    }
+    if (n > 0) return static_cast<ssize_t>(std::min<std::size_t>(static_cast<std::size_t>(n), max));
+    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    std::lock_guard lock(self.stream_mu);
+    if (self.stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (s->woken) return 0;  // woken while reading: ask again at once
+    s->parked = true;
+    s->retry_at = retry_at;
+    const bool earliest = self.due.empty() || retry_at < self.due.begin()->first;
+    self.due.emplace(retry_at, s->id);
+    MHD_suspend_connection(s->connection);
+    if (earliest) self.stream_cv.notify_one();
+    return 0;
+  }
+
+  static void free_stream(void* cls) {
+    auto* s = static_cast<Stream*>(cls);
+    {
+      std::lock_guard lock(s->server->stream_mu);
+      s->server->streams.erase(s->id);
+    }
+    delete s;
+  }
+
+  MHD_Result send(MHD_Connection* connection, const HttpResponse& r) {
+    MHD_Response* response = nullptr;
+    if (r.stream) {
+      auto* s = new Stream;
+      s->server = this;
+      s->connection = connection;
+      s->body = r.stream;
+      s->kind = r.stream_kind;
+      {
+        std::lock_guard lock(stream_mu);
+        s->id = next_stream_id++;
+        streams.emplace(s->id, s);
+      }
+      response = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 32 * 1024, &read_stream, s, &free_stream);
+      if (!response) free_stream(s);
+    } else if (r.data) {
+      auto* owner = new std::shared_ptr<const void>(r.owner);
+      response = MHD_create_response_from_buffer_with_free_callback_cls(r.size, const_cast<std::uint8_t*>(r.data), &free_owner,
+                                                                        owner);
+      if (!response) delete owner;
+    } else {
+      response = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    }
+    if (!response) return MHD_NO;
+    if (!r.content_type.empty()) MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+    MHD_add_response_header(response, "X-Content-Type-Options", "nosniff");
+    for (const auto& [name, value] : r.headers) MHD_add_response_header(response, name.c_str(), value.c_str());
+    const MHD_Result queued = MHD_queue_response(connection, static_cast<unsigned int>(r.status), response);
+    MHD_destroy_response(response);
+    return queued;
   }
 
   static MHD_Result on_request(void* cls, MHD_Connection* connection, const char* url, const char* method, const char*,
@@ -118,7 +240,7 @@ struct HttpServer::Impl {
     HttpResponse response;
     if (ctx->too_large) {
       json_error(response, 413, "request body larger than " + std::to_string(self.options.max_body_bytes) + " bytes");
-      return send(connection, response);
+      return self.send(connection, response);
     }
     HttpRequest request;
     request.method = method ? method : "";
@@ -134,7 +256,7 @@ struct HttpServer::Impl {
     } catch (...) {
       json_error(response, 500, "internal error");
     }
-    return send(connection, response);
+    return self.send(connection, response);
   }
 
   static void on_completed(void*, MHD_Connection*, void** con_cls, MHD_RequestTerminationCode) {
@@ -183,6 +305,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
     return Error{ErrorCode::unavailable, "http: cannot listen on " + options.host + ":" + std::to_string(options.port) +
                                              " (address in use or not available)"};
   }
+  impl.resumer = std::thread([&impl] { impl.resume_loop(); });
   const MHD_DaemonInfo* info = MHD_get_daemon_info(impl.daemon, MHD_DAEMON_INFO_BIND_PORT);
   server->port_ = info ? info->port : options.port;
   return server;
@@ -191,5 +314,27 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
 HttpServer::~HttpServer() = default;
 
 std::uint64_t HttpServer::requests() const { return impl_->requests.load(std::memory_order_relaxed); }
+
+std::size_t HttpServer::streams() const {
+  std::lock_guard lock(impl_->stream_mu);
+  return impl_->streams.size();
+}
+
+void HttpServer::wake(int stream_kind) {
+  std::vector<MHD_Connection*> parked;
+  {
+    std::lock_guard lock(impl_->stream_mu);
+    for (auto& [id, s] : impl_->streams) {
+      if (s->kind != stream_kind) continue;
+      if (s->parked) {
+        s->parked = false;
+        parked.push_back(s->connection);
+      } else {
+        s->woken = true;
+      }
+    }
+  }
+  for (MHD_Connection* c : parked) MHD_resume_connection(c);
+}
 
 }  // namespace vigil

@@ -12,6 +12,7 @@
 // beyond that the handler is not called and the client gets 413.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -46,6 +47,17 @@ struct HttpRequest {
   }
 };
 
+// A response body produced while it is sent (MJPEG, Server-Sent Events). The server calls
+// read() on a polling thread whenever the socket can take more; it must not block.
+class HttpStream {
+ public:
+  using Clock = std::chrono::steady_clock;
+  virtual ~HttpStream() = default;
+  // Writes up to `max` bytes into buf and returns how many; 0 when nothing is ready (the
+  // connection is parked, no thread waits, until `retry_at` or a wake of its kind); -1 to end.
+  virtual long read(char* buf, std::size_t max, Clock::time_point now, Clock::time_point& retry_at) = 0;
+};
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
@@ -56,6 +68,9 @@ struct HttpResponse {
   std::shared_ptr<const void> owner;
   const std::uint8_t* data = nullptr;
   std::size_t size = 0;
+  // Instead of either: a streamed body of unknown length, and its kind (for wake()).
+  std::shared_ptr<HttpStream> stream;
+  int stream_kind = 0;
 };
 
 class HttpServer {
@@ -71,6 +86,10 @@ class HttpServer {
 
   int port() const { return port_; }
   std::uint64_t requests() const;
+  // Streams open now, and parked (waiting for data) among them.
+  std::size_t streams() const;
+  // Un-parks every stream of this kind (new data for them all, e.g. a new event).
+  void wake(int stream_kind);
 
  private:
   HttpServer() = default;
