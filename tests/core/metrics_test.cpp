@@ -19,7 +19,7 @@ MetricsRegistry& example_registry() {
   r.callback("vigil_camera_up", "1 while the camera delivers frames.\nLabels: camera.", MetricType::gauge,
              {{"camera", "lobby"}}, [] { return 1.0; });
   r.gauge("vigil_model_batch_fill", "Mean items per batch.", {{"model", "faces"}})->set(3.25);
-  auto h = r.histogram("vigil_model_latency_ms", "Model call per batch, milliseconds.", {{"model", "faces"}});
+  auto h = r.histogram("vigil_model_latency_seconds", "Model call per batch, seconds.", {{"model", "faces"}}, 0.01, 0.001);
   for (int i = 1; i <= 100; ++i) h->record(static_cast<double>(i) / 10.0);
   r.counter("vigil_frames_inferred_total", "Frames the detector ran on.", {{"camera", "lobby"}, {"model", "faces"}})->add(40);
   return r;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <set>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "support/http_client.h"
+#include "support/test_support.h"
 
 namespace vigil {
 namespace {
@@ -353,6 +355,13 @@ TEST_F(ApiServerTest, EventsAndMetrics) {
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
   EXPECT_NE(metrics.body.find("camera=\"lobby\""), std::string::npos);
+  EXPECT_NE(metrics.body.find("vigil_model_latency_seconds"), std::string::npos);
+  // Prometheus' own linter accepts it (Debian's prometheus package, installed by setup).
+  test::TempDir dir;
+  const std::string file = dir.file("metrics.prom");
+  std::ofstream(file) << metrics.body;
+  std::string lint;
+  EXPECT_EQ(test::run_command("promtool check metrics < " + file + " 2>&1", &lint), 0) << lint;
 }
 
 // Opens a streaming request and returns its socket (the caller reads and closes it).

@@ -746,7 +746,7 @@ TEST(EngineTest, MetricsRegistryCarriesEachCameraUntilItIsRemoved) {
   EXPECT_EQ(metrics.total("vigil_model_items_total", {{"model", "fake"}}), 24);
   const std::string text = prometheus_text(metrics.snapshot());
   EXPECT_NE(text.find("vigil_frames_decoded_total{camera=\"b\"} 12\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("vigil_frame_age_ms_count{camera=\"a\"} 12\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("vigil_frame_age_seconds_count{camera=\"a\"} 12\n"), std::string::npos) << text;
   ASSERT_TRUE((*engine)->remove_camera("a").ok());
   EXPECT_EQ(metrics.total("vigil_frames_decoded_total"), 12) << "camera a's series are gone";
 }

@@ -20,9 +20,9 @@ std::shared_ptr<Gauge> MetricsRegistry::gauge(const std::string& name, const std
 }
 
 std::shared_ptr<Histogram> MetricsRegistry::histogram(const std::string& name, const std::string& help,
-                                                      MetricLabels labels, double min) {
+                                                      MetricLabels labels, double min, double scale) {
   auto h = std::make_shared<Histogram>(min);
-  add({name, help, MetricType::summary, std::move(labels), nullptr, nullptr, h, {}});
+  add({name, help, MetricType::summary, std::move(labels), nullptr, nullptr, h, {}, scale});
   return h;
 }
 
@@ -69,11 +69,11 @@ std::vector<MetricSample> MetricsRegistry::snapshot() const {
   for (const Series* s : ordered) {
     MetricSample m{s->name, s->help, s->type, s->labels};
     if (s->histogram) {
-      m.p50 = s->histogram->percentile(0.5);
-      m.p90 = s->histogram->percentile(0.9);
-      m.p99 = s->histogram->percentile(0.99);
+      m.p50 = s->histogram->percentile(0.5) * s->scale;
+      m.p90 = s->histogram->percentile(0.9) * s->scale;
+      m.p99 = s->histogram->percentile(0.99) * s->scale;
       m.count = s->histogram->count();
-      m.sum = s->histogram->sum();
+      m.sum = s->histogram->sum() * s->scale;
     } else {
       m.value = read_value(*s);
     }

@@ -68,8 +68,10 @@ class MetricsRegistry {
  public:
   std::shared_ptr<Counter> counter(const std::string& name, const std::string& help, MetricLabels labels = {});
   std::shared_ptr<Gauge> gauge(const std::string& name, const std::string& help, MetricLabels labels = {});
+  // scale multiplies what was recorded when it is read: a histogram fed milliseconds is
+  // exposed in seconds (Prometheus' base unit) with scale 0.001.
   std::shared_ptr<Histogram> histogram(const std::string& name, const std::string& help, MetricLabels labels = {},
-                                       double min = 0.01);
+                                       double min = 0.01, double scale = 1.0);
   // A value computed when read (it must be cheap and thread-safe).
   void callback(const std::string& name, const std::string& help, MetricType type, MetricLabels labels,
                 std::function<double()> read);
@@ -94,6 +96,7 @@ class MetricsRegistry {
     std::shared_ptr<Gauge> gauge;
     std::shared_ptr<Histogram> histogram;
     std::function<double()> read;
+    double scale = 1.0;  // histograms
   };
   void add(Series series);
   double read_value(const Series& s) const;

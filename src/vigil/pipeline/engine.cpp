@@ -40,9 +40,10 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
   impl->timers = std::make_unique<TimerService>(std::clamp(static_cast<int>(cores) / 2, 1, 4));
 
   impl->clusters = std::make_unique<AnonymousClusters>(config.identity.anon_threshold);
-  impl->end_to_end_ms = impl->metrics.histogram("vigil_end_to_end_ms", "Capture to result delivered, milliseconds.");
-  impl->age_ms = impl->metrics.histogram("vigil_frame_age_all_cameras_ms",
-                                         "Age of a frame when its inference started, all cameras, milliseconds.");
+  impl->end_to_end_ms = impl->metrics.histogram("vigil_end_to_end_seconds", "Capture to result delivered, seconds.", {},
+                                                0.01, 0.001);
+  impl->age_ms = impl->metrics.histogram("vigil_frame_age_all_cameras_seconds",
+                                         "Age of a frame when its inference started, all cameras, seconds.", {}, 0.01, 0.001);
   if (!config.gallery.empty()) VIGIL_RETURN_IF_ERROR(check_gallery_dir(config.gallery));  // before models load
   VIGIL_RETURN_IF_ERROR(impl->build_models());
   VIGIL_RETURN_IF_ERROR(impl->build_gallery());

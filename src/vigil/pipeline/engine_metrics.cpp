@@ -10,8 +10,8 @@ using namespace engine_internal;
 
 void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
   const MetricLabels labels = {{"camera", cam->config.id}};
-  cam->age_ms = metrics.histogram("vigil_frame_age_ms", "Age of a frame when its inference started, milliseconds.",
-                                  labels);
+  cam->age_ms = metrics.histogram("vigil_frame_age_seconds", "Age of a frame when its inference started, seconds.",
+                                  labels, 0.01, 0.001);
   auto counter = [&](const char* name, const char* help, std::function<double()> read) {
     metrics.callback(name, help, MetricType::counter, labels, std::move(read));
   };
@@ -42,9 +42,9 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
 
 void Engine::Impl::register_model_metrics(Model& model) {
   const MetricLabels labels = {{"model", model.name}};
-  model.latency_ms = metrics.histogram("vigil_model_latency_ms",
-                                       "Model call per batch (pre-processing, inference, post-processing), milliseconds.",
-                                       labels);
+  model.latency_ms = metrics.histogram("vigil_model_latency_seconds",
+                                       "Model call per batch (pre-processing, inference, post-processing), seconds.",
+                                       labels, 0.01, 0.001);
   Model* m = &model;
   metrics.callback("vigil_model_batches_total", "Batches the model ran.", MetricType::counter, labels,
                    [m] { return double(m->batches.load()); });
@@ -128,15 +128,15 @@ EngineStatus Engine::status() const {
   for (const MetricSample& m : samples) {
     const auto n = static_cast<std::uint64_t>(m.value);
     if (m.labels.empty()) {
-      if (m.name == "vigil_frame_age_all_cameras_ms") out.age_p50_ms = m.p50, out.age_p99_ms = m.p99;
-      if (m.name == "vigil_end_to_end_ms") out.end_to_end_p50_ms = m.p50, out.end_to_end_p99_ms = m.p99;
+      if (m.name == "vigil_frame_age_all_cameras_seconds") out.age_p50_ms = m.p50 * 1000, out.age_p99_ms = m.p99 * 1000;
+      if (m.name == "vigil_end_to_end_seconds") out.end_to_end_p50_ms = m.p50 * 1000, out.end_to_end_p99_ms = m.p99 * 1000;
     } else if (const std::string* model = label(m, "model")) {
       const auto it = model_index.find(*model);
       if (it == model_index.end()) continue;
       ModelStatus& ms = out.models[it->second];
       if (m.name == "vigil_model_batches_total") ms.batches = n;
       if (m.name == "vigil_model_items_total") ms.items = n;
-      if (m.name == "vigil_model_latency_ms") ms.latency_p50_ms = m.p50, ms.latency_p99_ms = m.p99;
+      if (m.name == "vigil_model_latency_seconds") ms.latency_p50_ms = m.p50 * 1000, ms.latency_p99_ms = m.p99 * 1000;
     } else if (const std::string* camera = label(m, "camera")) {
       const auto it = camera_index.find(*camera);
       if (it == camera_index.end()) continue;
@@ -153,7 +153,7 @@ EngineStatus Engine::status() const {
       else if (m.name == "vigil_identities_changed_total") cs.identities_changed = n;
       else if (m.name == "vigil_decode_errors_total") cs.decode_errors = n;
       else if (m.name == "vigil_reconnects_total") cs.reconnects = n;
-      else if (m.name == "vigil_frame_age_ms") cs.age_p50_ms = m.p50, cs.age_p99_ms = m.p99;
+      else if (m.name == "vigil_frame_age_seconds") cs.age_p50_ms = m.p50 * 1000, cs.age_p99_ms = m.p99 * 1000;
     }
   }
   for (std::size_t i = 0; i < cameras.size(); ++i) {
