@@ -6,6 +6,7 @@
 
 #include "vigil/core/frame.h"
 #include "vigil/core/pool.h"
+#include "vigil/http/snapshot_cache.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/letterbox.h"
 #include "vigil/vision/nms.h"
@@ -27,6 +28,55 @@ void BM_LetterboxYuv720p(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_LetterboxYuv720p)->Arg(128)->Arg(256);
+
+// A 720p frame with a gradient (so the JPEG is not trivially small) in a FrameResult.
+vigil::FrameResult frame_720p(vigil::FramePool& pool) {
+  vigil::FrameRef ref = pool.acquire();
+  vigil::Frame* frame = ref.mutable_get();
+  auto storage = std::make_unique<vigil::ByteStorage>();
+  frame->image = storage->allocate(vigil::PixelFormat::yuv420p, 1280, 720);
+  for (int p = 0; p < 3; ++p) {
+    for (int y = 0; y < frame->image.plane_height(p); ++y) {
+      for (int x = 0; x < frame->image.plane_width(p); ++x) {
+        frame->mutable_plane(p)[y * frame->image.planes[p].stride + x] = static_cast<std::uint8_t>((x * (p + 1) + y * 3) & 0xff);
+      }
+    }
+  }
+  frame->storage = std::move(storage);
+  frame->camera = std::make_shared<const std::string>("bench");
+  frame->seq = 1;
+  vigil::FrameResult result;
+  result.frame = std::move(ref);
+  return result;
+}
+
+// Snapshot requests for a frame already encoded: a lookup and a pointer copy.
+void BM_SnapshotCacheHit720p(benchmark::State& state) {
+  auto pool = vigil::make_frame_pool();
+  const vigil::FrameResult result = frame_720p(*pool);
+  vigil::SnapshotCache cache;
+  const vigil::JpegOptions options;
+  (void)cache.get(result, options);
+  for (auto _ : state) {
+    auto snapshot = cache.get(result, options);
+    benchmark::DoNotOptimize(snapshot);
+  }
+}
+BENCHMARK(BM_SnapshotCacheHit720p);
+
+// What every request costs without the cache: a TurboJPEG encode of the 720p frame
+// (quality 80, straight from its YUV planes).
+void BM_SnapshotEncode720p(benchmark::State& state) {
+  auto pool = vigil::make_frame_pool();
+  const vigil::FrameResult result = frame_720p(*pool);
+  vigil::JpegEncoder encoder;
+  std::vector<std::uint8_t> jpeg;
+  for (auto _ : state) {
+    if (!encoder.encode(result, {}, jpeg).ok()) state.SkipWithError("encode failed");
+    benchmark::DoNotOptimize(jpeg.data());
+  }
+}
+BENCHMARK(BM_SnapshotEncode720p);
 
 void BM_WeightedNms(benchmark::State& state) {
   std::mt19937 rng(1);

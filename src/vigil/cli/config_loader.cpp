@@ -312,7 +312,7 @@ CameraConfig parse_camera(const YAML::Node& node, const std::string& path, const
 
 // http: {listen: "HOST:PORT", token, threads, max_connections, idle_timeout_s, max_body_bytes}
 HttpConfig parse_http(const YAML::Node& node) {
-  Fields f(node, "http", {"listen", "token", "threads", "max_connections", "idle_timeout_s", "max_body_bytes"});
+  Fields f(node, "http", {"listen", "token", "threads", "max_connections", "idle_timeout_s", "max_body_bytes", "snapshot_cache"});
   HttpConfig http;
   const std::string listen = f.required<std::string>("listen");
   // HOST:PORT, [IPv6]:PORT
@@ -331,6 +331,7 @@ HttpConfig parse_http(const YAML::Node& node) {
   http.threads = in_range(f.get("threads", http.threads), 1, 64, "http.threads");
   http.max_connections = in_range(f.get("max_connections", http.max_connections), 1, 100000, "http.max_connections");
   http.idle_timeout_s = in_range(f.get("idle_timeout_s", http.idle_timeout_s), 1, 3600, "http.idle_timeout_s");
+  http.snapshot_cache = f.get("snapshot_cache", true);
   http.max_body_bytes = in_range(f.get("max_body_bytes", http.max_body_bytes), 1024, 16 * 1024 * 1024, "http.max_body_bytes");
   return http;
 }

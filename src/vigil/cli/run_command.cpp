@@ -78,6 +78,7 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   options.server.idle_timeout_s = http.idle_timeout_s;
   options.server.max_body_bytes = static_cast<std::size_t>(http.max_body_bytes);
   options.token = http.token;
+  options.snapshot_cache = http.snapshot_cache;
   options.parse_camera = [config](const std::string& body) { return parse_camera_config(body, config, "request body"); };
   return ApiServer::start(engine, std::move(options));
 }

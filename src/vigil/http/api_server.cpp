@@ -266,7 +266,7 @@ struct ApiServer::Impl {
   std::atomic<HttpServer*> serving{nullptr};  // set once the server runs (the bus subscriber reads it)
   EventBus::SubscriptionId subscription = 0;
 
-  explicit Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)) {}
+  explicit Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)), cache(8, options.snapshot_cache) {}
 
   void handle(const HttpRequest& request, HttpResponse& response) {
     const std::string& path = request.path;

@@ -28,6 +28,7 @@ namespace vigil {
 struct ApiOptions {
   HttpServerOptions server;
   std::string token;  // empty: mutating endpoints are open (loopback only; `vigil run` checks)
+  bool snapshot_cache = true;  // false: encode on every request (a benchmark's baseline)
   // Parses a POSTed camera (JSON, the config's camera schema). The cli supplies it (it owns
   // the config loader); without it POST answers 501.
   std::function<Result<CameraConfig>(const std::string& body)> parse_camera;

@@ -23,7 +23,8 @@ Result<std::shared_ptr<const Snapshot>> encode(const FrameResult& result, const 
 
 }  // namespace
 
-SnapshotCache::SnapshotCache(std::size_t variants) : variants_(std::max<std::size_t>(1, variants)) {}
+SnapshotCache::SnapshotCache(std::size_t variants, bool enabled)
+    : variants_(std::max<std::size_t>(1, variants)), enabled_(enabled) {}
 
 std::string SnapshotCache::etag_of(std::uint64_t seq, const JpegOptions& options) {
   return "\"" + std::to_string(seq) + "-" + std::to_string(options.quality) + "-" + std::to_string(options.width) + "-" +
@@ -32,6 +33,11 @@ std::string SnapshotCache::etag_of(std::uint64_t seq, const JpegOptions& options
 
 Result<std::shared_ptr<const Snapshot>> SnapshotCache::get(const FrameResult& result, const JpegOptions& options) {
   if (!result.frame || !result.frame->camera) return Error{ErrorCode::invalid_argument, "snapshot: no frame"};
+  if (!enabled_) {
+    misses_.fetch_add(1, std::memory_order_relaxed);
+    encodes_.fetch_add(1, std::memory_order_relaxed);
+    return encode(result, options);
+  }
   const std::string& camera = *result.frame->camera;
   const std::uint64_t seq = result.frame->seq;
   std::shared_ptr<Entry> entry;

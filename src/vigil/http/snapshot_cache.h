@@ -37,7 +37,8 @@ struct Snapshot {
 class SnapshotCache {
  public:
   // variants: how many option sets one camera's frame keeps (least recently added go first).
-  explicit SnapshotCache(std::size_t variants = 8);
+  // enabled false: every get() encodes (the encode-per-request baseline for benchmarks).
+  explicit SnapshotCache(std::size_t variants = 8, bool enabled = true);
 
   // The JPEG of result.frame with these options, from the cache or encoded now.
   Result<std::shared_ptr<const Snapshot>> get(const FrameResult& result, const JpegOptions& options);
@@ -63,6 +64,7 @@ class SnapshotCache {
   };
 
   std::size_t variants_;
+  bool enabled_;
   mutable std::mutex mu_;
   std::condition_variable ready_cv_;
   std::map<std::string, CameraEntries, std::less<>> cameras_;

@@ -93,6 +93,7 @@ struct HttpConfig {
   int max_connections = 1024;
   int idle_timeout_s = 30;
   int max_body_bytes = 64 * 1024;
+  bool snapshot_cache = true;  // false: encode per request (benchmark baseline)
 };
 
 struct EngineConfig {
