@@ -16,7 +16,7 @@ build:
 demo: build
 	@mkdir -p out
 	@build/release/vigil run --config examples/demo.yaml --duration $(DEMO_SECONDS)
-	@echo "demo: results are in out/demo.jsonl (one JSON line per processed frame); the API was at http://127.0.0.1:8080/api/v1/cameras while it ran; config: examples/demo.yaml"
+	@echo "demo: results are in out/demo.jsonl (one JSON line per processed frame); the wall was at http://127.0.0.1:8080/ while it ran (make demo DEMO_SECONDS=600 to keep it longer); config: examples/demo.yaml"
 
 check: build
 	@ctest --test-dir build/release --output-on-failure -j $(JOBS)

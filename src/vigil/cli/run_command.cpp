@@ -121,7 +121,8 @@ int run_command(const RunOptions& options) {
   }
   if (*api) {
     const std::string host = config->http.host.find(':') != std::string::npos ? "[" + config->http.host + "]" : config->http.host;
-    std::printf("vigil run: API at http://%s:%d/api/v1/cameras\n", host.c_str(), (*api)->port());
+    std::printf("vigil run: wall at http://%s:%d/ , API at http://%s:%d/api/v1/cameras\n", host.c_str(), (*api)->port(),
+                host.c_str(), (*api)->port());
     std::fflush(stdout);
   }
   const double cpu_start = process_cpu_seconds();

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "vigil/core/metrics.h"
+#include "vigil_web_wall.h"
 
 namespace vigil {
 
@@ -270,6 +271,7 @@ struct ApiServer::Impl {
 
   void handle(const HttpRequest& request, HttpResponse& response) {
     const std::string& path = request.path;
+    if (path == "/" || path == "/index.html") return wall(request, response);
     if (path == "/healthz") return reply_json(response, {{"status", "ok"}});
     if (path == "/readyz") return readyz(response);
     if (path == "/metrics") return metrics(request, response);
@@ -492,6 +494,18 @@ struct ApiServer::Impl {
     const std::shared_ptr<const FrameResult> result = live_result(id, response);
     if (!result) return;
     reply_json(response, result_json(*result));
+  }
+
+  // The wall page: static, compiled in; it polls the API and listens to the event stream.
+  void wall(const HttpRequest& request, HttpResponse& response) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    response.status = 200;
+    response.content_type = "text/html; charset=utf-8";
+    response.data = web::kWallHtml;
+    response.size = web::kWallHtml_size;
+    response.headers.emplace_back("Cache-Control", "no-cache");
+    response.headers.emplace_back("Content-Security-Policy",
+                                  "default-src 'self'; img-src 'self' blob: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
   }
 
   void readyz(HttpResponse& response) {
