@@ -280,6 +280,16 @@ TEST(ConfigLoaderTest, HttpSectionAndItsErrors) {
   EXPECT_NE(error_of(std::string(kValid) + "http: {token: x}\n").find("http.listen: required"), std::string::npos);
 }
 
+TEST(ConfigLoaderTest, StoreSection) {
+  auto config = parse_config(std::string(kValid) + "store: {max_age_days: 2}\n");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->store.path, "out/vigil.db");
+  EXPECT_DOUBLE_EQ(config->store.max_age_days, 2.0);
+  EXPECT_TRUE(parse_config(kValid)->store.path.empty());
+  EXPECT_NE(error_of(std::string(kValid) + "store: {max_mb: -1}\n").find("store.max_mb"), std::string::npos);
+  EXPECT_NE(error_of(std::string(kValid) + "store: {pth: x}\n").find("store.pth: unknown key"), std::string::npos);
+}
+
 // What POST /api/v1/cameras takes: one camera in the config's schema, as JSON.
 TEST(ConfigLoaderTest, OneCameraFromJson) {
   auto config = parse_config(kValid);

@@ -178,7 +178,8 @@ TEST_F(VigilCommandTest, RunStopsOnSigterm) {
 TEST_F(VigilCommandTest, RunServesTheApiAndTakesNewCameras) {
   const std::string config = write_config(models_section() +
                                           "cameras:\n  - id: live\n    source: {type: synthetic, fps: 10}\n"
-                                          "http: {listen: \"127.0.0.1:0\", token: t0ken}\nstatus_interval_s: 0\n");
+                                          "http: {listen: \"127.0.0.1:0\", token: t0ken}\nstatus_interval_s: 0\n"
+                                          "store: {path: " + dir_.file("events/vigil.db") + "}\n");
   const std::string out = dir_.file("run.out");
   const std::string pid_file = dir_.file("run.pid");
   ASSERT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " --duration 120 > " + out +
@@ -221,6 +222,13 @@ TEST_F(VigilCommandTest, RunServesTheApiAndTakesNewCameras) {
   ::kill(pid, SIGTERM);
   std::string waited;
   test::run_command("while kill -0 " + std::to_string(pid) + " 2>/dev/null; do sleep 0.05; done", &waited);
+  // The event store has the new camera going live (the sqlite3 shell reads it).
+  std::string rows;
+  ASSERT_EQ(test::run_command("sqlite3 " + dir_.file("events/vigil.db") +
+                                  " \"SELECT count(*) FROM events WHERE camera = 'porch' AND to_state = 'live'\"",
+                              &rows),
+            0);
+  EXPECT_EQ(rows, "1\n");
 }
 
 TEST_F(VigilCommandTest, RunRefusesAnOpenAddressWithoutAToken) {

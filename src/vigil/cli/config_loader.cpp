@@ -340,7 +340,7 @@ EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
              {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity",
-              "http"});
+              "http", "store"});
   EngineConfig config;
 
   YAML::Node models = top.node("models");
@@ -397,6 +397,14 @@ EngineConfig parse_root(const YAML::Node& root) {
     }
   }
   if (top.has("http")) config.http = parse_http(top.node("http"));
+  if (top.has("store")) {
+    Fields f(top.node("store"), "store", {"path", "max_age_days", "max_mb", "queue"});
+    config.store.path = expand_path(f.get<std::string>("path", "out/vigil.db"));
+    if (config.store.path.empty()) fail("store.path", "must not be empty");
+    config.store.max_age_days = in_range(f.get("max_age_days", config.store.max_age_days), 0.0, 36500.0, "store.max_age_days");
+    config.store.max_mb = in_range(f.get("max_mb", config.store.max_mb), 0.0, 1e7, "store.max_mb");
+    config.store.queue = in_range(f.get("queue", config.store.queue), 1, 10000000, "store.queue");
+  }
   config.workers = in_range(top.get("workers", config.workers), 0, 256, "workers");
   config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
                             {"trace", "debug", "info", "warn", "error", "off"}, "log_level");

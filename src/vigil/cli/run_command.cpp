@@ -13,6 +13,7 @@
 #include "vigil/core/log.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/http/api_server.h"
+#include "vigil/sink/event_store.h"
 #include "vigil/pipeline/engine.h"
 
 namespace vigil {
@@ -83,6 +84,23 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   return ApiServer::start(engine, std::move(options));
 }
 
+// The event store fed from the engine's bus for as long as it lives (store: in the config).
+class StoreFeed {
+ public:
+  StoreFeed(Engine& engine, std::unique_ptr<EventStore> store) : engine_(engine), store_(std::move(store)) {
+    if (store_) subscription_ = engine_.events().subscribe([s = store_.get()](const Event& e) { s->offer(e); });
+  }
+  ~StoreFeed() {
+    if (store_) engine_.events().unsubscribe(subscription_);  // then the store writes what is queued
+  }
+  EventStore* store() const { return store_.get(); }
+
+ private:
+  Engine& engine_;
+  std::unique_ptr<EventStore> store_;
+  EventBus::SubscriptionId subscription_ = 0;
+};
+
 double worst_age_p99(const EngineStatus& status) {
   double worst = 0;
   for (const auto& c : status.cameras) worst = std::max(worst, c.age_p99_ms);
@@ -114,6 +132,21 @@ int run_command(const RunOptions& options) {
     std::fprintf(stderr, "vigil: error: %s\n", engine.error().message.c_str());
     return engine.error().code == ErrorCode::invalid_argument || engine.error().code == ErrorCode::not_found ? 2 : 1;
   }
+  std::unique_ptr<EventStore> opened_store;
+  if (!config->store.path.empty()) {
+    EventStoreOptions store_options;
+    store_options.path = config->store.path;
+    store_options.max_age_s = config->store.max_age_days * 86400.0;
+    store_options.max_bytes = static_cast<std::int64_t>(config->store.max_mb * 1024 * 1024);
+    store_options.queue_capacity = static_cast<std::size_t>(config->store.queue);
+    auto store = EventStore::open(store_options);
+    if (!store.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", store.error().message.c_str());
+      return store.error().code == ErrorCode::failed_precondition ? 2 : 1;
+    }
+    opened_store = std::move(store).value();
+  }
+  StoreFeed feed(**engine, std::move(opened_store));
   auto api = start_api(**engine, *config);
   if (!api.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", api.error().message.c_str());
@@ -131,6 +164,11 @@ int run_command(const RunOptions& options) {
   {
     SignalWatcher watcher(**engine);
     status = (*engine)->run(options.duration_s);
+  }
+  if (EventStore* store = feed.store()) {
+    store->flush();
+    std::printf("vigil run: %llu events stored in %s (%llu dropped)\n", static_cast<unsigned long long>(store->written()),
+                config->store.path.c_str(), static_cast<unsigned long long>(store->dropped()));
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cores = wall > 0 ? (process_cpu_seconds() - cpu_start) / wall : 0;

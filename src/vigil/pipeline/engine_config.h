@@ -96,6 +96,14 @@ struct HttpConfig {
   bool snapshot_cache = true;  // false: encode per request (benchmark baseline)
 };
 
+// The event store (`store:` in the config; off without it): sink/event_store.h.
+struct StoreConfig {
+  std::string path;  // empty: no store; the section's default is out/vigil.db
+  double max_age_days = 7;
+  double max_mb = 1024;
+  int queue = 10000;
+};
+
 struct EngineConfig {
   std::vector<CameraConfig> cameras;
   std::map<std::string, ModelConfig> models;
@@ -108,6 +116,7 @@ struct EngineConfig {
   double status_interval_s = 5;  // one status line this often; 0: never
   std::string log_level = "info";
   HttpConfig http;
+  StoreConfig store;
 };
 
 }  // namespace vigil

@@ -1,0 +1,290 @@
+#include "vigil/sink/event_store.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+namespace vigil {
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY,
+  run TEXT NOT NULL,
+  bus_id INTEGER NOT NULL,
+  at REAL NOT NULL,
+  type TEXT NOT NULL,
+  camera TEXT NOT NULL,
+  track_id INTEGER,
+  frame_seq INTEGER,
+  x1 REAL, y1 REAL, x2 REAL, y2 REAL,
+  from_state TEXT,
+  to_state TEXT,
+  detail TEXT,
+  similarity REAL,
+  known INTEGER,
+  UNIQUE (run, bus_id)
+);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_camera ON events (camera, id);
+CREATE TABLE IF NOT EXISTS faces (
+  event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE,
+  jpeg BLOB NOT NULL
+);
+)sql";
+
+double unix_seconds(SystemTime t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
+
+std::string run_name() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[64];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  static std::atomic<int> opened{0};  // a process may open stores more than once
+  return std::string(text) + "-" + std::to_string(::getpid()) + "-" + std::to_string(opened.fetch_add(1));
+}
+
+struct Queued {
+  Event event;
+  std::shared_ptr<const std::vector<std::uint8_t>> face;
+};
+
+}  // namespace
+
+struct EventStore::Impl {
+  EventStoreOptions options;
+  std::string run = run_name();
+  sqlite3* db = nullptr;
+  sqlite3_stmt* insert_event = nullptr;
+  sqlite3_stmt* insert_face = nullptr;
+
+  std::mutex mu;
+  std::condition_variable cv, done_cv;
+  std::deque<Queued> queue;       // guarded by mu
+  bool stopping = false;          // guarded by mu
+  std::uint64_t accepted = 0;     // guarded by mu: events queued so far
+  std::uint64_t finished = 0;     // guarded by mu: of them, written (or failed)
+  std::atomic<std::uint64_t> written{0}, dropped{0};
+  std::thread writer;
+
+  ~Impl() {
+    {
+      std::lock_guard lock(mu);
+      stopping = true;
+    }
+    cv.notify_all();
+    if (writer.joinable()) writer.join();
+    if (insert_event) sqlite3_finalize(insert_event);
+    if (insert_face) sqlite3_finalize(insert_face);
+    if (db) {
+      sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
+      sqlite3_close(db);
+    }
+  }
+
+  Error sql_error(const std::string& what) const {
+    return Error{ErrorCode::unavailable, "event store " + options.path + ": " + what + ": " + sqlite3_errmsg(db)};
+  }
+  bool exec(const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
+  std::int64_t query_int(const char* sql) {
+    sqlite3_stmt* stmt = nullptr;
+    std::int64_t value = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+      value = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+  Status open() {
+    const std::filesystem::path path(options.path);
+    std::error_code ec;
+    if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    if (sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+        SQLITE_OK) {
+      return sql_error("cannot open");
+    }
+    sqlite3_busy_timeout(db, 5000);
+    const std::int64_t version = query_int("PRAGMA user_version");
+    if (version < 0) {
+      return Error{ErrorCode::failed_precondition, "event store " + options.path + ": not a SQLite database (" + sqlite3_errmsg(db) + ")"};
+    }
+    if (version > kSchemaVersion) {
+      return Error{ErrorCode::failed_precondition, "event store " + options.path + ": schema version " + std::to_string(version) +
+                                                       " is newer than this vigil's (" + std::to_string(kSchemaVersion) + ")"};
+    }
+    if (version == 0 && query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table'") > 0 &&
+        query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'") == 0) {
+      return Error{ErrorCode::failed_precondition, "event store " + options.path + ": a SQLite file that is not a vigil store"};
+    }
+    sqlite3_stmt* mode = nullptr;
+    std::string journal;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &mode, nullptr) == SQLITE_OK && sqlite3_step(mode) == SQLITE_ROW) {
+      journal = reinterpret_cast<const char*>(sqlite3_column_text(mode, 0));
+    }
+    sqlite3_finalize(mode);
+    if (journal != "wal") return sql_error("cannot switch to WAL mode");
+    if (!exec("PRAGMA synchronous = NORMAL") || !exec("PRAGMA foreign_keys = ON") ||
+        !exec("PRAGMA journal_size_limit = 8388608") || !exec(kSchema) ||
+        !exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str())) {
+      return sql_error("cannot create the schema");
+    }
+    if (sqlite3_prepare_v2(db,
+                           "INSERT OR IGNORE INTO events (run, bus_id, at, type, camera, track_id, frame_seq, x1, y1, x2, y2, "
+                           "from_state, to_state, detail, similarity, known) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           -1, &insert_event, nullptr) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO faces (event_id, jpeg) VALUES (?, ?)", -1, &insert_face, nullptr) != SQLITE_OK) {
+      return sql_error("cannot prepare statements");
+    }
+    return {};
+  }
+
+  bool write_one(const Queued& q) {
+    const Event& e = q.event;
+    sqlite3_stmt* s = insert_event;
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    sqlite3_bind_text(s, 1, run.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(e.id));
+    sqlite3_bind_double(s, 3, unix_seconds(e.at));
+    sqlite3_bind_text(s, 4, to_string(e.kind), -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, e.camera.c_str(), -1, SQLITE_TRANSIENT);
+    if (e.kind == EventKind::camera_state) {
+      sqlite3_bind_text(s, 12, to_string(e.from), -1, SQLITE_STATIC);
+      sqlite3_bind_text(s, 13, to_string(e.to), -1, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_int64(s, 6, static_cast<sqlite3_int64>(e.track_id));
+      sqlite3_bind_int64(s, 7, static_cast<sqlite3_int64>(e.frame_seq));
+      sqlite3_bind_double(s, 8, e.bbox.x1);
+      sqlite3_bind_double(s, 9, e.bbox.y1);
+      sqlite3_bind_double(s, 10, e.bbox.x2);
+      sqlite3_bind_double(s, 11, e.bbox.y2);
+    }
+    if (!e.detail.empty()) sqlite3_bind_text(s, 14, e.detail.c_str(), -1, SQLITE_TRANSIENT);
+    if (e.kind == EventKind::identity_matched) {
+      sqlite3_bind_double(s, 15, e.similarity);
+      sqlite3_bind_int(s, 16, e.known ? 1 : 0);
+    }
+    if (sqlite3_step(s) != SQLITE_DONE) return false;
+    if (q.face && !q.face->empty() && sqlite3_changes(db) > 0) {
+      sqlite3_reset(insert_face);
+      sqlite3_bind_int64(insert_face, 1, sqlite3_last_insert_rowid(db));
+      sqlite3_bind_blob(insert_face, 2, q.face->data(), static_cast<int>(q.face->size()), SQLITE_STATIC);
+      if (sqlite3_step(insert_face) != SQLITE_DONE) return false;
+    }
+    return true;
+  }
+
+  // Age and size limits, then a checkpoint that truncates the WAL.
+  void retain() {
+    if (options.max_age_s > 0) {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db, "DELETE FROM events WHERE at < ?", -1, &s, nullptr) == SQLITE_OK) {
+        sqlite3_bind_double(s, 1, unix_seconds(std::chrono::system_clock::now()) - options.max_age_s);
+        sqlite3_step(s);
+      }
+      sqlite3_finalize(s);
+    }
+    if (options.max_bytes > 0) {
+      const std::int64_t used = (query_int("PRAGMA page_count") - query_int("PRAGMA freelist_count")) * query_int("PRAGMA page_size");
+      if (used > options.max_bytes) {
+        // The oldest tenth goes; freed pages are reused by later writes.
+        exec("DELETE FROM events WHERE id <= (SELECT min(id) + (max(id) - min(id)) / 10 FROM events)");
+      }
+    }
+    exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+
+  void loop() {
+    std::vector<Queued> batch;
+    auto last_retention = std::chrono::steady_clock::now() - std::chrono::hours(1);
+    for (;;) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping || !queue.empty(); });
+        while (!queue.empty() && batch.size() < 1000) {
+          batch.push_back(std::move(queue.front()));
+          queue.pop_front();
+        }
+        if (batch.empty() && stopping) break;
+      }
+      if (!batch.empty()) {
+        std::uint64_t ok = 0;
+        if (exec("BEGIN")) {
+          for (const Queued& q : batch) ok += write_one(q) ? 1 : 0;
+          if (!exec("COMMIT")) {
+            exec("ROLLBACK");
+            ok = 0;
+          }
+        }
+        written.fetch_add(ok, std::memory_order_relaxed);
+        dropped.fetch_add(batch.size() - ok, std::memory_order_relaxed);
+        {
+          std::lock_guard lock(mu);
+          finished += batch.size();
+        }
+        done_cv.notify_all();
+        batch.clear();
+      }
+      if (std::chrono::steady_clock::now() - last_retention > std::chrono::seconds(10)) {
+        retain();
+        last_retention = std::chrono::steady_clock::now();
+      }
+    }
+  }
+};
+
+Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& options) {
+  std::unique_ptr<EventStore> store(new EventStore());
+  store->impl_ = std::make_unique<Impl>();
+  store->impl_->options = options;
+  VIGIL_RETURN_IF_ERROR(store->impl_->open());
+  Impl* impl = store->impl_.get();
+  impl->writer = std::thread([impl] { impl->loop(); });
+  return store;
+}
+
+EventStore::~EventStore() = default;
+
+bool EventStore::offer(const Event& event, std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg) {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.stopping || s.queue.size() >= s.options.queue_capacity) {
+      s.dropped.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    s.queue.push_back({event, std::move(face_jpeg)});
+    ++s.accepted;
+  }
+  s.cv.notify_one();
+  return true;
+}
+
+void EventStore::flush() {
+  Impl& s = *impl_;
+  std::unique_lock lock(s.mu);
+  const std::uint64_t target = s.accepted;
+  s.cv.notify_one();
+  s.done_cv.wait(lock, [&] { return s.finished >= target; });
+}
+
+void EventStore::compact() { impl_->retain(); }
+
+std::uint64_t EventStore::written() const { return impl_->written.load(std::memory_order_relaxed); }
+std::uint64_t EventStore::dropped() const { return impl_->dropped.load(std::memory_order_relaxed); }
+const std::string& EventStore::run() const { return impl_->run; }
+
+}  // namespace vigil
