@@ -96,6 +96,11 @@ TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
       ++identity_events;
       EXPECT_FALSE(e.detail.empty());
       EXPECT_NE(e.track_id, 0u);
+      // The face it came from, as a JPEG (starts with the SOI marker, a few KB).
+      ASSERT_TRUE(e.face_jpeg);
+      ASSERT_GT(e.face_jpeg->size(), 500u);
+      EXPECT_EQ((*e.face_jpeg)[0], 0xff);
+      EXPECT_EQ((*e.face_jpeg)[1], 0xd8);
     }
   });
   ASSERT_TRUE((*engine)->run(120.0).ok());

@@ -88,7 +88,7 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
 class StoreFeed {
  public:
   StoreFeed(Engine& engine, std::unique_ptr<EventStore> store) : engine_(engine), store_(std::move(store)) {
-    if (store_) subscription_ = engine_.events().subscribe([s = store_.get()](const Event& e) { s->offer(e); });
+    if (store_) subscription_ = engine_.events().subscribe([s = store_.get()](const Event& e) { s->offer(e, e.face_jpeg); });
   }
   ~StoreFeed() {
     if (store_) engine_.events().unsubscribe(subscription_);  // then the store writes what is queued

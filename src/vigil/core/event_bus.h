@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -51,6 +52,8 @@ struct Event {
   float similarity = 0;         // identity_matched
   float margin = 0;             // identity_matched (gallery names)
   bool known = false;           // identity_matched: a gallery name, else anonymous
+  // identity_matched: the face the identity came from, as a small JPEG (null if none).
+  std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg;
 };
 
 class EventBus {

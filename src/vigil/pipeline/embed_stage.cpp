@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vigil/pipeline/engine_impl.h"
+#include "vigil/vision/face_align.h"
 
 namespace vigil {
 
@@ -148,6 +149,10 @@ void Engine::Impl::publish_identities(Camera& cam, const FrameResult& r, const s
     event.frame_seq = r.frame->seq;
     event.bbox = r.detections[static_cast<std::size_t>(face.detection)].bbox;
     event.detail = face.identity.name;
+    // The face it came from, small, for the event store and the wall (one encode per
+    // identity change, not per frame).
+    auto jpeg = std::make_shared<std::vector<std::uint8_t>>();
+    if (face_thumbnail_jpeg(r.frame->image, event.bbox, 112, *jpeg).ok()) event.face_jpeg = std::move(jpeg);
     event.similarity = face.identity.similarity;
     event.margin = face.identity.margin;
     event.known = face.identity.known;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "vigil/vision/yuv.h"
 
@@ -196,6 +198,46 @@ FaceQuality FaceAligner::align(const Image& image, const Detection& detection, f
   const double variance = count ? std::max(0.0, sum2 / count - mean * mean) : 0.0;
   q.sharpness = static_cast<float>(variance / (variance + 50.0));
   return q;
+}
+
+Status face_thumbnail_jpeg(const Image& image, const BBox& box, int size, std::vector<std::uint8_t>& out) {
+  if (image.empty() || box.area() <= 0 || size < 8) return Error{ErrorCode::invalid_argument, "face thumbnail: nothing to crop"};
+  // A square 1.3 times the box's longer side, inside the frame, on even pixels (4:2:0).
+  const float side = 1.3f * std::max(box.width(), box.height());
+  const float cx = 0.5f * (box.x1 + box.x2), cy = 0.5f * (box.y1 + box.y2);
+  int x0 = std::clamp(static_cast<int>(cx - side / 2), 0, image.width - 2) & ~1;
+  int y0 = std::clamp(static_cast<int>(cy - side / 2), 0, image.height - 2) & ~1;
+  int w = std::clamp(static_cast<int>(side), 2, image.width - x0) & ~1;
+  int h = std::clamp(static_cast<int>(side), 2, image.height - y0) & ~1;
+  const int s = size & ~1;
+  auto plane = [&](int p, int type) {
+    return cv::Mat(image.plane_height(p), image.plane_width(p), type, const_cast<std::uint8_t*>(image.planes[p].data),
+                   static_cast<std::size_t>(image.planes[p].stride));
+  };
+  cv::Mat bgr;
+  if (image.format == PixelFormat::bgr24) {
+    cv::resize(plane(0, CV_8UC3)(cv::Rect(x0, y0, w, h)), bgr, cv::Size(s, s), 0, 0, cv::INTER_AREA);
+  } else {
+    cv::Mat i420(s * 3 / 2, s, CV_8UC1);
+    cv::Mat y(s, s, CV_8UC1, i420.data), u(s / 2, s / 2, CV_8UC1, i420.data + s * s),
+        v(s / 2, s / 2, CV_8UC1, i420.data + s * s + (s / 2) * (s / 2));
+    cv::resize(plane(0, CV_8UC1)(cv::Rect(x0, y0, w, h)), y, y.size(), 0, 0, cv::INTER_AREA);
+    const cv::Rect chroma(x0 / 2, y0 / 2, w / 2, h / 2);
+    if (image.format == PixelFormat::nv12) {
+      cv::Mat uv[2];
+      cv::split(plane(1, CV_8UC2)(chroma), uv);
+      cv::resize(uv[0], u, u.size(), 0, 0, cv::INTER_AREA);
+      cv::resize(uv[1], v, v.size(), 0, 0, cv::INTER_AREA);
+    } else {
+      cv::resize(plane(1, CV_8UC1)(chroma), u, u.size(), 0, 0, cv::INTER_AREA);
+      cv::resize(plane(2, CV_8UC1)(chroma), v, v.size(), 0, 0, cv::INTER_AREA);
+    }
+    cv::cvtColor(i420, bgr, cv::COLOR_YUV2BGR_I420);
+  }
+  if (!cv::imencode(".jpg", bgr, out, {cv::IMWRITE_JPEG_QUALITY, 85})) {
+    return Error{ErrorCode::internal, "face thumbnail: JPEG encoding failed"};
+  }
+  return {};
 }
 
 }  // namespace vigil

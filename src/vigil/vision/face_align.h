@@ -16,6 +16,7 @@
 
 #include "vigil/core/detection.h"
 #include "vigil/core/frame.h"
+#include "vigil/core/status.h"
 
 namespace vigil {
 
@@ -72,5 +73,10 @@ class FaceAligner {
  private:
   std::vector<float> luma_;  // the chip's luma, for sharpness; kept between calls
 };
+
+// A square thumbnail of the face in `box` (with a margin), `size` pixels a side, as JPEG:
+// what the event store keeps for an identity. Errors: invalid_argument for an empty box or
+// image.
+Status face_thumbnail_jpeg(const Image& image, const BBox& box, int size, std::vector<std::uint8_t>& out);
 
 }  // namespace vigil
