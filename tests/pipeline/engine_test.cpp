@@ -502,7 +502,11 @@ TEST_F(StreamTest, ReconnectsAfterTheServerRestarts) {
     const auto& door_items = collector.items["door"];
     ASSERT_GT(door_items.size(), door_before);
     EXPECT_GE(door_items[door_before - 1].seq, 27u) << "before the outage: at least 10 results, every third frame";
-    EXPECT_LT(door_items[door_before].seq, 20u) << "the first result after reconnecting comes from the new numbering's start";
+    // The reconnected stream numbers from 0 again and its first frames can arrive in a burst
+    // (FFmpeg probes before it yields), of which the newest-wins edge keeps the last: what
+    // matters is that detection resumes below the old numbering, not when it catches up.
+    EXPECT_LT(door_items[door_before].seq, door_items[door_before - 1].seq)
+        << "the first result after reconnecting comes from the new numbering";
   }
   const double outage_s = std::chrono::duration<double>(SteadyClock::now() - outage_start).count();
   // The other camera kept its rate (10 fps) meanwhile: within 5%.
