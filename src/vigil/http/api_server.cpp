@@ -576,5 +576,6 @@ ApiServer::~ApiServer() {
 
 int ApiServer::port() const { return impl_->server->port(); }
 const SnapshotCache& ApiServer::snapshots() const { return impl_->cache; }
+std::size_t ApiServer::open_streams() const { return impl_->server->streams(); }
 
 }  // namespace vigil

@@ -41,6 +41,8 @@ class ApiServer {
 
   int port() const;
   const SnapshotCache& snapshots() const;
+  // Streamed responses (MJPEG, SSE) open now.
+  std::size_t open_streams() const;
 
  private:
   ApiServer() = default;
