@@ -46,6 +46,34 @@ TEST(EventBusTest, TheRingDropsTheOldestAndReadSaysSomethingWasMissed) {
   EXPECT_EQ(out.size(), 3u);
 }
 
+// A store's last id moves the numbering on (never back); reads still find events by id
+// across the jump, and a jump is not mistaken for dropped events.
+TEST(EventBusTest, IdsContinueAfterAGivenIdAndReadsFollowTheJump) {
+  EventBus bus(4);
+  EXPECT_EQ(bus.publish(track_event(1)), 1u);
+  bus.continue_after(100);
+  EXPECT_EQ(bus.publish(track_event(2)), 101u);
+  bus.continue_after(50);  // never lowers
+  EXPECT_EQ(bus.publish(track_event(3)), 102u);
+  std::vector<Event> out;
+  EXPECT_TRUE(bus.read(1, 10, out));
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].id, 101u);
+  out.clear();
+  EXPECT_TRUE(bus.read(60, 10, out)) << "an id inside the jump missed nothing";
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].track_id, 2u);
+  out.clear();
+  EXPECT_TRUE(bus.read(101, 10, out));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, 102u);
+  for (int i = 0; i < 3; ++i) bus.publish(track_event(9));  // the ring (4) drops 1 and 101
+  out.clear();
+  EXPECT_FALSE(bus.read(60, 10, out)) << "101 was dropped";
+  EXPECT_EQ(out.front().id, 102u);
+  EXPECT_EQ(bus.last_id(), 105u);
+}
+
 TEST(EventBusTest, SubscribersSeeEveryEventInOrderUntilTheyUnsubscribe) {
   EventBus bus;
   std::vector<std::uint64_t> seen;

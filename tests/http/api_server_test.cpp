@@ -96,6 +96,12 @@ class ApiServerTest : public ::testing::Test {
     auto engine = Engine::create(config, hooks);
     ASSERT_TRUE(engine.ok()) << engine.error().message;
     engine_ = std::move(engine).value();
+    if (!store_path_.empty()) {
+      auto store = EventStore::open({store_path_});
+      ASSERT_TRUE(store.ok()) << store.error().message;
+      store_ = std::move(store).value();
+      store_->attach(engine_->events());
+    }
     engine_->start();
     runner_ = std::thread([this] { (void)engine_->run(std::nullopt); });
     ApiOptions options;
@@ -103,6 +109,7 @@ class ApiServerTest : public ::testing::Test {
     options.server.max_body_bytes = 4096;
     options.token = token;
     options.parse_camera = parse_camera;
+    options.store = store_.get();
     auto api = ApiServer::start(*engine_, options);
     ASSERT_TRUE(api.ok()) << api.error().message;
     api_ = std::move(api).value();
@@ -112,6 +119,7 @@ class ApiServerTest : public ::testing::Test {
     api_.reset();
     if (engine_) engine_->request_stop();
     if (runner_.joinable()) runner_.join();
+    store_.reset();  // before the engine (it listens to the engine's bus)
   }
   // Waits until the camera serves a snapshot.
   bool serving(const std::string& id) {
@@ -122,6 +130,8 @@ class ApiServerTest : public ::testing::Test {
   std::thread runner_;
   std::unique_ptr<ApiServer> api_;
   int port_ = 0;
+  std::string store_path_;  // set before start(): the API reads events and faces from a store
+  std::unique_ptr<EventStore> store_;
 };
 
 TEST_F(ApiServerTest, HealthCamerasAndErrors) {
@@ -339,6 +349,84 @@ TEST_F(ApiServerTest, CredentialsInCameraUrlsAreNeverShown) {
     EXPECT_EQ(r.body.find("hunter2"), std::string::npos) << target << ": " << r.body;
   }
   EXPECT_NE(http_get(port_, "/api/v1/cameras/gate").body.find("rtsp://127.0.0.1:1/live"), std::string::npos);
+}
+
+// With a store, pollers page through everything it kept (an earlier run's events too), with
+// the same ids as the live stream, and faces are served by event id.
+TEST_F(ApiServerTest, EventsComeFromTheStoreWithTheirFaces) {
+  test::TempDir dir;
+  store_path_ = dir.file("vigil.db");
+  const std::vector<std::uint8_t> old_face = {0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 0xff, 0xd9};
+  {
+    // An earlier run left three events, the second with a face.
+    auto earlier = EventStore::open({store_path_});
+    ASSERT_TRUE(earlier.ok());
+    for (std::uint64_t id = 1; id <= 3; ++id) {
+      Event e;
+      e.id = id;
+      e.at = std::chrono::system_clock::now();
+      e.kind = id == 2 ? EventKind::identity_matched : EventKind::track_started;
+      e.camera = "door";
+      e.track_id = id;
+      (*earlier)->offer(e, id == 2 ? std::make_shared<const std::vector<std::uint8_t>>(old_face) : nullptr);
+    }
+  }
+  start({synthetic("lobby", 10)});
+  ASSERT_TRUE(serving("lobby"));
+
+  const json first = json::parse(http_get(port_, "/api/v1/events?limit=2").body);
+  ASSERT_EQ(first["events"].size(), 2u);
+  EXPECT_EQ(first["events"][0]["id"], 1);
+  EXPECT_EQ(first["events"][1]["camera"], "door");
+  EXPECT_EQ(first["events"][1]["face"], "/api/v1/events/2/face.jpg");
+  EXPECT_FALSE(first["events"][0].contains("face"));
+  EXPECT_EQ(first["next"], 2);
+  EXPECT_TRUE(first["complete"]);
+  const HttpReply face = http_get(port_, "/api/v1/events/2/face.jpg");
+  ASSERT_EQ(face.status, 200);
+  EXPECT_EQ(face.header("content-type"), "image/jpeg");
+  EXPECT_EQ(face.body, std::string(old_face.begin(), old_face.end()));
+
+  // This run's events continue after the store's: the camera going live is id 4 or later,
+  // stored (the poller sees it once the writer wrote it).
+  json live;
+  ASSERT_TRUE(wait_for([&] {
+    live = json::parse(http_get(port_, "/api/v1/events?since=2&camera=lobby&type=camera_state").body);
+    return !live["events"].empty() && live["events"].back()["to"] == "live";
+  }, 10s)) << live.dump();
+  EXPECT_GT(live["events"][0]["id"].get<std::uint64_t>(), 3u);
+
+  // A new identity's face is served at once (from the bus's ring, before the store wrote it),
+  // and later from the store under the same id.
+  Event identity;
+  identity.kind = EventKind::identity_matched;
+  identity.camera = "lobby";
+  identity.track_id = 9;
+  identity.detail = "alice";
+  identity.known = true;
+  const std::vector<std::uint8_t> new_face = {0xff, 0xd8, 7, 7, 7, 0xff, 0xd9};
+  identity.face_jpeg = std::make_shared<const std::vector<std::uint8_t>>(new_face);
+  const std::uint64_t id = engine_->events().publish(identity);
+  const HttpReply fresh = http_get(port_, "/api/v1/events/" + std::to_string(id) + "/face.jpg");
+  ASSERT_EQ(fresh.status, 200);
+  EXPECT_EQ(fresh.body, std::string(new_face.begin(), new_face.end()));
+  json stored;
+  ASSERT_TRUE(wait_for([&] {
+    stored = json::parse(http_get(port_, "/api/v1/events?since=" + std::to_string(id - 1) + "&type=identity_matched").body);
+    return !stored["events"].empty();
+  }, 10s));
+  EXPECT_EQ(stored["events"][0]["id"], id);
+  EXPECT_EQ(stored["events"][0]["detail"], "alice");
+  EXPECT_EQ(stored["events"][0]["face"], "/api/v1/events/" + std::to_string(id) + "/face.jpg");
+
+  // Errors.
+  EXPECT_EQ(http_get(port_, "/api/v1/events?type=track_exploded").status, 400);
+  EXPECT_EQ(http_get(port_, "/api/v1/events?camera=../x").status, 400);
+  EXPECT_EQ(http_get(port_, "/api/v1/events/abc/face.jpg").status, 400);
+  EXPECT_EQ(http_get(port_, "/api/v1/events/99999999/face.jpg").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/events/1/face.jpg").status, 404) << "event 1 has no face";
+  EXPECT_EQ(http_get(port_, "/api/v1/events/2/other").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/events/stream?type=track_exploded").status, 400);
 }
 
 TEST_F(ApiServerTest, EventsAndMetrics) {

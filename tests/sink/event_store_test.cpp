@@ -75,7 +75,7 @@ TEST(EventStoreTest, WritesEventsAndFacesReadableWithSql) {
   (*store)->flush();
   EXPECT_EQ((*store)->written(), 3u);
   Reader r(options.path);
-  EXPECT_EQ(r.number("PRAGMA user_version"), 1);
+  EXPECT_EQ(r.number("PRAGMA user_version"), 2);
   EXPECT_EQ(r.text("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(r.number("SELECT count(*) FROM events"), 3);
   EXPECT_EQ(r.text("SELECT from_state || '>' || to_state FROM events WHERE bus_id = 1"), "connecting>live");
@@ -86,19 +86,139 @@ TEST(EventStoreTest, WritesEventsAndFacesReadableWithSql) {
   EXPECT_EQ(r.text("SELECT run FROM events LIMIT 1"), (*store)->run());
 }
 
+// Attached to a bus, the store makes its ids continue after the last run's: the ids the API
+// and SSE give are the rows' ids, and they are never reused, even after everything was deleted.
 TEST(EventStoreTest, IdsKeepIncreasingAcrossRuns) {
   test::TempDir dir;
   EventStoreOptions options;
   options.path = dir.file("vigil.db");
-  for (int run = 0; run < 2; ++run) {
+  options.max_age_s = 60;
+  std::vector<std::uint64_t> published;
+  for (int run = 0; run < 3; ++run) {
+    EventBus bus;  // each run's bus would start at 1
     auto store = EventStore::open(options);
-    ASSERT_TRUE(store.ok());
-    for (std::uint64_t id = 1; id <= 5; ++id) (*store)->offer(track_event(id));  // bus ids restart each run
-  }  // the destructor writes what is queued
+    ASSERT_TRUE(store.ok()) << store.error().message;
+    (*store)->attach(bus);
+    for (int i = 0; i < 5; ++i) {
+      Event e = track_event(0);
+      e.at = std::chrono::system_clock::now() - (run < 2 ? std::chrono::minutes(5) : std::chrono::minutes(0));
+      published.push_back(bus.publish(e));
+    }
+    (*store)->flush();
+    if (run < 2) (*store)->compact();  // retention deletes every row: the ids must still not restart
+  }  // the store goes before its bus
+  ASSERT_EQ(published.size(), 15u);
+  for (std::size_t i = 0; i < published.size(); ++i) EXPECT_EQ(published[i], i + 1) << "run " << i / 5;
   Reader r(options.path);
-  EXPECT_EQ(r.number("SELECT count(*) FROM events"), 10);
-  EXPECT_EQ(r.number("SELECT count(DISTINCT id) FROM events"), 10);
-  EXPECT_EQ(r.number("SELECT count(DISTINCT run) FROM events"), 2);
+  EXPECT_EQ(r.number("SELECT count(*) FROM events"), 5);  // runs 0 and 1 went by age
+  EXPECT_EQ(r.number("SELECT min(id) FROM events"), 11);
+  EXPECT_EQ(r.number("SELECT count(*) FROM events WHERE id <> bus_id"), 0);
+}
+
+// What the API serves to pollers: ids after a cursor, filtered, limited, with faces.
+TEST(EventStoreTest, AnswersQueriesAndServesFaces) {
+  test::TempDir dir;
+  EventStoreOptions options;
+  options.path = dir.file("vigil.db");
+  auto store = EventStore::open(options);
+  ASSERT_TRUE(store.ok());
+  auto face = std::make_shared<const std::vector<std::uint8_t>>(std::vector<std::uint8_t>{0xff, 0xd8, 9, 9, 0xff, 0xd9});
+  for (std::uint64_t id = 1; id <= 30; ++id) {
+    Event e = track_event(id, id % 3 == 0 ? EventKind::identity_matched : EventKind::track_started);
+    e.camera = id % 2 == 0 ? "lobby" : "door";
+    if (e.kind == EventKind::identity_matched) {
+      e.detail = "alice";
+      e.similarity = 0.75f;
+      e.known = true;
+    }
+    (*store)->offer(e, e.kind == EventKind::identity_matched ? face : nullptr);
+  }
+  (*store)->flush();
+  auto page = (*store)->query({10, "", "", 7});
+  ASSERT_TRUE(page.ok()) << page.error().message;
+  ASSERT_EQ(page->events.size(), 7u);
+  EXPECT_EQ(page->events.front().event.id, 11u);
+  EXPECT_EQ(page->events.back().event.id, 17u);
+  EXPECT_TRUE(page->complete);
+  auto identities = (*store)->query({0, "lobby", "identity_matched", 100});
+  ASSERT_TRUE(identities.ok());
+  ASSERT_EQ(identities->events.size(), 5u);  // 6, 12, 18, 24, 30
+  for (const StoredEvent& row : identities->events) {
+    EXPECT_EQ(row.event.id % 6, 0u);
+    EXPECT_EQ(row.event.camera, "lobby");
+    EXPECT_EQ(row.event.kind, EventKind::identity_matched);
+    EXPECT_EQ(row.event.detail, "alice");
+    EXPECT_FLOAT_EQ(row.event.similarity, 0.75f);
+    EXPECT_TRUE(row.event.known);
+    EXPECT_TRUE(row.has_face);
+    EXPECT_EQ(row.event.bbox.x2, 110.0f);
+    EXPECT_EQ(row.run, (*store)->run());
+  }
+  auto jpeg = (*store)->face(6);
+  ASSERT_TRUE(jpeg.ok());
+  EXPECT_EQ(*jpeg, *face);
+  auto none = (*store)->face(7);
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code, ErrorCode::not_found);
+  auto bad = (*store)->query({0, "", "track_exploded", 10});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::invalid_argument);
+  auto after_end = (*store)->query({30, "", "", 10});
+  ASSERT_TRUE(after_end.ok());
+  EXPECT_TRUE(after_end->events.empty());
+  EXPECT_TRUE(after_end->complete);
+}
+
+// Two processes writing one store would reuse ids: the second is refused with a clear error,
+// and the store opens again once the first is gone. Readers are never refused.
+TEST(EventStoreTest, ASecondWriterIsRefused) {
+  test::TempDir dir;
+  EventStoreOptions options;
+  options.path = dir.file("vigil.db");
+  {
+    auto first = EventStore::open(options);
+    ASSERT_TRUE(first.ok());
+    (*first)->offer(track_event(1));
+    (*first)->flush();
+    auto second = EventStore::open(options);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.error().code, ErrorCode::failed_precondition);
+    EXPECT_NE(second.error().message.find("in use by another vigil process"), std::string::npos) << second.error().message;
+    Reader r(options.path);
+    EXPECT_EQ(r.number("SELECT count(*) FROM events"), 1);
+  }
+  auto again = EventStore::open(options);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)->last_id(), 1u);
+}
+
+// A store written by schema v1 (ids the store's own, bus_id per run) is upgraded in place and
+// its ids go on increasing.
+TEST(EventStoreTest, AVersionOneStoreIsUpgraded) {
+  test::TempDir dir;
+  const std::string path = dir.file("v1.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE events (id INTEGER PRIMARY KEY, run TEXT NOT NULL, bus_id INTEGER NOT NULL, at REAL NOT NULL, "
+                         "type TEXT NOT NULL, camera TEXT NOT NULL, track_id INTEGER, frame_seq INTEGER, x1 REAL, y1 REAL, x2 REAL, "
+                         "y2 REAL, from_state TEXT, to_state TEXT, detail TEXT, similarity REAL, known INTEGER, UNIQUE (run, bus_id));"
+                         "CREATE TABLE faces (event_id INTEGER PRIMARY KEY REFERENCES events (id) ON DELETE CASCADE, jpeg BLOB NOT NULL);"
+                         "INSERT INTO events (id, run, bus_id, at, type, camera) VALUES (40, 'old', 1, 1.0, 'camera_state', 'lobby');"
+                         "PRAGMA user_version = 1;",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = EventStore::open({path});
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  EXPECT_EQ((*store)->last_id(), 40u);
+  EventBus bus;
+  (*store)->attach(bus);
+  EXPECT_EQ(bus.publish(track_event(0)), 41u);
+  (*store)->flush();
+  Reader r(path);
+  EXPECT_EQ(r.number("PRAGMA user_version"), 2);
+  EXPECT_EQ(r.number("SELECT max(id) FROM events"), 41);
 }
 
 // A full queue never blocks the caller: the events are counted as dropped.
@@ -142,6 +262,14 @@ TEST(EventStoreTest, OldEventsAndExcessSizeAreRemoved) {
   Reader r(options.path);
   EXPECT_EQ(r.number("SELECT count(*) FROM events"), 6);
   EXPECT_EQ(r.number("SELECT min(bus_id) FROM events"), 5);
+  // A poller whose cursor is older than what retention kept learns that it missed events.
+  auto missed = (*store)->query({2, "", "", 100});
+  ASSERT_TRUE(missed.ok());
+  EXPECT_FALSE(missed->complete);
+  EXPECT_EQ(missed->events.front().event.id, 5u);
+  auto caught_up = (*store)->query({4, "", "", 100});
+  ASSERT_TRUE(caught_up.ok());
+  EXPECT_TRUE(caught_up->complete);
 }
 
 TEST(EventStoreTest, BeyondTheSizeLimitTheOldestGo) {

@@ -19,9 +19,10 @@ int main(int argc, char** argv) {
   auto face = std::make_shared<const std::vector<std::uint8_t>>(3000, std::uint8_t{0xab});
   std::printf("writing\n");
   std::fflush(stdout);
+  const std::uint64_t base = (*store)->last_id();  // ids continue after the last run's
   for (std::uint64_t i = 1;; ++i) {
     vigil::Event e;
-    e.id = i;
+    e.id = base + i;
     e.kind = i % 3 == 0 ? vigil::EventKind::identity_matched : vigil::EventKind::track_started;
     e.camera = "cam" + std::to_string(i % 4);
     e.track_id = i;

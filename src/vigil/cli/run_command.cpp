@@ -64,7 +64,7 @@ bool is_loopback(const std::string& host) {
 
 // The HTTP API when the config asks for it (http.listen). Refuses a non-loopback address
 // without a token: the API can add and remove cameras.
-Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config) {
+Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config, const EventStore* store) {
   const HttpConfig& http = config.http;
   if (http.host.empty()) return std::unique_ptr<ApiServer>();
   if (!is_loopback(http.host) && http.token.empty()) {
@@ -80,26 +80,10 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   options.server.max_body_bytes = static_cast<std::size_t>(http.max_body_bytes);
   options.token = http.token;
   options.snapshot_cache = http.snapshot_cache;
+  options.store = store;
   options.parse_camera = [config](const std::string& body) { return parse_camera_config(body, config, "request body"); };
   return ApiServer::start(engine, std::move(options));
 }
-
-// The event store fed from the engine's bus for as long as it lives (store: in the config).
-class StoreFeed {
- public:
-  StoreFeed(Engine& engine, std::unique_ptr<EventStore> store) : engine_(engine), store_(std::move(store)) {
-    if (store_) subscription_ = engine_.events().subscribe([s = store_.get()](const Event& e) { s->offer(e, e.face_jpeg); });
-  }
-  ~StoreFeed() {
-    if (store_) engine_.events().unsubscribe(subscription_);  // then the store writes what is queued
-  }
-  EventStore* store() const { return store_.get(); }
-
- private:
-  Engine& engine_;
-  std::unique_ptr<EventStore> store_;
-  EventBus::SubscriptionId subscription_ = 0;
-};
 
 double worst_age_p99(const EngineStatus& status) {
   double worst = 0;
@@ -132,22 +116,22 @@ int run_command(const RunOptions& options) {
     std::fprintf(stderr, "vigil: error: %s\n", engine.error().message.c_str());
     return engine.error().code == ErrorCode::invalid_argument || engine.error().code == ErrorCode::not_found ? 2 : 1;
   }
-  std::unique_ptr<EventStore> opened_store;
+  std::unique_ptr<EventStore> store;  // destroyed before the engine: it listens to its bus
   if (!config->store.path.empty()) {
     EventStoreOptions store_options;
     store_options.path = config->store.path;
     store_options.max_age_s = config->store.max_age_days * 86400.0;
     store_options.max_bytes = static_cast<std::int64_t>(config->store.max_mb * 1024 * 1024);
     store_options.queue_capacity = static_cast<std::size_t>(config->store.queue);
-    auto store = EventStore::open(store_options);
-    if (!store.ok()) {
-      std::fprintf(stderr, "vigil: error: %s\n", store.error().message.c_str());
-      return store.error().code == ErrorCode::failed_precondition ? 2 : 1;
+    auto opened = EventStore::open(store_options);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", opened.error().message.c_str());
+      return opened.error().code == ErrorCode::failed_precondition ? 2 : 1;
     }
-    opened_store = std::move(store).value();
+    store = std::move(opened).value();
+    store->attach((*engine)->events());
   }
-  StoreFeed feed(**engine, std::move(opened_store));
-  auto api = start_api(**engine, *config);
+  auto api = start_api(**engine, *config, store.get());
   if (!api.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", api.error().message.c_str());
     return api.error().code == ErrorCode::invalid_argument ? 2 : 1;
@@ -165,7 +149,7 @@ int run_command(const RunOptions& options) {
     SignalWatcher watcher(**engine);
     status = (*engine)->run(options.duration_s);
   }
-  if (EventStore* store = feed.store()) {
+  if (store) {
     store->flush();
     std::printf("vigil run: %llu events stored in %s (%llu dropped)\n", static_cast<unsigned long long>(store->written()),
                 config->store.path.c_str(), static_cast<unsigned long long>(store->dropped()));

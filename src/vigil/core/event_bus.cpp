@@ -28,6 +28,7 @@ std::uint64_t EventBus::publish(Event event) {
     event.id = next_id_++;
     ring_.push_back(event);
     if (ring_.size() > capacity_) {
+      evicted_through_ = ring_.front().id;
       ring_.pop_front();
       ++dropped_;
     }
@@ -51,11 +52,10 @@ void EventBus::unsubscribe(SubscriptionId id) {
 
 bool EventBus::read(std::uint64_t after_id, std::size_t max, std::vector<Event>& out) const {
   std::lock_guard lock(mu_);
-  const std::uint64_t first = ring_.empty() ? next_id_ : ring_.front().id;
-  const bool complete = after_id + 1 >= first;
-  std::size_t start = after_id + 1 > first ? static_cast<std::size_t>(after_id + 1 - first) : 0;
-  for (std::size_t i = start; i < ring_.size() && max > 0; ++i, --max) out.push_back(ring_[i]);
-  return complete;
+  // Ids increase along the ring but may jump (continue_after), so the start is searched.
+  auto it = std::upper_bound(ring_.begin(), ring_.end(), after_id, [](std::uint64_t id, const Event& e) { return id < e.id; });
+  for (; it != ring_.end() && max > 0; ++it, --max) out.push_back(*it);
+  return after_id >= evicted_through_;
 }
 
 bool EventBus::wait(std::uint64_t after_id, SteadyTime deadline) const {
@@ -70,6 +70,11 @@ void EventBus::close() {
     closed_ = true;
   }
   cv_.notify_all();
+}
+
+void EventBus::continue_after(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (id >= next_id_) next_id_ = id + 1;
 }
 
 std::uint64_t EventBus::last_id() const {

@@ -2,7 +2,7 @@
 // removed; identities matched) in one ordered stream that sinks and the HTTP/SSE
 // server read.
 //
-// Every event gets the next id (1, 2, 3, ... per bus) and goes into a bounded ring of recent
+// Every event gets the next id (1, 2, 3, ... per bus, or continuing after a store's last id) and goes into a bounded ring of recent
 // events (capacity, drop_oldest, counted), so a reader that polls with "after id N" or an SSE
 // client resuming with Last-Event-ID gets what it missed, or learns that it fell behind.
 // Subscribers registered with subscribe() are called synchronously on the publishing thread,
@@ -79,6 +79,9 @@ class EventBus {
   // Wakes every waiter for good (shutdown).
   void close();
 
+  // Makes the next ids greater than `id` (a store's last id, so ids stay unique across
+  // runs); never lowers them.
+  void continue_after(std::uint64_t id);
   std::uint64_t last_id() const;
   std::uint64_t dropped() const;
 
@@ -89,6 +92,7 @@ class EventBus {
   std::deque<Event> ring_;   // guarded by mu_
   std::uint64_t next_id_ = 1;  // guarded by mu_
   std::uint64_t dropped_ = 0;  // guarded by mu_
+  std::uint64_t evicted_through_ = 0;  // guarded by mu_: the id of the last event dropped from the ring
   bool closed_ = false;        // guarded by mu_
   // Subscribers are called under deliver_mu_ so they see events one at a time, in id order.
   std::mutex deliver_mu_;

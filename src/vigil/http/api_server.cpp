@@ -87,7 +87,8 @@ json result_json(const FrameResult& r) {
 
 std::string redact(const std::string& text);
 
-json event_json(const Event& e) {
+// `has_face`: the event has a face JPEG, served at /api/v1/events/{id}/face.jpg.
+json event_json(const Event& e, bool has_face) {
   json item = {{"id", e.id}, {"at", epoch_seconds(e.at)}, {"type", to_string(e.kind)}, {"camera", e.camera}};
   if (e.kind == EventKind::camera_state) {
     item["from"] = to_string(e.from);
@@ -102,7 +103,16 @@ json event_json(const Event& e) {
     item["similarity"] = e.similarity;
     item["known"] = e.known;
   }
+  if (has_face) item["face"] = "/api/v1/events/" + std::to_string(e.id) + "/face.jpg";
   return item;
+}
+
+bool known_event_type(const std::string& type) {
+  for (EventKind k : {EventKind::camera_state, EventKind::track_started, EventKind::track_lost, EventKind::track_refound,
+                      EventKind::track_removed, EventKind::identity_matched}) {
+    if (type == to_string(k)) return true;
+  }
+  return false;
 }
 
 bool event_matches(const Event& e, const std::string& camera, const std::string& type) {
@@ -128,7 +138,7 @@ class EventStream final : public HttpStream {
       for (const Event& e : events_) {
         last_id_ = e.id;
         if (!event_matches(e, camera_, type_)) continue;
-        pending_ += "id: " + std::to_string(e.id) + "\nevent: " + to_string(e.kind) + "\ndata: " + event_json(e).dump() + "\n\n";
+        pending_ += "id: " + std::to_string(e.id) + "\nevent: " + to_string(e.kind) + "\ndata: " + event_json(e, e.face_jpeg != nullptr).dump() + "\n\n";
       }
       if (pending_.empty()) {
         if (now < next_heartbeat_) {
@@ -277,6 +287,7 @@ struct ApiServer::Impl {
     if (path == "/metrics") return metrics(request, response);
     if (path == "/api/v1/events") return events(request, response);
     if (path == "/api/v1/events/stream") return event_stream(request, response);
+    if (path.rfind("/api/v1/events/", 0) == 0) return event_resource(request, response, path.substr(15));
     if (path == kCameras || path == std::string(kCameras) + "/") return cameras(request, response);
     if (path.rfind(std::string(kCameras) + "/", 0) == 0) {
       std::string rest = path.substr(kCameras.size() + 1);
@@ -480,6 +491,9 @@ struct ApiServer::Impl {
       since = *end == '\0' && value >= 0 ? std::optional<long>(value) : std::nullopt;
     }
     if (!since) return json_error(response, 400, "since and Last-Event-ID must be event ids");
+    if (request.query.count("type") && !known_event_type(request.query.at("type"))) {
+      return json_error(response, 400, "unknown event type '" + request.query.at("type") + "'");
+    }
     response.status = 200;
     response.content_type = "text/event-stream";
     response.headers.emplace_back("Cache-Control", "no-cache");
@@ -524,6 +538,8 @@ struct ApiServer::Impl {
     response.body = prometheus_text(engine.metrics().snapshot());
   }
 
+  // Events after `since`: from the store when there is one (everything retention kept, across
+  // runs), else from the bus's ring (recent events of this run).
   void events(const HttpRequest& request, HttpResponse& response) {
     if (!only(request, response, {"GET", "HEAD"})) return;
     const auto since = int_arg(request, "since", 0, 0, std::numeric_limits<long>::max());
@@ -531,17 +547,66 @@ struct ApiServer::Impl {
     if (!since || !limit) return json_error(response, 400, "since must be an event id, limit 1..1000");
     const auto camera = request.query.count("camera") ? request.query.at("camera") : std::string();
     const auto type = request.query.count("type") ? request.query.at("type") : std::string();
-    std::vector<Event> found;
-    const bool complete = engine.events().read(static_cast<std::uint64_t>(*since), 4096, found);
+    if (!camera.empty() && !valid_camera_id(camera)) return json_error(response, 400, "invalid camera id");
     json list = json::array();
-    std::uint64_t last = static_cast<std::uint64_t>(*since);
-    for (const Event& e : found) {
-      last = e.id;
-      if (!event_matches(e, camera, type)) continue;
-      list.push_back(event_json(e));
-      if (list.size() >= static_cast<std::size_t>(*limit)) break;
+    std::uint64_t next = static_cast<std::uint64_t>(*since);
+    bool complete = true;
+    if (options.store) {
+      EventQuery query;
+      query.after_id = next;
+      query.camera = camera;
+      query.type = type;
+      query.limit = static_cast<std::size_t>(*limit);
+      auto found = options.store->query(query);
+      if (!found.ok()) {
+        return json_error(response, found.error().code == ErrorCode::invalid_argument ? 400 : 503, found.error().message);
+      }
+      for (const StoredEvent& row : found->events) {
+        next = row.event.id;
+        list.push_back(event_json(row.event, row.has_face));
+      }
+      complete = found->complete;
+    } else {
+      if (!type.empty() && !known_event_type(type)) return json_error(response, 400, "unknown event type '" + type + "'");
+      std::vector<Event> found;
+      complete = engine.events().read(next, 4096, found);
+      for (const Event& e : found) {
+        next = e.id;
+        if (!event_matches(e, camera, type)) continue;
+        list.push_back(event_json(e, e.face_jpeg != nullptr));
+        if (list.size() >= static_cast<std::size_t>(*limit)) break;
+      }
     }
-    reply_json(response, {{"events", std::move(list)}, {"next", last}, {"complete", complete}});
+    reply_json(response, {{"events", std::move(list)}, {"next", next}, {"complete", complete}});
+  }
+
+  // /api/v1/events/{id}/face.jpg: the face an identity event came from, from the bus's ring
+  // while it is there (the store may not have written it yet), else from the store.
+  void event_resource(const HttpRequest& request, HttpResponse& response, const std::string& rest) {
+    if (!only(request, response, {"GET", "HEAD"})) return;
+    const std::size_t slash = rest.find('/');
+    const std::string number = rest.substr(0, slash);
+    if (slash == std::string::npos || rest.substr(slash + 1) != "face.jpg") return json_error(response, 404, "no such resource");
+    if (number.empty() || number.size() > 19 || !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return json_error(response, 400, "invalid event id");
+    }
+    const std::uint64_t id = std::stoull(number);
+    std::vector<Event> found;
+    if (id > 0) engine.events().read(id - 1, 1, found);
+    std::shared_ptr<const std::vector<std::uint8_t>> jpeg;
+    if (!found.empty() && found[0].id == id) jpeg = found[0].face_jpeg;
+    if (!jpeg && options.store) {
+      auto stored = options.store->face(id);
+      if (!stored.ok() && stored.error().code != ErrorCode::not_found) return json_error(response, 503, stored.error().message);
+      if (stored.ok()) jpeg = std::make_shared<const std::vector<std::uint8_t>>(std::move(stored).value());
+    }
+    if (!jpeg) return json_error(response, 404, "no face for event " + number);
+    response.status = 200;
+    response.content_type = "image/jpeg";
+    response.headers.emplace_back("Cache-Control", "max-age=86400, immutable");  // an id's face never changes
+    response.owner = jpeg;
+    response.data = jpeg->data();
+    response.size = jpeg->size();
   }
 };
 

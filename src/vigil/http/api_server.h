@@ -22,6 +22,7 @@
 #include "vigil/http/http_server.h"
 #include "vigil/http/snapshot_cache.h"
 #include "vigil/pipeline/engine.h"
+#include "vigil/sink/event_store.h"
 
 namespace vigil {
 
@@ -32,6 +33,9 @@ struct ApiOptions {
   // Parses a POSTed camera (JSON, the config's camera schema). The cli supplies it (it owns
   // the config loader); without it POST answers 501.
   std::function<Result<CameraConfig>(const std::string& body)> parse_camera;
+  // Where /api/v1/events reads and face JPEGs come from once they left the bus's ring; it
+  // must outlive the server. Without one, /api/v1/events reads the ring (recent events only).
+  const EventStore* store = nullptr;
 };
 
 class ApiServer {

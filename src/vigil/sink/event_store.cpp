@@ -1,9 +1,14 @@
 #include "vigil/sink/event_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -11,16 +16,20 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 namespace vigil {
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// v1: ids were the store's own. v2: ids are the events' (the bus continues after the store's
+// last id), AUTOINCREMENT keeps them from being reused. A v1 file is upgraded in place (same
+// columns; its ids keep increasing).
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY,
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
   run TEXT NOT NULL,
   bus_id INTEGER NOT NULL,
   at REAL NOT NULL,
@@ -61,6 +70,28 @@ struct Queued {
   std::shared_ptr<const std::vector<std::uint8_t>> face;
 };
 
+EventKind kind_from(const std::string& text, bool* ok) {
+  static const std::unordered_map<std::string, EventKind> kinds = {
+      {"camera_state", EventKind::camera_state},   {"track_started", EventKind::track_started},
+      {"track_lost", EventKind::track_lost},       {"track_refound", EventKind::track_refound},
+      {"track_removed", EventKind::track_removed}, {"identity_matched", EventKind::identity_matched}};
+  const auto it = kinds.find(text);
+  *ok = it != kinds.end();
+  return *ok ? it->second : EventKind::camera_state;
+}
+
+CameraState state_from(const char* text) {
+  for (CameraState s : {CameraState::connecting, CameraState::live, CameraState::stalled, CameraState::failed, CameraState::stopped}) {
+    if (text && std::string(text) == to_string(s)) return s;
+  }
+  return CameraState::connecting;
+}
+
+std::string column_text(sqlite3_stmt* s, int column) {
+  const unsigned char* text = sqlite3_column_text(s, column);
+  return text ? reinterpret_cast<const char*>(text) : "";
+}
+
 }  // namespace
 
 struct EventStore::Impl {
@@ -69,6 +100,14 @@ struct EventStore::Impl {
   sqlite3* db = nullptr;
   sqlite3_stmt* insert_event = nullptr;
   sqlite3_stmt* insert_face = nullptr;
+  int lock_fd = -1;           // flock'ed: one writing process per store
+  std::uint64_t last_id = 0;  // the highest id the store had when opened
+
+  // Readers (HTTP threads) use their own connection: WAL lets them read while the writer writes.
+  mutable std::mutex read_mu;
+  sqlite3* reader = nullptr;  // guarded by read_mu
+  EventBus* bus = nullptr;
+  EventBus::SubscriptionId subscription = 0;
 
   std::mutex mu;
   std::condition_variable cv, done_cv;
@@ -80,6 +119,7 @@ struct EventStore::Impl {
   std::thread writer;
 
   ~Impl() {
+    if (bus) bus->unsubscribe(subscription);  // then what is queued is written
     {
       std::lock_guard lock(mu);
       stopping = true;
@@ -88,20 +128,23 @@ struct EventStore::Impl {
     if (writer.joinable()) writer.join();
     if (insert_event) sqlite3_finalize(insert_event);
     if (insert_face) sqlite3_finalize(insert_face);
+    if (reader) sqlite3_close(reader);
     if (db) {
       sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);
       sqlite3_close(db);
     }
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
   }
 
   Error sql_error(const std::string& what) const {
     return Error{ErrorCode::unavailable, "event store " + options.path + ": " + what + ": " + sqlite3_errmsg(db)};
   }
   bool exec(const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK; }
-  std::int64_t query_int(const char* sql) {
+  std::int64_t query_int(const char* sql) { return query_int_on(db, sql); }
+  static std::int64_t query_int_on(sqlite3* connection, const char* sql) {
     sqlite3_stmt* stmt = nullptr;
     std::int64_t value = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+    if (sqlite3_prepare_v2(connection, sql, -1, &stmt, nullptr) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
       value = sqlite3_column_int64(stmt, 0);
     }
     sqlite3_finalize(stmt);
@@ -112,6 +155,14 @@ struct EventStore::Impl {
     const std::filesystem::path path(options.path);
     std::error_code ec;
     if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
+    // A second process writing the same store would reuse ids: refuse it (flock is not the
+    // POSIX lock SQLite uses, and the kernel drops it when the process dies, even by SIGKILL).
+    // An empty file made here is an empty database to SQLite.
+    lock_fd = ::open(options.path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd < 0) return Error{ErrorCode::unavailable, "event store " + options.path + ": cannot open: " + std::strerror(errno)};
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      return Error{ErrorCode::failed_precondition, "event store " + options.path + ": in use by another vigil process"};
+    }
     if (sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
         SQLITE_OK) {
       return sql_error("cannot open");
@@ -141,9 +192,16 @@ struct EventStore::Impl {
         !exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str())) {
       return sql_error("cannot create the schema");
     }
+    const std::int64_t sequence = query_int("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
+    const std::int64_t highest = query_int("SELECT coalesce(max(id), 0) FROM events");
+    last_id = static_cast<std::uint64_t>(std::max<std::int64_t>({0, sequence, highest}));
+    if (sqlite3_open_v2(options.path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+      return sql_error("cannot open for reading");
+    }
+    sqlite3_busy_timeout(reader, 2000);
     if (sqlite3_prepare_v2(db,
-                           "INSERT OR IGNORE INTO events (run, bus_id, at, type, camera, track_id, frame_seq, x1, y1, x2, y2, "
-                           "from_state, to_state, detail, similarity, known) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                           "INSERT OR IGNORE INTO events (id, run, bus_id, at, type, camera, track_id, frame_seq, x1, y1, x2, y2, "
+                           "from_state, to_state, detail, similarity, known) VALUES (?2,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
                            -1, &insert_event, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO faces (event_id, jpeg) VALUES (?, ?)", -1, &insert_face, nullptr) != SQLITE_OK) {
       return sql_error("cannot prepare statements");
@@ -180,10 +238,24 @@ struct EventStore::Impl {
     if (sqlite3_step(s) != SQLITE_DONE) return false;
     if (q.face && !q.face->empty() && sqlite3_changes(db) > 0) {
       sqlite3_reset(insert_face);
-      sqlite3_bind_int64(insert_face, 1, sqlite3_last_insert_rowid(db));
+      sqlite3_bind_int64(insert_face, 1, static_cast<sqlite3_int64>(e.id));
       sqlite3_bind_blob(insert_face, 2, q.face->data(), static_cast<int>(q.face->size()), SQLITE_STATIC);
       if (sqlite3_step(insert_face) != SQLITE_DONE) return false;
     }
+    return true;
+  }
+
+  bool offer(const Event& event, std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg) {
+    {
+      std::lock_guard lock(mu);
+      if (stopping || queue.size() >= options.queue_capacity) {
+        dropped.fetch_add(1, std::memory_order_relaxed);
+        return false;
+      }
+      queue.push_back({event, std::move(face_jpeg)});
+      ++accepted;
+    }
+    cv.notify_one();
     return true;
   }
 
@@ -258,19 +330,97 @@ Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& op
 
 EventStore::~EventStore() = default;
 
-bool EventStore::offer(const Event& event, std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg) {
+void EventStore::attach(EventBus& bus) {
   Impl& s = *impl_;
-  {
-    std::lock_guard lock(s.mu);
-    if (s.stopping || s.queue.size() >= s.options.queue_capacity) {
-      s.dropped.fetch_add(1, std::memory_order_relaxed);
-      return false;
-    }
-    s.queue.push_back({event, std::move(face_jpeg)});
-    ++s.accepted;
+  if (s.bus) s.bus->unsubscribe(s.subscription);
+  s.bus = &bus;
+  bus.continue_after(s.last_id);
+  s.subscription = bus.subscribe([impl = &s](const Event& e) { impl->offer(e, e.face_jpeg); });
+}
+
+std::uint64_t EventStore::last_id() const { return impl_->last_id; }
+
+Result<StoredEvents> EventStore::query(const EventQuery& q) const {
+  bool known_type = true;
+  if (!q.type.empty()) kind_from(q.type, &known_type);
+  if (!known_type) return Error{ErrorCode::invalid_argument, "unknown event type '" + q.type + "'"};
+  Impl& s = *impl_;
+  std::lock_guard lock(s.read_mu);
+  sqlite3_stmt* stmt = nullptr;
+  const char* sql =
+      "SELECT e.id, e.run, e.at, e.type, e.camera, e.track_id, e.frame_seq, e.x1, e.y1, e.x2, e.y2, e.from_state, "
+      "e.to_state, e.detail, e.similarity, e.known, f.event_id IS NOT NULL, (SELECT coalesce(min(id), 0) FROM events) "
+      "FROM events e LEFT JOIN faces f ON f.event_id = e.id "
+      "WHERE e.id > ?1 AND (?2 = '' OR e.camera = ?2) AND (?3 = '' OR e.type = ?3) ORDER BY e.id LIMIT ?4";
+  if (sqlite3_prepare_v2(s.reader, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return Error{ErrorCode::unavailable, std::string("event store: cannot query: ") + sqlite3_errmsg(s.reader)};
   }
-  s.cv.notify_one();
-  return true;
+  sqlite3_bind_int64(stmt, 1, static_cast<sqlite3_int64>(q.after_id));
+  sqlite3_bind_text(stmt, 2, q.camera.c_str(), -1, SQLITE_STATIC);
+  sqlite3_bind_text(stmt, 3, q.type.c_str(), -1, SQLITE_STATIC);
+  sqlite3_bind_int64(stmt, 4, static_cast<sqlite3_int64>(q.limit));
+  StoredEvents out;
+  int rc;
+  std::uint64_t oldest = 0;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    StoredEvent row;
+    Event& e = row.event;
+    e.id = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+    row.run = column_text(stmt, 1);
+    e.at = SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::duration<double>(sqlite3_column_double(stmt, 2))));
+    bool ok = true;
+    e.kind = kind_from(column_text(stmt, 3), &ok);
+    e.camera = column_text(stmt, 4);
+    if (e.kind == EventKind::camera_state) {
+      e.from = state_from(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 11)));
+      e.to = state_from(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 12)));
+    } else {
+      e.track_id = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 5));
+      e.frame_seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 6));
+      e.bbox = {static_cast<float>(sqlite3_column_double(stmt, 7)), static_cast<float>(sqlite3_column_double(stmt, 8)),
+                static_cast<float>(sqlite3_column_double(stmt, 9)), static_cast<float>(sqlite3_column_double(stmt, 10))};
+    }
+    e.detail = column_text(stmt, 13);
+    e.similarity = static_cast<float>(sqlite3_column_double(stmt, 14));
+    e.known = sqlite3_column_int(stmt, 15) != 0;
+    row.has_face = sqlite3_column_int(stmt, 16) != 0;
+    oldest = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 17));
+    out.events.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) {
+    const std::string message = sqlite3_errmsg(s.reader);
+    sqlite3_finalize(stmt);
+    return Error{ErrorCode::unavailable, "event store: cannot query: " + message};
+  }
+  sqlite3_finalize(stmt);
+  if (out.events.empty()) oldest = static_cast<std::uint64_t>(std::max<std::int64_t>(0, s.query_int_on(s.reader, "SELECT coalesce(min(id), 0) FROM events")));
+  // Events after `after_id` were deleted by retention when the oldest kept one is further on.
+  out.complete = oldest == 0 || q.after_id + 1 >= oldest;
+  return out;
+}
+
+Result<std::vector<std::uint8_t>> EventStore::face(std::uint64_t event_id) const {
+  Impl& s = *impl_;
+  std::lock_guard lock(s.read_mu);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(s.reader, "SELECT jpeg FROM faces WHERE event_id = ?", -1, &stmt, nullptr) != SQLITE_OK) {
+    return Error{ErrorCode::unavailable, std::string("event store: cannot query: ") + sqlite3_errmsg(s.reader)};
+  }
+  sqlite3_bind_int64(stmt, 1, static_cast<sqlite3_int64>(event_id));
+  std::vector<std::uint8_t> jpeg;
+  const int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) {
+    const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt, 0));
+    jpeg.assign(data, data + sqlite3_column_bytes(stmt, 0));
+  }
+  sqlite3_finalize(stmt);
+  if (rc == SQLITE_ROW) return jpeg;
+  if (rc == SQLITE_DONE) return Error{ErrorCode::not_found, "no face stored for event " + std::to_string(event_id)};
+  return Error{ErrorCode::unavailable, "event store: cannot read a face"};
+}
+
+bool EventStore::offer(const Event& event, std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg) {
+  return impl_->offer(event, std::move(face_jpeg));
 }
 
 void EventStore::flush() {
