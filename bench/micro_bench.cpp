@@ -2,11 +2,15 @@
 //   build/release/bench/vigil_micro_bench --benchmark_format=json
 #include <benchmark/benchmark.h>
 
+#include <filesystem>
 #include <random>
+#include <unistd.h>
 
+#include "vigil/core/event_bus.h"
 #include "vigil/core/frame.h"
 #include "vigil/core/pool.h"
 #include "vigil/http/snapshot_cache.h"
+#include "vigil/sink/event_store.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/letterbox.h"
 #include "vigil/vision/nms.h"
@@ -135,6 +139,43 @@ void BM_ByteTrackerUpdate(benchmark::State& state) {
   state.counters["tracks"] = static_cast<double>(objects.size());
 }
 BENCHMARK(BM_ByteTrackerUpdate)->Arg(10)->Arg(50);
+
+// What publishing one track event costs the engine's thread: the bus alone (Arg 0), and with
+// the event store attached (Arg 1: its subscriber queues the event for the writer thread).
+void BM_EventPublish(benchmark::State& state) {
+  char dir[] = "/tmp/vigil-bench-XXXXXX";
+  if (!::mkdtemp(dir)) {
+    state.SkipWithError("mkdtemp failed");
+    return;
+  }
+  vigil::EventBus bus;
+  std::unique_ptr<vigil::EventStore> store;
+  if (state.range(0) == 1) {
+    auto opened = vigil::EventStore::open({std::string(dir) + "/vigil.db"});
+    if (!opened.ok()) {
+      state.SkipWithError(opened.error().message.c_str());
+      return;
+    }
+    store = std::move(opened).value();
+    store->attach(bus);
+  }
+  vigil::Event e;
+  e.kind = vigil::EventKind::track_started;
+  e.camera = "lobby";
+  e.bbox = {10, 20, 110, 140};
+  for (auto _ : state) {
+    ++e.track_id;
+    benchmark::DoNotOptimize(bus.publish(e));
+  }
+  if (store) {
+    store->flush();
+    state.counters["written"] = static_cast<double>(store->written());
+    state.counters["dropped"] = static_cast<double>(store->dropped());
+  }
+  store.reset();
+  std::filesystem::remove_all(dir);
+}
+BENCHMARK(BM_EventPublish)->Arg(0)->Arg(1);
 
 }  // namespace
 
