@@ -23,6 +23,15 @@ int process_thread_count() {
   return -1;
 }
 
+double process_rss_mb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;  // "VmRSS:   12345 kB"
+  }
+  return -1;
+}
+
 int hardware_cores() {
   const unsigned n = std::thread::hardware_concurrency();
   return n > 0 ? static_cast<int>(n) : 1;
