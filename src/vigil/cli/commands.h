@@ -76,4 +76,16 @@ struct EvalTrackOptions {
 };
 int eval_track_command(const EvalTrackOptions& options);
 
+struct HarvestCommandOptions {
+  std::vector<std::string> inputs;
+  std::string out_dir;
+  std::string config_path;   // models from a config (else the fetched BlazeFace 256 and face-api descriptor)
+  int stride = 1;
+  int best_k = 3;
+  double every_s = 10;
+  bool all_faces = false;
+  float cluster_threshold = 0.92f;
+};
+int harvest_command(const HarvestCommandOptions& options);
+
 }  // namespace vigil

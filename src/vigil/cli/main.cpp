@@ -17,6 +17,23 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-c,--config", run.config_path, "YAML config file")->required();
   run_cmd->add_option("-d,--duration", duration, "stop after this many seconds")->check(CLI::PositiveNumber);
 
+  vigil::HarvestCommandOptions harvest;
+  auto* harvest_cmd = app.add_subcommand("harvest", "one pass over recorded videos: faces, tracks, people, crops");
+  harvest_cmd->add_option("inputs", harvest.inputs, "video files")->required();
+  harvest_cmd->add_option("-o,--out", harvest.out_dir, "output folder")->required();
+  harvest_cmd->add_option("-c,--config", harvest.config_path, "take the models from this config");
+  harvest_cmd->add_option("--stride", harvest.stride, "detect every N-th frame")->check(CLI::PositiveNumber)->capture_default_str();
+  harvest_cmd->add_option("--best-k", harvest.best_k, "faces embedded per track (the best)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  harvest_cmd->add_option("--every-s", harvest.every_s, "plus the best face of every this many seconds of a track (0: off)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
+  harvest_cmd->add_flag("--all-faces", harvest.all_faces, "embed every tracked face");
+  harvest_cmd->add_option("--cluster-threshold", harvest.cluster_threshold, "mean cosine for two tracks to be one person")
+      ->check(CLI::Range(-1.0, 1.0))
+      ->capture_default_str();
+
   auto* bench = app.add_subcommand("bench", "measure speed; prints JSON");
   bench->require_subcommand(1);
   vigil::BenchModelOptions model;
@@ -146,6 +163,7 @@ int main(int argc, char** argv) {
 
   if (bench_pipeline->parsed()) return vigil::bench_pipeline_command(pipeline);
   if (bench_naive->parsed()) return vigil::bench_naive_command(naive);
+  if (harvest_cmd->parsed()) return vigil::harvest_command(harvest);
 
   if (run_cmd->parsed()) {
     if (duration > 0) run.duration_s = duration;

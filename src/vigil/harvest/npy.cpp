@@ -3,7 +3,6 @@
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <regex>
 
 namespace vigil {
 
@@ -45,12 +44,24 @@ Result<NpyMatrix> parse_npy(std::string_view bytes) {
   if (header.find("'fortran_order': False") == std::string::npos) {
     return Error{ErrorCode::invalid_argument, ".npy array is not in C order"};
   }
-  std::smatch shape;
-  static const std::regex two_d(R"('shape': \((\d+), (\d+)\))");
-  if (!std::regex_search(header, shape, two_d)) return Error{ErrorCode::invalid_argument, ".npy array is not 2-D"};
+  // 'shape': (ROWS, COLS) — parsed by hand (std::regex trips GCC 12's warnings under ASan).
+  const std::string key = "'shape': (";
+  const std::size_t at = header.find(key);
+  if (at == std::string::npos) return Error{ErrorCode::invalid_argument, ".npy array is not 2-D"};
+  std::size_t pos = at + key.size();
+  const auto number = [&](std::size_t& out) {
+    const std::size_t start = pos;
+    out = 0;
+    while (pos < header.size() && header[pos] >= '0' && header[pos] <= '9' && pos - start < 18) {
+      out = out * 10 + static_cast<std::size_t>(header[pos] - '0');
+      ++pos;
+    }
+    return pos > start && !(pos < header.size() && header[pos] >= '0' && header[pos] <= '9');
+  };
   NpyMatrix m;
-  m.rows = std::stoull(shape[1].str());
-  m.cols = std::stoull(shape[2].str());
+  if (!number(m.rows) || header.compare(pos, 2, ", ") != 0) return Error{ErrorCode::invalid_argument, ".npy array is not 2-D"};
+  pos += 2;
+  if (!number(m.cols) || header.compare(pos, 1, ")") != 0) return Error{ErrorCode::invalid_argument, ".npy array is not 2-D"};
   const std::size_t data = bytes.size() - 10 - length;
   if (m.cols != 0 && m.rows > data / sizeof(float) / m.cols) return Error{ErrorCode::data_loss, ".npy data cut off"};
   if (data != m.rows * m.cols * sizeof(float)) return Error{ErrorCode::data_loss, ".npy data size does not match its shape"};

@@ -1,0 +1,403 @@
+#include "vigil/harvest/harvester.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <unordered_map>
+
+#include "vigil/core/atomic_file.h"
+#include "vigil/core/process_stats.h"
+#include "vigil/harvest/npy.h"
+#include "vigil/identity/agglomerative.h"
+#include "vigil/source/source.h"
+#include "vigil/track/byte_tracker.h"
+#include "vigil/vision/face_align.h"
+
+namespace vigil {
+
+namespace {
+
+using json = nlohmann::json;
+
+// A face the selector keeps, with its aligned chip (RGB, chip_size square) until embedded.
+struct KeptFace {
+  FaceCandidate candidate;
+  std::size_t input = 0;
+  std::uint64_t frame = 0;
+  BBox bbox;
+  std::vector<Point2> keypoints;
+  std::vector<std::uint8_t> chip;
+};
+
+struct TrackRecord {
+  std::uint64_t id = 0;  // global, in order of first appearance
+  std::size_t input = 0;
+  std::uint64_t first_frame = 0, last_frame = 0;
+  double first_ts = 0, last_ts = 0;
+  std::uint64_t faces_detected = 0;
+  std::vector<std::uint64_t> embedded;  // face ids
+  std::uint64_t best_face = 0;
+  float best_quality = -1;
+  Embedding sum;
+};
+
+struct FaceRecord {
+  KeptFace face;
+  std::size_t row = 0;
+};
+
+class Run {
+ public:
+  Run(const HarvestOptions& options, BlazeFace& detector, FaceEmbedder& embedder, const HarvestProgressFn& progress)
+      : options_(options), detector_(detector), embedder_(embedder), progress_fn_(progress), selector_(options.select) {}
+
+  Status scan_all() {
+    for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
+      VIGIL_RETURN_IF_ERROR(scan(i));
+    }
+    return flush_embeddings(true);
+  }
+
+  Status write_outputs(HarvestSummary& out);
+
+  HarvestSummary summary;
+
+ private:
+  Status scan(std::size_t input);
+  Status process_batch(std::size_t input, std::vector<FrameRef>& frames, ByteTracker& tracker,
+                       std::unordered_map<std::uint64_t, std::uint64_t>& global_ids);
+  void end_track(std::uint64_t track_id);
+  Status flush_embeddings(bool all);
+  void report(bool force);
+
+  const HarvestOptions& options_;
+  BlazeFace& detector_;
+  FaceEmbedder& embedder_;
+  const HarvestProgressFn& progress_fn_;
+  FaceSelector selector_;
+  FaceAligner aligner_;
+  std::vector<float> chip_floats_;
+  std::unordered_map<std::uint64_t, KeptFace> kept_;  // by face id
+  std::vector<KeptFace> to_embed_;
+  std::vector<FaceRecord> faces_;                     // embedded, in row order
+  std::vector<float> embeddings_;                     // rows x dim
+  std::map<std::uint64_t, TrackRecord> tracks_;      // by global id
+  std::uint64_t next_face_ = 1, next_track_ = 1;
+  std::uint64_t frames_total_ = 0;
+  std::vector<Detections> detections_;
+  std::vector<TrackedObject> objects_;
+  std::vector<TrackEvent> events_;
+  std::vector<std::uint64_t> dropped_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
+  double cpu_start_ = process_cpu_seconds();
+  ProgressMeter meter_;
+};
+
+Status Run::scan(std::size_t input) {
+  SourceConfig config;
+  config.type = SourceType::file;
+  config.url = options_.inputs[input];
+  config.live = false;
+  config.decoder_threads = 1;
+  auto opened = open_source(config, "harvest");
+  if (!opened.ok()) return opened.error();
+  std::unique_ptr<Source> source = std::move(opened).value();
+  if (source->info().frame_count > 0) frames_total_ += static_cast<std::uint64_t>(source->info().frame_count);
+  TrackerConfig tracker_config;
+  tracker_config.lost_frames = options_.track_buffer;
+  ByteTracker tracker(tracker_config);
+  std::unordered_map<std::uint64_t, std::uint64_t> global_ids;  // this input's tracker id -> global id
+  std::vector<FrameRef> batch;
+  const auto batch_size = static_cast<std::size_t>(std::max(1, detector_.max_batch()));
+  std::uint64_t decoded = 0;
+  for (;;) {
+    auto frame = source->read();
+    if (!frame.ok()) return frame.error();  // names the file
+    if (!*frame) break;  // the end
+    ++decoded;
+    ++summary.frames;
+    if ((decoded - 1) % static_cast<std::uint64_t>(options_.stride) != 0) continue;
+    batch.push_back(std::move(frame).value());
+    if (batch.size() >= batch_size) VIGIL_RETURN_IF_ERROR(process_batch(input, batch, tracker, global_ids));
+    report(false);
+  }
+  if (!batch.empty()) VIGIL_RETURN_IF_ERROR(process_batch(input, batch, tracker, global_ids));
+  // The input ended: every track still open ends with it.
+  for (std::uint64_t id : selector_.open_tracks()) end_track(id);
+  return flush_embeddings(false);
+}
+
+Status Run::process_batch(std::size_t input, std::vector<FrameRef>& frames, ByteTracker& tracker,
+                          std::unordered_map<std::uint64_t, std::uint64_t>& global_ids) {
+  std::vector<const Image*> images;
+  for (const FrameRef& f : frames) images.push_back(&f->image);
+  VIGIL_RETURN_IF_ERROR(detector_.detect(images, detections_));
+  const FaceTemplate& face_template = embedder_.face_template();
+  const std::size_t chip_values = static_cast<std::size_t>(face_template.size) * static_cast<std::size_t>(face_template.size) * 3;
+  chip_floats_.resize(chip_values);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const Frame& frame = *frames[i];
+    ++summary.sampled;
+    objects_.clear();
+    events_.clear();
+    tracker.update(detections_[i], 1, objects_, events_);
+    const double ts = static_cast<double>(frame.pts_ms) / 1000.0;
+    for (const TrackedObject& o : objects_) {
+      if (o.detection < 0 || o.predicted) continue;
+      const Detection& d = detections_[i][static_cast<std::size_t>(o.detection)];
+      auto [it, fresh] = global_ids.try_emplace(o.track_id, 0);
+      if (fresh) {
+        it->second = next_track_++;
+        TrackRecord& t = tracks_[it->second];
+        t.id = it->second;
+        t.input = input;
+        t.first_frame = frame.seq;
+        t.first_ts = ts;
+        t.sum = Embedding(embedder_.dim());
+      }
+      TrackRecord& t = tracks_[it->second];
+      t.last_frame = frame.seq;
+      t.last_ts = ts;
+      ++t.faces_detected;
+      ++summary.faces_detected;
+      const FaceQuality quality = aligner_.align(frame.image, d, chip_floats_.data(), face_template);
+      const FaceCandidate candidate{next_face_++, it->second, ts, quality.value()};
+      dropped_.clear();
+      if (selector_.offer(candidate, dropped_)) {
+        KeptFace k;
+        k.candidate = candidate;
+        k.input = input;
+        k.frame = frame.seq;
+        k.bbox = d.bbox;
+        for (int p = 0; p < d.keypoint_count; ++p) k.keypoints.push_back(d.keypoints[static_cast<std::size_t>(p)]);
+        k.chip.resize(chip_values);
+        for (std::size_t v = 0; v < chip_values; ++v) {
+          k.chip[v] = static_cast<std::uint8_t>(std::clamp(std::lround(chip_floats_[v]), 0L, 255L));
+        }
+        kept_[candidate.face_id] = std::move(k);
+      }
+      for (std::uint64_t id : dropped_) kept_.erase(id);
+    }
+    for (const TrackEvent& e : events_) {
+      if (e.kind != TrackEventKind::removed) continue;
+      const auto it = global_ids.find(e.track_id);
+      if (it != global_ids.end()) end_track(it->second);
+    }
+  }
+  frames.clear();
+  return flush_embeddings(false);
+}
+
+void Run::end_track(std::uint64_t track_id) {
+  for (const FaceCandidate& c : selector_.finish(track_id)) {
+    auto it = kept_.find(c.face_id);
+    if (it == kept_.end()) continue;
+    to_embed_.push_back(std::move(it->second));
+    kept_.erase(it);
+  }
+}
+
+// Embeds the waiting faces in full batches (all: the rest too).
+Status Run::flush_embeddings(bool all) {
+  const auto batch = static_cast<std::size_t>(std::max(1, embedder_.max_batch()));
+  std::vector<float> chips;
+  std::vector<Embedding> out;
+  while (to_embed_.size() >= batch || (all && !to_embed_.empty())) {
+    const std::size_t n = std::min(batch, to_embed_.size());
+    const std::size_t values = to_embed_.front().chip.size();
+    chips.resize(n * values);
+    for (std::size_t i = 0; i < n; ++i) std::copy(to_embed_[i].chip.begin(), to_embed_[i].chip.end(), chips.begin() + static_cast<std::ptrdiff_t>(i * values));
+    out.clear();
+    VIGIL_RETURN_IF_ERROR(embedder_.embed_chips(chips, n, out));
+    ++summary.embedder_calls;
+    for (std::size_t i = 0; i < n; ++i) {
+      Embedding e = out[i];
+      l2_normalise(e);
+      TrackRecord& t = tracks_[to_embed_[i].candidate.track_id];
+      accumulate(t.sum, e);
+      t.embedded.push_back(to_embed_[i].candidate.face_id);
+      if (to_embed_[i].candidate.quality > t.best_quality) {
+        t.best_quality = to_embed_[i].candidate.quality;
+        t.best_face = to_embed_[i].candidate.face_id;
+      }
+      for (std::size_t v = 0; v < e.size(); ++v) embeddings_.push_back(e[v]);
+      faces_.push_back({std::move(to_embed_[i]), faces_.size()});
+      ++summary.faces_embedded;
+    }
+    to_embed_.erase(to_embed_.begin(), to_embed_.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return {};
+}
+
+void Run::report(bool force) {
+  if (!progress_fn_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_report_ < std::chrono::seconds(1)) return;
+  last_report_ = now;
+  HarvestProgress p;
+  p.phase = "scan";
+  p.frames_done = summary.frames;
+  p.frames_total = frames_total_;
+  p.faces = summary.faces_detected;
+  p.tracks = tracks_.size();
+  p.embedder_calls = summary.embedder_calls;
+  p.threads = process_thread_count();
+  p.rss_mb = process_rss_mb();
+  meter_.update(p, std::chrono::duration<double>(now - start_).count(), process_cpu_seconds() - cpu_start_);
+  progress_fn_(p);
+}
+
+Status Run::write_outputs(HarvestSummary& out) {
+  namespace fs = std::filesystem;
+  const fs::path dir(options_.out_dir);
+  std::error_code ec;
+  fs::create_directories(dir / "crops", ec);
+  fs::create_directories(dir / "thumbs", ec);
+  if (ec) return Error{ErrorCode::unavailable, "cannot create " + options_.out_dir + ": " + ec.message()};
+  const FaceTemplate& face_template = embedder_.face_template();
+  const int size = face_template.size;
+  const auto chip_mat = [&](const KeptFace& f) {
+    cv::Mat rgb(size, size, CV_8UC3, const_cast<std::uint8_t*>(f.chip.data()));
+    cv::Mat bgr;
+    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+    return bgr;
+  };
+  // People: tracks with embeddings, clustered by their mean embedding.
+  std::vector<const TrackRecord*> embedded_tracks;
+  std::vector<Embedding> means;
+  for (const auto& [id, t] : tracks_) {
+    if (t.embedded.empty()) continue;
+    embedded_tracks.push_back(&t);
+    means.push_back(l2_normalised(t.sum));
+  }
+  const std::vector<int> labels = cluster_average_linkage(means, options_.cluster_threshold);
+  std::map<std::uint64_t, int> person_of;
+  int people = 0;
+  for (std::size_t i = 0; i < embedded_tracks.size(); ++i) {
+    person_of[embedded_tracks[i]->id] = labels[i];
+    people = std::max(people, labels[i] + 1);
+  }
+  const auto person_name = [](int label) { return "person-" + std::to_string(label + 1); };
+
+  std::string faces_text;
+  std::map<std::uint64_t, const KeptFace*> face_by_id;
+  for (const FaceRecord& r : faces_) {
+    const KeptFace& f = r.face;
+    face_by_id[f.candidate.face_id] = &f;
+    json kp = json::array();
+    for (const Point2& p : f.keypoints) kp.push_back({p.x, p.y});
+    faces_text += json{{"face_id", f.candidate.face_id},
+                       {"track_id", f.candidate.track_id},
+                       {"input", f.input},
+                       {"frame", f.frame},
+                       {"ts", f.candidate.ts},
+                       {"bbox", {f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2}},
+                       {"keypoints", kp},
+                       {"quality", f.candidate.quality},
+                       {"row", r.row}}
+                      .dump() +
+                  "\n";
+    std::vector<std::uint8_t> png;
+    if (!cv::imencode(".png", chip_mat(f), png)) return Error{ErrorCode::internal, "cannot encode a crop"};
+    VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "crops" / (std::to_string(f.candidate.face_id) + ".png")).string(),
+                                                std::string_view(reinterpret_cast<const char*>(png.data()), png.size())));
+  }
+  std::string tracks_text;
+  json identities = json::array();
+  std::vector<json> members(static_cast<std::size_t>(people), json::array());
+  std::vector<std::uint64_t> person_faces(static_cast<std::size_t>(people), 0);
+  for (const TrackRecord* t : embedded_tracks) {
+    const int person = person_of[t->id];
+    tracks_text += json{{"track_id", t->id},
+                        {"input", t->input},
+                        {"first_frame", t->first_frame},
+                        {"last_frame", t->last_frame},
+                        {"first_ts", t->first_ts},
+                        {"last_ts", t->last_ts},
+                        {"faces_detected", t->faces_detected},
+                        {"embedded_faces", t->embedded},
+                        {"best_face", t->best_face},
+                        {"person", person_name(person)}}
+                       .dump() +
+                   "\n";
+    members[static_cast<std::size_t>(person)].push_back(t->id);
+    person_faces[static_cast<std::size_t>(person)] += t->embedded.size();
+    std::vector<std::uint8_t> jpeg;
+    if (!cv::imencode(".jpg", chip_mat(*face_by_id.at(t->best_face)), jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
+      return Error{ErrorCode::internal, "cannot encode a thumbnail"};
+    }
+    VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "thumbs" / (std::to_string(t->id) + ".jpg")).string(),
+                                                std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size())));
+  }
+  for (int p = 0; p < people; ++p) {
+    identities.push_back({{"id", person_name(p)}, {"tracks", members[static_cast<std::size_t>(p)]}, {"faces", person_faces[static_cast<std::size_t>(p)]}});
+  }
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "faces.jsonl").string(), faces_text));
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "tracks.jsonl").string(), tracks_text));
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "embeddings.npy").string(), npy_bytes(embeddings_, faces_.size(), embedder_.dim())));
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "identities.json").string(), json{{"people", identities}}.dump(1) + "\n"));
+
+  summary.tracks = embedded_tracks.size();
+  summary.people = static_cast<std::uint64_t>(people);
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
+  json inputs = json::array();
+  for (const std::string& in : options_.inputs) inputs.push_back({{"path", in}});
+  const json manifest = {
+      {"inputs", inputs},
+      {"models", {{"detector", options_.detector.model_path}, {"embedder", options_.embedder.model_path}}},
+      {"settings",
+       {{"stride", options_.stride},
+        {"best_k", options_.select.best_k},
+        {"every_s", options_.select.every_s},
+        {"all_faces", options_.select.all_faces},
+        {"cluster_threshold", options_.cluster_threshold}}},
+      {"counts",
+       {{"frames", summary.frames},
+        {"sampled", summary.sampled},
+        {"faces_detected", summary.faces_detected},
+        {"faces_embedded", summary.faces_embedded},
+        {"embedder_calls", summary.embedder_calls},
+        {"tracks", summary.tracks},
+        {"people", summary.people}}},
+      {"timings", {{"seconds", summary.seconds}, {"cpu_seconds", summary.cpu_seconds}}}};
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "manifest.json").string(), manifest.dump(1) + "\n"));
+  report(true);
+  out = summary;
+  return {};
+}
+
+}  // namespace
+
+Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress) {
+  if (options.inputs.empty()) return Error{ErrorCode::invalid_argument, "no input videos"};
+  if (options.stride < 1) return Error{ErrorCode::invalid_argument, "--stride must be 1 or more"};
+  for (const std::string& in : options.inputs) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(in, ec)) return Error{ErrorCode::not_found, in + ": no such file"};
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.out_dir, ec);
+  if (ec || !std::filesystem::is_directory(options.out_dir, ec)) {
+    return Error{ErrorCode::unavailable, "cannot create the output folder " + options.out_dir};
+  }
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((std::filesystem::path(options.out_dir) / ".writable").string(), ""));
+  std::filesystem::remove(std::filesystem::path(options.out_dir) / ".writable", ec);
+  remove_stale_temporaries(options.out_dir);
+  auto detector = BlazeFace::create(options.detector);
+  if (!detector.ok()) return with_context(detector.error(), "detector");
+  auto embedder = FaceEmbedder::create(options.embedder);
+  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+  Run run(options, **detector, **embedder, progress);
+  VIGIL_RETURN_IF_ERROR(run.scan_all());
+  HarvestSummary summary;
+  VIGIL_RETURN_IF_ERROR(run.write_outputs(summary));
+  return summary;
+}
+
+}  // namespace vigil

@@ -1,0 +1,74 @@
+// Harvester: one pass over recorded videos that turns them into faces, tracks and people:
+// what `vigil harvest` runs.
+//
+// Each input is decoded once, in order, never seeking; every `stride`-th frame is sampled,
+// sampled frames are detected in batches (the live engine's detector), every sampled frame
+// updates ByteTrack (the live engine's tracker), and each tracked face is aligned and scored.
+// A FaceSelector keeps the best faces of each track; when the track ends they are embedded
+// with the other tracks' in batches (the live engine's embedder), so the embedder runs about
+// once per max_batch kept faces, not once per detected face. At the end, tracks are grouped
+// into people by average-linkage clustering of their mean embeddings.
+//
+// Outputs (in out_dir, each written whole under its final name):
+//   faces.jsonl      one line per embedded face: face id, track id, input, frame, ts, bbox,
+//                    keypoints, quality, row (in embeddings.npy)
+//   embeddings.npy   float32 N x D, L2-normalised, row i = the face with "row": i
+//   tracks.jsonl     one line per track with faces: id, input, first/last frame and ts, faces
+//                    detected and embedded, best face, person
+//   identities.json  people: anonymous ids ("person-1", ... in order of first appearance),
+//                    their tracks and faces
+//   crops/FACE.png   the aligned face that was embedded (lossless: embedding it again gives
+//                    the same row)
+//   thumbs/TRACK.jpg the track's best face
+//   manifest.json    inputs, models, settings, counts, timings, CPU
+// Not yet (issue 9): resuming after a kill, --gallery names, upload, the CPU budget, the
+// event store records.
+//
+// Threading: harvest() runs on the caller's thread (the model backends use their own
+// intra-op threads); the progress callback is called on it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "vigil/core/status.h"
+#include "vigil/harvest/face_selector.h"
+#include "vigil/harvest/progress.h"
+#include "vigil/vision/blazeface.h"
+#include "vigil/vision/face_embedder.h"
+
+namespace vigil {
+
+struct HarvestOptions {
+  std::vector<std::string> inputs;
+  std::string out_dir;
+  BlazeFaceConfig detector;
+  FaceEmbedderConfig embedder;
+  int stride = 1;                 // sample every N-th decoded frame
+  FaceSelectorConfig select;
+  float cluster_threshold = 0.92f;  // mean cosine for two tracks' clusters to merge
+  int track_buffer = 30;          // sampled frames a lost track may come back within
+};
+
+struct HarvestSummary {
+  std::uint64_t frames = 0;          // decoded
+  std::uint64_t sampled = 0;         // detected
+  std::uint64_t faces_detected = 0;  // tracked faces offered to the selector
+  std::uint64_t faces_embedded = 0;
+  std::uint64_t embedder_calls = 0;
+  std::uint64_t tracks = 0;          // with at least one embedded face
+  std::uint64_t people = 0;
+  double seconds = 0;
+  double cpu_seconds = 0;
+};
+
+using HarvestProgressFn = std::function<void(const HarvestProgress&)>;
+
+// Errors: not_found / invalid_argument / data_loss for an input that is missing, not a video
+// or broken (named in the message), unavailable for an out_dir that cannot be written,
+// and the models' errors.
+Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress = {});
+
+}  // namespace vigil
