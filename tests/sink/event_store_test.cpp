@@ -209,10 +209,10 @@ TEST(EventStoreTest, AVersionOneStoreIsUpgraded) {
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
   sqlite3_close(db);
+  EventBus bus;  // before the store: the store goes first (it listens to the bus)
   auto store = EventStore::open({path});
   ASSERT_TRUE(store.ok()) << store.error().message;
   EXPECT_EQ((*store)->last_id(), 40u);
-  EventBus bus;
   (*store)->attach(bus);
   EXPECT_EQ(bus.publish(track_event(0)), 41u);
   (*store)->flush();
