@@ -67,6 +67,10 @@ int harvest_command(const HarvestCommandOptions& o) {
               s.embedder_calls ? static_cast<double>(s.faces_detected) / static_cast<double>(s.embedder_calls) : 0.0,
               static_cast<unsigned long long>(s.tracks), static_cast<unsigned long long>(s.people), s.seconds,
               s.seconds > 0 ? s.cpu_seconds / s.seconds : 0.0, o.out_dir.c_str());
+  if (s.resumed_frames > 0) {
+    std::printf("vigil harvest: resumed: detections of %llu sampled frames and %llu embedder calls came from the journal\n",
+                static_cast<unsigned long long>(s.resumed_frames), static_cast<unsigned long long>(s.resumed_embedder_calls));
+  }
   return 0;
 }
 

@@ -12,6 +12,8 @@
 
 #include "vigil/core/atomic_file.h"
 #include "vigil/core/process_stats.h"
+#include "vigil/harvest/checkpoint.h"
+#include "vigil/harvest/journal.h"
 #include "vigil/harvest/npy.h"
 #include "vigil/identity/agglomerative.h"
 #include "vigil/source/source.h"
@@ -56,6 +58,16 @@ class Run {
   Run(const HarvestOptions& options, BlazeFace& detector, FaceEmbedder& embedder, const HarvestProgressFn& progress)
       : options_(options), detector_(detector), embedder_(embedder), progress_fn_(progress), selector_(options.select) {}
 
+  // The journal to append to, and its records after the header (what to replay).
+  void resume_from(Journal& journal, const std::vector<std::string>& records, const std::string& fingerprint) {
+    journal_ = &journal;
+    fingerprint_ = json::parse(fingerprint);
+    for (const std::string& r : records) {
+      if (record_kind(r) == RecordKind::detections) replay_detections_.push_back(&r);
+      if (record_kind(r) == RecordKind::embeddings) replay_embeddings_.push_back(&r);
+    }
+  }
+
   Status scan_all() {
     for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
       VIGIL_RETURN_IF_ERROR(scan(i));
@@ -93,6 +105,14 @@ class Run {
   std::vector<TrackedObject> objects_;
   std::vector<TrackEvent> events_;
   std::vector<std::uint64_t> dropped_;
+  Journal* journal_ = nullptr;
+  json fingerprint_;
+  std::vector<const std::string*> replay_detections_, replay_embeddings_;  // in the order they were made
+  std::size_t next_detections_ = 0, next_embeddings_ = 0;
+  DetectionBatch replayed_detections_;
+  EmbeddingBatch replayed_embeddings_;
+  std::vector<std::uint64_t> batch_ids_;
+  std::vector<float> embedding_values_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
   ProgressMeter meter_;
@@ -134,9 +154,23 @@ Status Run::scan(std::size_t input) {
 
 Status Run::process_batch(std::size_t input, std::vector<FrameRef>& frames, ByteTracker& tracker,
                           std::unordered_map<std::uint64_t, std::uint64_t>& global_ids) {
-  std::vector<const Image*> images;
-  for (const FrameRef& f : frames) images.push_back(&f->image);
-  VIGIL_RETURN_IF_ERROR(detector_.detect(images, detections_));
+  if (next_detections_ < replay_detections_.size()) {  // the killed run detected these frames
+    VIGIL_RETURN_IF_ERROR(decode_detections(*replay_detections_[next_detections_++], replayed_detections_));
+    if (replayed_detections_.input != input || replayed_detections_.first_frame != frames.front()->seq ||
+        replayed_detections_.frames.size() != frames.size()) {
+      return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
+    }
+    detections_.swap(replayed_detections_.frames);
+    summary.resumed_frames += frames.size();
+  } else {
+    std::vector<const Image*> images;
+    for (const FrameRef& f : frames) images.push_back(&f->image);
+    VIGIL_RETURN_IF_ERROR(detector_.detect(images, detections_));
+    if (journal_) {
+      VIGIL_RETURN_IF_ERROR(journal_->append(encode_detections(static_cast<std::uint32_t>(input), frames.front()->seq,
+                                                                std::span<const Detections>(detections_.data(), frames.size()))));
+    }
+  }
   const FaceTemplate& face_template = embedder_.face_template();
   const std::size_t chip_values = static_cast<std::size_t>(face_template.size) * static_cast<std::size_t>(face_template.size) * 3;
   chip_floats_.resize(chip_values);
@@ -212,12 +246,32 @@ Status Run::flush_embeddings(bool all) {
     const std::size_t values = to_embed_.front().chip.size();
     chips.resize(n * values);
     for (std::size_t i = 0; i < n; ++i) std::copy(to_embed_[i].chip.begin(), to_embed_[i].chip.end(), chips.begin() + static_cast<std::ptrdiff_t>(i * values));
+    batch_ids_.clear();
+    for (std::size_t i = 0; i < n; ++i) batch_ids_.push_back(to_embed_[i].candidate.face_id);
     out.clear();
-    VIGIL_RETURN_IF_ERROR(embedder_.embed_chips(chips, n, out));
+    if (next_embeddings_ < replay_embeddings_.size()) {  // the killed run embedded these faces
+      VIGIL_RETURN_IF_ERROR(decode_embeddings(*replay_embeddings_[next_embeddings_++], replayed_embeddings_));
+      if (replayed_embeddings_.face_ids != batch_ids_ || replayed_embeddings_.dim != static_cast<std::uint32_t>(embedder_.dim())) {
+        return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (embeddings of other faces)"};
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        const float* row = replayed_embeddings_.values.data() + i * replayed_embeddings_.dim;
+        Embedding& e = out.emplace_back(replayed_embeddings_.dim);
+        std::copy(row, row + replayed_embeddings_.dim, e.begin());
+      }
+      ++summary.resumed_embedder_calls;
+    } else {
+      VIGIL_RETURN_IF_ERROR(embedder_.embed_chips(chips, n, out));
+      for (Embedding& e : out) l2_normalise(e);
+      if (journal_) {
+        embedding_values_.clear();
+        for (const Embedding& e : out) embedding_values_.insert(embedding_values_.end(), e.begin(), e.end());
+        VIGIL_RETURN_IF_ERROR(journal_->append(encode_embeddings(batch_ids_, static_cast<std::uint32_t>(embedder_.dim()), embedding_values_)));
+      }
+    }
     ++summary.embedder_calls;
     for (std::size_t i = 0; i < n; ++i) {
-      Embedding e = out[i];
-      l2_normalise(e);
+      const Embedding& e = out[i];
       TrackRecord& t = tracks_[to_embed_[i].candidate.track_id];
       accumulate(t.sum, e);
       t.embedded.push_back(to_embed_[i].candidate.face_id);
@@ -240,7 +294,7 @@ void Run::report(bool force) {
   if (!force && now - last_report_ < std::chrono::seconds(1)) return;
   last_report_ = now;
   HarvestProgress p;
-  p.phase = "scan";
+  p.phase = next_detections_ < replay_detections_.size() ? "resume" : "scan";
   p.frames_done = summary.frames;
   p.frames_total = frames_total_;
   p.faces = summary.faces_detected;
@@ -346,11 +400,11 @@ Status Run::write_outputs(HarvestSummary& out) {
   summary.people = static_cast<std::uint64_t>(people);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
-  json inputs = json::array();
-  for (const std::string& in : options_.inputs) inputs.push_back({{"path", in}});
   const json manifest = {
-      {"inputs", inputs},
-      {"models", {{"detector", options_.detector.model_path}, {"embedder", options_.embedder.model_path}}},
+      {"inputs", fingerprint_["inputs"]},
+      {"models",
+       {{"detector", {{"path", options_.detector.model_path}, {"sha256", fingerprint_["detector"]["sha256"]}}},
+        {"embedder", {{"path", options_.embedder.model_path}, {"sha256", fingerprint_["embedder"]["sha256"]}}}}},
       {"settings",
        {{"stride", options_.stride},
         {"best_k", options_.select.best_k},
@@ -365,11 +419,52 @@ Status Run::write_outputs(HarvestSummary& out) {
         {"embedder_calls", summary.embedder_calls},
         {"tracks", summary.tracks},
         {"people", summary.people}}},
-      {"timings", {{"seconds", summary.seconds}, {"cpu_seconds", summary.cpu_seconds}}}};
+      {"resumed", {{"frames", summary.resumed_frames}, {"embedder_calls", summary.resumed_embedder_calls}}},
+      {"timings",
+       {{"seconds", summary.seconds},
+        {"cpu_seconds", summary.cpu_seconds},
+        {"cpu_cores", summary.seconds > 0 ? summary.cpu_seconds / summary.seconds : 0.0}}}};
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "manifest.json").string(), manifest.dump(1) + "\n"));
   report(true);
   out = summary;
   return {};
+}
+
+// What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
+// changes what the models are given or what they return. (cluster_threshold only regroups
+// tracks at the end, so a resumed run may change it.)
+Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
+  json inputs = json::array();
+  for (const std::string& in : o.inputs) {
+    auto sha = file_sha256(in);
+    if (!sha.ok()) return sha.error();
+    inputs.push_back({{"path", in}, {"sha256", *sha}});
+  }
+  auto detector = file_sha256(o.detector.model_path);
+  if (!detector.ok()) return with_context(detector.error(), "detector");
+  auto embedder = file_sha256(o.embedder.model_path);
+  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+  const json f = {{"version", 1},
+                  {"inputs", inputs},
+                  {"detector",
+                   {{"sha256", *detector},
+                    {"input_size", o.detector.input_size},
+                    {"score_threshold", o.detector.score_threshold},
+                    {"nms_iou", o.detector.nms_iou},
+                    {"nms", static_cast<int>(o.detector.nms)},
+                    {"max_batch", o.detector.max_batch},
+                    {"range", static_cast<int>(o.detector.range)},
+                    {"backend", static_cast<int>(o.detector.backend)},
+                    {"precision", static_cast<int>(o.detector.precision)}}},
+                  {"embedder",
+                   {{"sha256", *embedder},
+                    {"max_batch", o.embedder.max_batch},
+                    {"backend", static_cast<int>(o.embedder.backend)},
+                    {"precision", static_cast<int>(o.embedder.precision)}}},
+                  {"stride", o.stride},
+                  {"track_buffer", o.track_buffer},
+                  {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}};
+  return f.dump();
 }
 
 }  // namespace
@@ -388,12 +483,35 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   }
   VIGIL_RETURN_IF_ERROR(write_file_atomically((std::filesystem::path(options.out_dir) / ".writable").string(), ""));
   std::filesystem::remove(std::filesystem::path(options.out_dir) / ".writable", ec);
-  remove_stale_temporaries(options.out_dir);
+  for (const char* sub : {"", "crops", "thumbs"}) {  // what a killed run was writing
+    remove_stale_temporaries((std::filesystem::path(options.out_dir) / sub).string());
+  }
+  auto fingerprint = harvest_fingerprint(options);
+  if (!fingerprint.ok()) return fingerprint.error();
   auto detector = BlazeFace::create(options.detector);
   if (!detector.ok()) return with_context(detector.error(), "detector");
   auto embedder = FaceEmbedder::create(options.embedder);
   if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+
+  // The journal: a new one starts with this run's fingerprint; one left by a killed run of the
+  // same inputs and settings is replayed.
+  const std::string journal_path = (std::filesystem::path(options.out_dir) / "harvest.journal").string();
+  std::vector<std::string> records;
+  auto journal = Journal::open(journal_path, records);
+  if (!journal.ok()) return journal.error();
+  if (records.empty()) {
+    VIGIL_RETURN_IF_ERROR((*journal)->append(encode_header(*fingerprint)));
+  } else {
+    auto header = decode_header(records.front());
+    if (!header.ok() || *header != *fingerprint) {
+      return Error{ErrorCode::failed_precondition,
+                   options.out_dir + " holds a harvest of other inputs or settings (" + journal_path +
+                       "); give another --out, or delete that folder to start again"};
+    }
+    records.erase(records.begin());
+  }
   Run run(options, **detector, **embedder, progress);
+  run.resume_from(**journal, records, *fingerprint);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
   HarvestSummary summary;
   VIGIL_RETURN_IF_ERROR(run.write_outputs(summary));

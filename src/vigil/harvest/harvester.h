@@ -20,9 +20,11 @@
 //   crops/FACE.png   the aligned face that was embedded (lossless: embedding it again gives
 //                    the same row)
 //   thumbs/TRACK.jpg the track's best face
-//   manifest.json    inputs, models, settings, counts, timings, CPU
-// Not yet (issue 9): resuming after a kill, --gallery names, upload, the CPU budget, the
-// event store records.
+//   manifest.json    inputs and models with their SHA-256, settings, counts, timings, CPU
+//   harvest.journal  the models' outputs so far (harvest/checkpoint.h): killed at any moment,
+//                    the same command continues from its last record and ends with the same
+//                    outputs; another command on the same folder is refused
+// Not yet (issue 9): --gallery names, upload, the CPU budget, the event store records.
 //
 // Threading: harvest() runs on the caller's thread (the model backends use their own
 // intra-op threads); the progress callback is called on it.
@@ -60,6 +62,8 @@ struct HarvestSummary {
   std::uint64_t embedder_calls = 0;
   std::uint64_t tracks = 0;          // with at least one embedded face
   std::uint64_t people = 0;
+  std::uint64_t resumed_frames = 0;          // sampled frames whose detections came from the journal
+  std::uint64_t resumed_embedder_calls = 0;  // embedder calls taken from the journal
   double seconds = 0;
   double cpu_seconds = 0;
 };
