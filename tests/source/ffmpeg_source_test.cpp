@@ -137,6 +137,19 @@ TEST_F(FfmpegSourceTest, TruncatedAviGivesDataLoss) {
   EXPECT_NE(error.message.find("of 270 frames"), std::string::npos) << error.message;
 }
 
+TEST_F(FfmpegSourceTest, AnAviWhoseHeaderCountsAFrameTooManyIsNotTruncated) {
+  // FFmpeg's AVI muxer writes 25 in the header of this 24-frame cut.
+  const std::string path = dir_.file("cut24.avi");
+  ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -i " + test::data_file("media/Megamind.avi") +
+                              " -frames:v 24 -c:v mjpeg " + path),
+            0);
+  auto source = FfmpegSource::open(file_config(path), "cam");
+  ASSERT_TRUE(source.ok()) << source.error().message;
+  auto frames = drain(**source);
+  ASSERT_TRUE(frames.ok()) << frames.error().message;
+  EXPECT_EQ(*frames, 24);
+}
+
 TEST_F(FfmpegSourceTest, RandomBytesGiveInvalidArgument) {
   const std::string path = dir_.file("noise.mp4");
   std::mt19937 rng(42);

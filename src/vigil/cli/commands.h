@@ -85,6 +85,7 @@ struct HarvestCommandOptions {
   double every_s = 10;
   bool all_faces = false;
   float cluster_threshold = 0.92f;
+  double cpu_budget = 0;     // cores; 0: all
 };
 int harvest_command(const HarvestCommandOptions& options);
 

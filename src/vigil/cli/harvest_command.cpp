@@ -20,6 +20,7 @@ int harvest_command(const HarvestCommandOptions& o) {
   options.select.every_s = o.every_s;
   options.select.all_faces = o.all_faces;
   options.cluster_threshold = o.cluster_threshold;
+  options.cpu_budget = o.cpu_budget;
   options.detector.model_path = data_dir() + "/models/blazeface_back_256_dyn.onnx";
   options.detector.input_size = 256;
   options.detector.max_batch = 4;

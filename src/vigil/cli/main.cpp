@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   harvest_cmd->add_option("--cluster-threshold", harvest.cluster_threshold, "mean cosine for two tracks to be one person")
       ->check(CLI::Range(-1.0, 1.0))
       ->capture_default_str();
+  harvest_cmd->add_option("--cpu-budget", harvest.cpu_budget, "cores the run may use (default: all)")
+      ->check(CLI::Range(0.05, 4096.0));
 
   auto* bench = app.add_subcommand("bench", "measure speed; prints JSON");
   bench->require_subcommand(1);

@@ -3,19 +3,24 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <unordered_map>
 
+#include "vigil/concurrency/cpu_governor.h"
 #include "vigil/core/atomic_file.h"
 #include "vigil/core/process_stats.h"
 #include "vigil/harvest/checkpoint.h"
 #include "vigil/harvest/journal.h"
+#include "vigil/harvest/model_pool.h"
 #include "vigil/harvest/npy.h"
 #include "vigil/identity/agglomerative.h"
+#include "vigil/infer/backend.h"
 #include "vigil/source/source.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/face_align.h"
@@ -53,10 +58,34 @@ struct FaceRecord {
   std::size_t row = 0;
 };
 
+// A model call on its way: submitted to the pool, or filled from the journal.
+struct Pending {
+  ModelJob job;
+  bool replayed = false;        // from the journal: not submitted
+  std::size_t input = 0;        // detect: the input its frames are from
+  std::vector<KeptFace> faces;  // embed: the faces, in the job's order
+};
+
 class Run {
  public:
-  Run(const HarvestOptions& options, BlazeFace& detector, FaceEmbedder& embedder, const HarvestProgressFn& progress)
-      : options_(options), detector_(detector), embedder_(embedder), progress_fn_(progress), selector_(options.select) {}
+  Run(const HarvestOptions& options, ModelPool& pool, const HarvestProgressFn& progress)
+      : options_(options),
+        pool_(pool),
+        progress_fn_(progress),
+        selector_(options.select),
+        max_pending_(2 * pool.workers() + 1),
+        face_template_(pool.embedder().face_template()),
+        dim_(pool.embedder().dim()),
+        detect_batch_(static_cast<std::size_t>(std::max(1, pool.detector().max_batch()))),
+        embed_batch_(static_cast<std::size_t>(std::max(1, pool.embedder().max_batch()))) {}
+  // Jobs still with the pool (after an error) finish before their memory goes.
+  ~Run() {
+    for (const auto& p : pending_) {
+      if (!p->replayed) pool_.wait(p->job);
+    }
+  }
+  Run(const Run&) = delete;
+  Run& operator=(const Run&) = delete;
 
   // The journal to append to, and its records after the header (what to replay).
   void resume_from(Journal& journal, const std::vector<std::string>& records, const std::string& fingerprint) {
@@ -72,7 +101,8 @@ class Run {
     for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
       VIGIL_RETURN_IF_ERROR(scan(i));
     }
-    return flush_embeddings(true);
+    submit_embeddings(true);
+    return drain();
   }
 
   Status write_outputs(HarvestSummary& out);
@@ -81,19 +111,31 @@ class Run {
 
  private:
   Status scan(std::size_t input);
-  Status process_batch(std::size_t input, std::vector<FrameRef>& frames, ByteTracker& tracker,
-                       std::unordered_map<std::uint64_t, std::uint64_t>& global_ids);
+  Status submit_detection(std::size_t input, std::vector<FrameRef>& frames);
+  void submit_embeddings(bool all);
+  Status complete_front();
+  Status drain() {
+    while (!pending_.empty()) VIGIL_RETURN_IF_ERROR(complete_front());
+    return {};
+  }
+  void track(Pending& p);
+  void apply_embeddings(Pending& p);
   void end_track(std::uint64_t track_id);
-  Status flush_embeddings(bool all);
   void report(bool force);
 
   const HarvestOptions& options_;
-  BlazeFace& detector_;
-  FaceEmbedder& embedder_;
+  ModelPool& pool_;
   const HarvestProgressFn& progress_fn_;
   FaceSelector selector_;
+  const std::size_t max_pending_;  // model calls in flight: enough to keep every worker busy
+  const FaceTemplate face_template_;
+  const std::size_t dim_;
+  const std::size_t detect_batch_, embed_batch_;
   FaceAligner aligner_;
   std::vector<float> chip_floats_;
+  std::deque<std::unique_ptr<Pending>> pending_;      // in submission order
+  std::optional<ByteTracker> tracker_;                // the current input's
+  std::unordered_map<std::uint64_t, std::uint64_t> global_ids_;  // its tracker ids -> global ids
   std::unordered_map<std::uint64_t, KeptFace> kept_;  // by face id
   std::vector<KeptFace> to_embed_;
   std::vector<FaceRecord> faces_;                     // embedded, in row order
@@ -101,7 +143,6 @@ class Run {
   std::map<std::uint64_t, TrackRecord> tracks_;      // by global id
   std::uint64_t next_face_ = 1, next_track_ = 1;
   std::uint64_t frames_total_ = 0;
-  std::vector<Detections> detections_;
   std::vector<TrackedObject> objects_;
   std::vector<TrackEvent> events_;
   std::vector<std::uint64_t> dropped_;
@@ -113,6 +154,7 @@ class Run {
   EmbeddingBatch replayed_embeddings_;
   std::vector<std::uint64_t> batch_ids_;
   std::vector<float> embedding_values_;
+  Status replay_error_;  // a journal record that does not fit, found when submitting
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
   ProgressMeter meter_;
@@ -130,10 +172,9 @@ Status Run::scan(std::size_t input) {
   if (source->info().frame_count > 0) frames_total_ += static_cast<std::uint64_t>(source->info().frame_count);
   TrackerConfig tracker_config;
   tracker_config.lost_frames = options_.track_buffer;
-  ByteTracker tracker(tracker_config);
-  std::unordered_map<std::uint64_t, std::uint64_t> global_ids;  // this input's tracker id -> global id
+  tracker_.emplace(tracker_config);
+  global_ids_.clear();
   std::vector<FrameRef> batch;
-  const auto batch_size = static_cast<std::size_t>(std::max(1, detector_.max_batch()));
   std::uint64_t decoded = 0;
   for (;;) {
     auto frame = source->read();
@@ -143,72 +184,112 @@ Status Run::scan(std::size_t input) {
     ++summary.frames;
     if ((decoded - 1) % static_cast<std::uint64_t>(options_.stride) != 0) continue;
     batch.push_back(std::move(frame).value());
-    if (batch.size() >= batch_size) VIGIL_RETURN_IF_ERROR(process_batch(input, batch, tracker, global_ids));
+    if (batch.size() >= detect_batch_) VIGIL_RETURN_IF_ERROR(submit_detection(input, batch));
     report(false);
   }
-  if (!batch.empty()) VIGIL_RETURN_IF_ERROR(process_batch(input, batch, tracker, global_ids));
+  if (!batch.empty()) VIGIL_RETURN_IF_ERROR(submit_detection(input, batch));
+  VIGIL_RETURN_IF_ERROR(drain());
   // The input ended: every track still open ends with it.
   for (std::uint64_t id : selector_.open_tracks()) end_track(id);
-  return flush_embeddings(false);
+  submit_embeddings(false);
+  return drain();
 }
 
-Status Run::process_batch(std::size_t input, std::vector<FrameRef>& frames, ByteTracker& tracker,
-                          std::unordered_map<std::uint64_t, std::uint64_t>& global_ids) {
+// Hands a batch of sampled frames to the detector (or takes its detections from the journal),
+// then takes back finished calls in order while too many are in flight.
+Status Run::submit_detection(std::size_t input, std::vector<FrameRef>& frames) {
+  auto p = std::make_unique<Pending>();
+  p->job.kind = ModelJob::Kind::detect;
+  p->job.frames.swap(frames);
+  p->input = input;
   if (next_detections_ < replay_detections_.size()) {  // the killed run detected these frames
     VIGIL_RETURN_IF_ERROR(decode_detections(*replay_detections_[next_detections_++], replayed_detections_));
-    if (replayed_detections_.input != input || replayed_detections_.first_frame != frames.front()->seq ||
-        replayed_detections_.frames.size() != frames.size()) {
+    if (replayed_detections_.input != input || replayed_detections_.first_frame != p->job.frames.front()->seq ||
+        replayed_detections_.frames.size() != p->job.frames.size()) {
       return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
     }
-    detections_.swap(replayed_detections_.frames);
-    summary.resumed_frames += frames.size();
+    p->job.detections.swap(replayed_detections_.frames);
+    p->replayed = true;
+    summary.resumed_frames += p->job.frames.size();
   } else {
-    std::vector<const Image*> images;
-    for (const FrameRef& f : frames) images.push_back(&f->image);
-    VIGIL_RETURN_IF_ERROR(detector_.detect(images, detections_));
-    if (journal_) {
-      VIGIL_RETURN_IF_ERROR(journal_->append(encode_detections(static_cast<std::uint32_t>(input), frames.front()->seq,
-                                                                std::span<const Detections>(detections_.data(), frames.size()))));
-    }
+    pool_.submit(p->job);
   }
-  const FaceTemplate& face_template = embedder_.face_template();
-  const std::size_t chip_values = static_cast<std::size_t>(face_template.size) * static_cast<std::size_t>(face_template.size) * 3;
+  pending_.push_back(std::move(p));
+  while (pending_.size() > max_pending_) VIGIL_RETURN_IF_ERROR(complete_front());
+  return {};
+}
+
+// Takes back the oldest model call: detections go to the tracker, embeddings to their tracks.
+Status Run::complete_front() {
+  Pending& p = *pending_.front();
+  if (!p.replayed) pool_.wait(p.job);
+  // The pool's work is done with it: popping it after an error leaves nothing for ~Run to wait for.
+  const std::unique_ptr<Pending> owned = std::move(pending_.front());
+  pending_.pop_front();
+  if (!p.job.status.ok()) return p.job.status;
+  if (p.job.kind == ModelJob::Kind::detect) {
+    if (!p.replayed && journal_) {
+      VIGIL_RETURN_IF_ERROR(journal_->append(encode_detections(static_cast<std::uint32_t>(p.input), p.job.frames.front()->seq,
+                                                                std::span<const Detections>(p.job.detections.data(), p.job.frames.size()))));
+    }
+    track(p);
+    submit_embeddings(false);
+  } else {
+    if (!p.replayed && journal_) {
+      batch_ids_.clear();
+      embedding_values_.clear();
+      for (std::size_t i = 0; i < p.faces.size(); ++i) {
+        batch_ids_.push_back(p.faces[i].candidate.face_id);
+        embedding_values_.insert(embedding_values_.end(), p.job.embeddings[i].begin(), p.job.embeddings[i].end());
+      }
+      VIGIL_RETURN_IF_ERROR(journal_->append(encode_embeddings(batch_ids_, static_cast<std::uint32_t>(dim_), embedding_values_)));
+    }
+    apply_embeddings(p);
+  }
+  return replay_error_;
+}
+
+// The sampled frames of a detection batch, in order, through the tracker; each tracked face
+// aligned, scored and offered to the selector.
+void Run::track(Pending& p) {
+  const std::size_t chip_values = static_cast<std::size_t>(face_template_.size) * static_cast<std::size_t>(face_template_.size) * 3;
   chip_floats_.resize(chip_values);
-  for (std::size_t i = 0; i < frames.size(); ++i) {
-    const Frame& frame = *frames[i];
+  for (std::size_t i = 0; i < p.job.frames.size(); ++i) {
+    const Frame& frame = *p.job.frames[i];
+    Detections& detections = p.job.detections[i];  // the tracker writes each one's track id
     ++summary.sampled;
     objects_.clear();
     events_.clear();
-    tracker.update(detections_[i], 1, objects_, events_);
+    tracker_->update(detections, 1, objects_, events_);
     const double ts = static_cast<double>(frame.pts_ms) / 1000.0;
     for (const TrackedObject& o : objects_) {
       if (o.detection < 0 || o.predicted) continue;
-      const Detection& d = detections_[i][static_cast<std::size_t>(o.detection)];
-      auto [it, fresh] = global_ids.try_emplace(o.track_id, 0);
+      const Detection& d = detections[static_cast<std::size_t>(o.detection)];
+      auto [it, fresh] = global_ids_.try_emplace(o.track_id, 0);
       if (fresh) {
         it->second = next_track_++;
         TrackRecord& t = tracks_[it->second];
         t.id = it->second;
-        t.input = input;
+        t.input = p.input;
         t.first_frame = frame.seq;
         t.first_ts = ts;
-        t.sum = Embedding(embedder_.dim());
+        t.sum = Embedding(dim_);
       }
       TrackRecord& t = tracks_[it->second];
       t.last_frame = frame.seq;
       t.last_ts = ts;
       ++t.faces_detected;
       ++summary.faces_detected;
-      const FaceQuality quality = aligner_.align(frame.image, d, chip_floats_.data(), face_template);
+      const FaceQuality quality = aligner_.align(frame.image, d, chip_floats_.data(), face_template_);
       const FaceCandidate candidate{next_face_++, it->second, ts, quality.value()};
       dropped_.clear();
       if (selector_.offer(candidate, dropped_)) {
         KeptFace k;
         k.candidate = candidate;
-        k.input = input;
+        k.input = p.input;
         k.frame = frame.seq;
         k.bbox = d.bbox;
-        for (int p = 0; p < d.keypoint_count; ++p) k.keypoints.push_back(d.keypoints[static_cast<std::size_t>(p)]);
+        for (int kp = 0; kp < d.keypoint_count; ++kp) k.keypoints.push_back(d.keypoints[static_cast<std::size_t>(kp)]);
         k.chip.resize(chip_values);
         for (std::size_t v = 0; v < chip_values; ++v) {
           k.chip[v] = static_cast<std::uint8_t>(std::clamp(std::lround(chip_floats_[v]), 0L, 255L));
@@ -219,12 +300,10 @@ Status Run::process_batch(std::size_t input, std::vector<FrameRef>& frames, Byte
     }
     for (const TrackEvent& e : events_) {
       if (e.kind != TrackEventKind::removed) continue;
-      const auto it = global_ids.find(e.track_id);
-      if (it != global_ids.end()) end_track(it->second);
+      const auto it = global_ids_.find(e.track_id);
+      if (it != global_ids_.end()) end_track(it->second);
     }
   }
-  frames.clear();
-  return flush_embeddings(false);
 }
 
 void Run::end_track(std::uint64_t track_id) {
@@ -236,56 +315,62 @@ void Run::end_track(std::uint64_t track_id) {
   }
 }
 
-// Embeds the waiting faces in full batches (all: the rest too).
-Status Run::flush_embeddings(bool all) {
-  const auto batch = static_cast<std::size_t>(std::max(1, embedder_.max_batch()));
-  std::vector<float> chips;
-  std::vector<Embedding> out;
-  while (to_embed_.size() >= batch || (all && !to_embed_.empty())) {
-    const std::size_t n = std::min(batch, to_embed_.size());
-    const std::size_t values = to_embed_.front().chip.size();
-    chips.resize(n * values);
-    for (std::size_t i = 0; i < n; ++i) std::copy(to_embed_[i].chip.begin(), to_embed_[i].chip.end(), chips.begin() + static_cast<std::ptrdiff_t>(i * values));
-    batch_ids_.clear();
-    for (std::size_t i = 0; i < n; ++i) batch_ids_.push_back(to_embed_[i].candidate.face_id);
-    out.clear();
-    if (next_embeddings_ < replay_embeddings_.size()) {  // the killed run embedded these faces
-      VIGIL_RETURN_IF_ERROR(decode_embeddings(*replay_embeddings_[next_embeddings_++], replayed_embeddings_));
-      if (replayed_embeddings_.face_ids != batch_ids_ || replayed_embeddings_.dim != static_cast<std::uint32_t>(embedder_.dim())) {
-        return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (embeddings of other faces)"};
-      }
-      for (std::size_t i = 0; i < n; ++i) {
-        const float* row = replayed_embeddings_.values.data() + i * replayed_embeddings_.dim;
-        Embedding& e = out.emplace_back(replayed_embeddings_.dim);
-        std::copy(row, row + replayed_embeddings_.dim, e.begin());
-      }
-      ++summary.resumed_embedder_calls;
-    } else {
-      VIGIL_RETURN_IF_ERROR(embedder_.embed_chips(chips, n, out));
-      for (Embedding& e : out) l2_normalise(e);
-      if (journal_) {
-        embedding_values_.clear();
-        for (const Embedding& e : out) embedding_values_.insert(embedding_values_.end(), e.begin(), e.end());
-        VIGIL_RETURN_IF_ERROR(journal_->append(encode_embeddings(batch_ids_, static_cast<std::uint32_t>(embedder_.dim()), embedding_values_)));
-      }
-    }
-    ++summary.embedder_calls;
-    for (std::size_t i = 0; i < n; ++i) {
-      const Embedding& e = out[i];
-      TrackRecord& t = tracks_[to_embed_[i].candidate.track_id];
-      accumulate(t.sum, e);
-      t.embedded.push_back(to_embed_[i].candidate.face_id);
-      if (to_embed_[i].candidate.quality > t.best_quality) {
-        t.best_quality = to_embed_[i].candidate.quality;
-        t.best_face = to_embed_[i].candidate.face_id;
-      }
-      for (std::size_t v = 0; v < e.size(); ++v) embeddings_.push_back(e[v]);
-      faces_.push_back({std::move(to_embed_[i]), faces_.size()});
-      ++summary.faces_embedded;
-    }
+// Hands the waiting faces to the embedder in full batches (all: the rest too), or takes their
+// embeddings from the journal.
+void Run::submit_embeddings(bool all) {
+  while (to_embed_.size() >= embed_batch_ || (all && !to_embed_.empty())) {
+    const std::size_t n = std::min(embed_batch_, to_embed_.size());
+    auto p = std::make_unique<Pending>();
+    p->job.kind = ModelJob::Kind::embed;
+    p->job.count = n;
+    p->faces.assign(std::make_move_iterator(to_embed_.begin()), std::make_move_iterator(to_embed_.begin() + static_cast<std::ptrdiff_t>(n)));
     to_embed_.erase(to_embed_.begin(), to_embed_.begin() + static_cast<std::ptrdiff_t>(n));
+    ++summary.embedder_calls;
+    if (next_embeddings_ < replay_embeddings_.size()) {  // the killed run embedded these faces
+      p->replayed = true;
+      ++summary.resumed_embedder_calls;
+      batch_ids_.clear();
+      for (const KeptFace& f : p->faces) batch_ids_.push_back(f.candidate.face_id);
+      const Status decoded = decode_embeddings(*replay_embeddings_[next_embeddings_++], replayed_embeddings_);
+      if (!decoded.ok()) {
+        replay_error_ = decoded;
+      } else if (replayed_embeddings_.face_ids != batch_ids_ || replayed_embeddings_.dim != dim_) {
+        replay_error_ = Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (embeddings of other faces)"};
+      } else {
+        for (std::size_t i = 0; i < n; ++i) {
+          const float* row = replayed_embeddings_.values.data() + i * dim_;
+          Embedding& e = p->job.embeddings.emplace_back(dim_);
+          std::copy(row, row + dim_, e.begin());
+        }
+      }
+      if (!replay_error_.ok()) p->job.status = replay_error_;
+    } else {
+      const std::size_t values = p->faces.front().chip.size();
+      p->job.chips.resize(n * values);
+      for (std::size_t i = 0; i < n; ++i) {
+        std::copy(p->faces[i].chip.begin(), p->faces[i].chip.end(), p->job.chips.begin() + static_cast<std::ptrdiff_t>(i * values));
+      }
+      pool_.submit(p->job);
+    }
+    pending_.push_back(std::move(p));
   }
-  return {};
+}
+
+void Run::apply_embeddings(Pending& p) {
+  for (std::size_t i = 0; i < p.faces.size(); ++i) {
+    const Embedding& e = p.job.embeddings[i];
+    KeptFace& f = p.faces[i];
+    TrackRecord& t = tracks_[f.candidate.track_id];
+    accumulate(t.sum, e);
+    t.embedded.push_back(f.candidate.face_id);
+    if (f.candidate.quality > t.best_quality) {
+      t.best_quality = f.candidate.quality;
+      t.best_face = f.candidate.face_id;
+    }
+    embeddings_.insert(embeddings_.end(), e.begin(), e.end());
+    faces_.push_back({std::move(f), faces_.size()});
+    ++summary.faces_embedded;
+  }
 }
 
 void Run::report(bool force) {
@@ -313,7 +398,7 @@ Status Run::write_outputs(HarvestSummary& out) {
   fs::create_directories(dir / "crops", ec);
   fs::create_directories(dir / "thumbs", ec);
   if (ec) return Error{ErrorCode::unavailable, "cannot create " + options_.out_dir + ": " + ec.message()};
-  const FaceTemplate& face_template = embedder_.face_template();
+  const FaceTemplate& face_template = face_template_;
   const int size = face_template.size;
   const auto chip_mat = [&](const KeptFace& f) {
     cv::Mat rgb(size, size, CV_8UC3, const_cast<std::uint8_t*>(f.chip.data()));
@@ -393,7 +478,7 @@ Status Run::write_outputs(HarvestSummary& out) {
   }
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "faces.jsonl").string(), faces_text));
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "tracks.jsonl").string(), tracks_text));
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "embeddings.npy").string(), npy_bytes(embeddings_, faces_.size(), embedder_.dim())));
+  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "embeddings.npy").string(), npy_bytes(embeddings_, faces_.size(), dim_)));
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "identities.json").string(), json{{"people", identities}}.dump(1) + "\n"));
 
   summary.tracks = embedded_tracks.size();
@@ -410,7 +495,9 @@ Status Run::write_outputs(HarvestSummary& out) {
         {"best_k", options_.select.best_k},
         {"every_s", options_.select.every_s},
         {"all_faces", options_.select.all_faces},
-        {"cluster_threshold", options_.cluster_threshold}}},
+        {"cluster_threshold", options_.cluster_threshold},
+        {"cpu_budget", summary.cpu_budget},
+        {"model_workers", summary.model_workers}}},
       {"counts",
        {{"frames", summary.frames},
         {"sampled", summary.sampled},
@@ -488,10 +575,22 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   }
   auto fingerprint = harvest_fingerprint(options);
   if (!fingerprint.ok()) return fingerprint.error();
-  auto detector = BlazeFace::create(options.detector);
-  if (!detector.ok()) return with_context(detector.error(), "detector");
-  auto embedder = FaceEmbedder::create(options.embedder);
-  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+  if (options.cpu_budget < 0) return Error{ErrorCode::invalid_argument, "--cpu-budget must be positive"};
+  const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
+  // One model worker per whole core of the budget, each on one intra-op thread.
+  const int workers = std::max(1, static_cast<int>(cores));
+  set_inference_threads(1);  // before the backends are made: some read it then
+  std::vector<std::unique_ptr<BlazeFace>> detectors;
+  std::vector<std::unique_ptr<FaceEmbedder>> embedders;
+  for (int w = 0; w < workers; ++w) {
+    auto detector = BlazeFace::create(options.detector);
+    if (!detector.ok()) return with_context(detector.error(), "detector");
+    auto embedder = FaceEmbedder::create(options.embedder);
+    if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+    detectors.push_back(std::move(detector).value());
+    embedders.push_back(std::move(embedder).value());
+  }
+  CpuGovernor governor(cores, true);
 
   // The journal: a new one starts with this run's fingerprint; one left by a killed run of the
   // same inputs and settings is replayed.
@@ -510,7 +609,10 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     }
     records.erase(records.begin());
   }
-  Run run(options, **detector, **embedder, progress);
+  ModelPool pool(std::move(detectors), std::move(embedders), governor);
+  Run run(options, pool, progress);
+  run.summary.cpu_budget = cores;
+  run.summary.model_workers = workers;
   run.resume_from(**journal, records, *fingerprint);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
   HarvestSummary summary;

@@ -26,8 +26,9 @@
 //                    outputs; another command on the same folder is refused
 // Not yet (issue 9): --gallery names, upload, the CPU budget, the event store records.
 //
-// Threading: harvest() runs on the caller's thread (the model backends use their own
-// intra-op threads); the progress callback is called on it.
+// Threading: harvest() decodes, tracks and writes on the caller's thread while model calls
+// run on a ModelPool's workers (harvest/model_pool.h), taken back in order so the outputs do
+// not depend on the number of workers; the progress callback is called on the caller's thread.
 #pragma once
 
 #include <cstdint>
@@ -52,6 +53,10 @@ struct HarvestOptions {
   FaceSelectorConfig select;
   float cluster_threshold = 0.92f;  // mean cosine for two tracks' clusters to merge
   int track_buffer = 30;          // sampled frames a lost track may come back within
+  // Cores the whole run may use (0: all): one model worker per whole core (at least 1, each
+  // with its own models on one intra-op thread), and model calls paced so that process CPU
+  // stays under it (CpuGovernor).
+  double cpu_budget = 0;
 };
 
 struct HarvestSummary {
@@ -62,6 +67,8 @@ struct HarvestSummary {
   std::uint64_t embedder_calls = 0;
   std::uint64_t tracks = 0;          // with at least one embedded face
   std::uint64_t people = 0;
+  double cpu_budget = 0;                     // cores, as applied
+  int model_workers = 0;                     // threads running model calls (one intra-op thread each)
   std::uint64_t resumed_frames = 0;          // sampled frames whose detections came from the journal
   std::uint64_t resumed_embedder_calls = 0;  // embedder calls taken from the journal
   double seconds = 0;

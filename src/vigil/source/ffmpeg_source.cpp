@@ -307,7 +307,11 @@ struct FfmpegSource::Impl {
           VIGIL_RETURN_IF_ERROR(restart_from_beginning());
           continue;
         }
-        if (!config.loop && info.frame_count > 0 && decoded_total < info.frame_count) {
+        // A container's frame count can be a frame or two over what a complete file holds
+        // (FFmpeg's own AVI muxer counts 25 for a 24-frame cut), so a shortfall that small is
+        // not a truncation; a file cut short misses far more.
+        const std::int64_t slack = std::max<std::int64_t>(2, info.frame_count / 100);
+        if (!config.loop && info.frame_count > 0 && decoded_total + slack < info.frame_count) {
           return Error{ErrorCode::data_loss, config.url + ": stream ended after " + std::to_string(decoded_total) +
                                                  " of " + std::to_string(info.frame_count) +
                                                  " frames (truncated or damaged file)"};

@@ -1,0 +1,76 @@
+// ModelPool: the harvest's model calls (a batch of frames to detect, a batch of aligned faces
+// to embed) run on worker threads, each with its own detector and embedder, while the
+// harvest's thread decodes and tracks. Jobs come back in the order they were submitted, so
+// what the harvest does with them does not depend on which worker ran them or when.
+//
+// The workers share the CPU budget: each model call first waits for CpuGovernor::admit(),
+// and each worker's model runs on one intra-op thread (workers, not intra-op threads, use
+// the cores: independent calls scale where one call's threads wait on each other).
+//
+// Threading: submit(), wait() and the destructor from one thread (the harvest's); jobs are
+// owned by the caller and must outlive their wait().
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "vigil/concurrency/cpu_governor.h"
+#include "vigil/core/frame.h"
+#include "vigil/core/status.h"
+#include "vigil/vision/blazeface.h"
+#include "vigil/vision/face_embedder.h"
+
+namespace vigil {
+
+struct ModelJob {
+  enum class Kind { detect, embed };
+  Kind kind = Kind::detect;
+  // detect: the frames in, their detections out
+  std::vector<FrameRef> frames;
+  std::vector<Detections> detections;
+  // embed: `count` aligned chips in (RGB 0..255 floats, NHWC), L2-normalised embeddings out
+  std::vector<float> chips;
+  std::size_t count = 0;
+  std::vector<Embedding> embeddings;
+  Status status;  // the model's error, if any
+ private:
+  friend class ModelPool;
+  bool done_ = false;  // guarded by the pool's mutex
+};
+
+class ModelPool {
+ public:
+  // One worker per detector/embedder pair (detectors.size() == embedders.size() >= 1).
+  ModelPool(std::vector<std::unique_ptr<BlazeFace>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
+            CpuGovernor& governor);
+  ~ModelPool();  // stops the workers (a job being run finishes first)
+  ModelPool(const ModelPool&) = delete;
+  ModelPool& operator=(const ModelPool&) = delete;
+
+  void submit(ModelJob& job);
+  // Blocks until `job` has run.
+  void wait(ModelJob& job);
+  std::size_t workers() const { return threads_.size(); }
+  // The first worker's models (for their sizes; not to be called while jobs run).
+  BlazeFace& detector() { return *detectors_.front(); }
+  FaceEmbedder& embedder() { return *embedders_.front(); }
+
+ private:
+  void work(std::size_t worker);
+
+  std::vector<std::unique_ptr<BlazeFace>> detectors_;
+  std::vector<std::unique_ptr<FaceEmbedder>> embedders_;
+  CpuGovernor& governor_;
+  std::mutex mu_;
+  std::condition_variable queued_cv_, done_cv_;
+  std::deque<ModelJob*> queue_;  // guarded by mu_
+  bool stopping_ = false;        // guarded by mu_
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace vigil
