@@ -4,8 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <sstream>
+#include <sys/wait.h>
+#include <thread>
 
 #include "support/test_support.h"
 #include "vigil/harvest/npy.h"
@@ -115,6 +118,52 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   const json all_counts = json::parse(slurp(all + "/manifest.json"))["counts"];
   EXPECT_EQ(all_counts["faces_embedded"], detected);
   EXPECT_LE(all_counts["embedder_calls"].get<std::uint64_t>(), (detected + 15) / 16);
+  // ... and finds the same people: each track's descriptor is its best faces either way.
+  std::map<std::uint64_t, std::string> person, all_person;
+  for (const json& t : tracks) person[t["track_id"]] = t["person"];
+  for (const json& t : jsonl(all + "/tracks.jsonl")) all_person[t["track_id"]] = t["person"];
+  EXPECT_EQ(all_person, person);
+  // Megamind: tracks 1 and 4 are the same woman, 2 a blurred face behind her, 3 a man.
+  EXPECT_EQ(person[1], person[4]);
+  EXPECT_EQ(people.size(), 3u);
+}
+
+TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
+  test::TempDir dir;
+  const std::string out = dir.file("out");
+  const auto started = std::chrono::steady_clock::now();
+  test::ChildProcess run({test::vigil_binary(), "harvest", test::data_file("media/Megamind.avi"), "--out", out, "--cpu-budget",
+                          "1", "--all-faces"},
+                         dir.file("log"));
+  ASSERT_TRUE(run.started());
+  std::vector<double> cpu_percent;  // progress.json's figure, each time it changed
+  double last_elapsed = -1;
+  int status = 0;
+  while (!run.exited(&status)) {
+    const std::string text = slurp(out + "/progress.json");  // whole or absent: it is replaced atomically
+    if (!text.empty()) {
+      const json p = json::parse(text);
+      if (p["elapsed_s"].get<double>() != last_elapsed) {
+        last_elapsed = p["elapsed_s"];
+        cpu_percent.push_back(p["cpu_percent"]);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the file
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir.file("log"));
+  const json final_progress = json::parse(slurp(out + "/progress.json"));
+  cpu_percent.push_back(final_progress["cpu_percent"]);
+  EXPECT_GE(cpu_percent.size(), 2u);
+  for (double c : cpu_percent) EXPECT_LE(c, 105.0) << "progress.json's CPU over its window";
+  const rusage& used = run.usage();
+  const double cpu = static_cast<double>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) +
+                     static_cast<double>(used.ru_utime.tv_usec + used.ru_stime.tv_usec) / 1e6;
+  EXPECT_LE(cpu / wall, 1.05) << "getrusage: " << cpu << " s of CPU in " << wall << " s";
+  EXPECT_GT(cpu / wall, 0.5) << "and it did use its core";
+  const json manifest = json::parse(slurp(out + "/manifest.json"));
+  EXPECT_EQ(manifest["settings"]["cpu_budget"], 1.0);
+  EXPECT_EQ(manifest["settings"]["model_workers"], 1);
 }
 
 TEST(HarvestCommandTest, BadInputsAreClearErrors) {

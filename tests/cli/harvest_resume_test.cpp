@@ -1,10 +1,7 @@
 // vigil harvest killed with SIGKILL at random moments, again and again, then let finish: the
 // outputs equal an uninterrupted run's and no file is ever half-written under its final name.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -19,8 +16,6 @@
 #include "support/test_support.h"
 #include "vigil/harvest/npy.h"
 
-extern char** environ;
-
 namespace vigil {
 namespace {
 
@@ -34,28 +29,10 @@ std::string slurp(const fs::path& path) {
   return s.str();
 }
 
-// Starts `vigil harvest INPUT --out OUT ARGS` with its output thrown away.
-pid_t start_harvest(const std::vector<std::string>& args) {
-  std::vector<std::string> argv_strings = {test::vigil_binary(), "harvest"};
-  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& a : argv_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
+std::vector<std::string> harvest_argv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {test::vigil_binary(), "harvest"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
 }
 
 // A file under its final name is whole: JSON parses, JSON lines end with a newline and parse,
@@ -95,7 +72,7 @@ TEST(HarvestResumeTest, FiftyKillsThenResumeGiveTheOutputsOfAnUninterruptedRun) 
 
   const std::string reference = dir.file("reference");
   const auto started = Clock::now();
-  ASSERT_EQ(wait_exit(start_harvest(args(reference))), 0);
+  ASSERT_EQ(test::ChildProcess(harvest_argv(args(reference))).wait(), 0);
   const auto full_run = Clock::now() - started;
 
   const std::string out = dir.file("killed");
@@ -103,11 +80,11 @@ TEST(HarvestResumeTest, FiftyKillsThenResumeGiveTheOutputsOfAnUninterruptedRun) 
   std::uniform_real_distribution<double> moment(0.0, 1.0);
   int killed = 0, finished = 0;
   for (int attempt = 0; attempt < 50; ++attempt) {
-    const pid_t pid = start_harvest(args(out));
-    ASSERT_GT(pid, 0);
+    test::ChildProcess run(harvest_argv(args(out)));
+    ASSERT_TRUE(run.started());
     std::this_thread::sleep_for(std::chrono::duration_cast<Clock::duration>(full_run * moment(random)));  // the random moment
-    ::kill(pid, SIGKILL);
-    const int status = wait_exit(pid);
+    run.kill(SIGKILL);
+    const int status = run.wait();
     if (WIFSIGNALED(status)) {
       ++killed;
     } else {

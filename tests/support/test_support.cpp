@@ -1,6 +1,9 @@
 #include "support/test_support.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -9,6 +12,8 @@
 #include <random>
 
 #include "vigil/core/paths.h"
+
+extern char** environ;
 
 namespace vigil::test {
 
@@ -59,6 +64,48 @@ bool make_h264_video(const std::string& path, int frames, int width, int height,
   const int rc = run_command(command, &output);
   EXPECT_EQ(rc, 0) << command << "\n" << output;
   return rc == 0;
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log) {
+  std::vector<std::string> strings = argv;
+  std::vector<char*> args;
+  for (std::string& a : strings) args.push_back(a.data());
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  const int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv.front();
+  if (rc != 0) pid_ = -1;
+}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGKILL);
+    wait();
+  }
+}
+
+void ChildProcess::kill(int signal) {
+  if (pid_ > 0 && !reaped_) ::kill(pid_, signal);
+}
+
+bool ChildProcess::exited(int* status) {
+  if (pid_ <= 0) return true;
+  if (!reaped_ && ::wait4(pid_, &status_, WNOHANG, &usage_) == pid_) reaped_ = true;
+  if (reaped_ && status) *status = status_;
+  return reaped_;
+}
+
+int ChildProcess::wait() {
+  if (pid_ <= 0) return -1;
+  while (!reaped_) {
+    if (::wait4(pid_, &status_, 0, &usage_) == pid_) reaped_ = true;
+    else if (errno != EINTR) break;
+  }
+  return status_;
 }
 
 }  // namespace vigil::test

@@ -2,6 +2,9 @@
 // fixture media made at test time with Debian's ffmpeg.
 #pragma once
 
+#include <sys/resource.h>
+#include <sys/types.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -38,5 +41,30 @@ std::vector<std::string> read_lines(const std::string& path);
 
 // Runs a shell command; returns its exit status and fills `output` with stdout+stderr.
 int run_command(const std::string& command, std::string* output = nullptr);
+
+// A child process started from argv (argv[0] a path), its stdout and stderr to `log`
+// (default: thrown away). The destructor kills (SIGKILL) and reaps it if still running.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::vector<std::string>& argv, const std::string& log = "/dev/null");
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+  bool started() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  void kill(int signal);
+  // Whether it has exited (without blocking); fills the wait status when it has.
+  bool exited(int* status = nullptr);
+  // Blocks until it exits; the wait status (WIFEXITED...).
+  int wait();
+  // What it used (CPU times...), once it has exited.
+  const rusage& usage() const { return usage_; }
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+  rusage usage_{};
+};
 
 }  // namespace vigil::test

@@ -50,7 +50,13 @@ struct TrackRecord {
   std::vector<std::uint64_t> embedded;  // face ids
   std::uint64_t best_face = 0;
   float best_quality = -1;
-  Embedding sum;
+  // Its embedded faces' (quality, face id, row), for the track's descriptor.
+  struct Embedded {
+    float quality;
+    std::uint64_t face_id;
+    std::size_t row;
+  };
+  std::vector<Embedded> rows;
 };
 
 struct FaceRecord {
@@ -121,6 +127,7 @@ class Run {
   void track(Pending& p);
   void apply_embeddings(Pending& p);
   void end_track(std::uint64_t track_id);
+  Embedding descriptor(const TrackRecord& t) const;
   void report(bool force);
 
   const HarvestOptions& options_;
@@ -154,7 +161,8 @@ class Run {
   EmbeddingBatch replayed_embeddings_;
   std::vector<std::uint64_t> batch_ids_;
   std::vector<float> embedding_values_;
-  Status replay_error_;  // a journal record that does not fit, found when submitting
+  Status replay_error_;
+  const char* phase_ = nullptr;  // "write", "done" once scanning is over  // a journal record that does not fit, found when submitting
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
   ProgressMeter meter_;
@@ -273,7 +281,6 @@ void Run::track(Pending& p) {
         t.input = p.input;
         t.first_frame = frame.seq;
         t.first_ts = ts;
-        t.sum = Embedding(dim_);
       }
       TrackRecord& t = tracks_[it->second];
       t.last_frame = frame.seq;
@@ -361,7 +368,7 @@ void Run::apply_embeddings(Pending& p) {
     const Embedding& e = p.job.embeddings[i];
     KeptFace& f = p.faces[i];
     TrackRecord& t = tracks_[f.candidate.track_id];
-    accumulate(t.sum, e);
+    t.rows.push_back({f.candidate.quality, f.candidate.face_id, faces_.size()});
     t.embedded.push_back(f.candidate.face_id);
     if (f.candidate.quality > t.best_quality) {
       t.best_quality = f.candidate.quality;
@@ -379,7 +386,7 @@ void Run::report(bool force) {
   if (!force && now - last_report_ < std::chrono::seconds(1)) return;
   last_report_ = now;
   HarvestProgress p;
-  p.phase = next_detections_ < replay_detections_.size() ? "resume" : "scan";
+  p.phase = phase_ ? phase_ : next_detections_ < replay_detections_.size() ? "resume" : "scan";
   p.frames_done = summary.frames;
   p.frames_total = frames_total_;
   p.faces = summary.faces_detected;
@@ -391,8 +398,29 @@ void Run::report(bool force) {
   progress_fn_(p);
 }
 
+// What a track looks like to the clustering: the mean of its best faces' embeddings (the
+// best_k by quality, as the selector ranks them). Blurred, turned or half-hidden faces say
+// little about who it is, and with --all-faces they would outnumber the good ones; taking the
+// same best faces either way gives --all-faces the same people as the default.
+Embedding Run::descriptor(const TrackRecord& t) const {
+  std::vector<TrackRecord::Embedded> best = t.rows;
+  std::sort(best.begin(), best.end(), [](const auto& a, const auto& b) {
+    return a.quality > b.quality || (a.quality == b.quality && a.face_id < b.face_id);
+  });
+  if (options_.select.best_k > 0 && best.size() > static_cast<std::size_t>(options_.select.best_k)) {
+    best.resize(static_cast<std::size_t>(options_.select.best_k));
+  }
+  Embedding sum(dim_);
+  for (const auto& b : best) {
+    for (std::size_t v = 0; v < dim_; ++v) sum[v] += embeddings_[b.row * dim_ + v];
+  }
+  return l2_normalised(sum);
+}
+
 Status Run::write_outputs(HarvestSummary& out) {
   namespace fs = std::filesystem;
+  phase_ = "write";
+  report(true);
   const fs::path dir(options_.out_dir);
   std::error_code ec;
   fs::create_directories(dir / "crops", ec);
@@ -412,7 +440,7 @@ Status Run::write_outputs(HarvestSummary& out) {
   for (const auto& [id, t] : tracks_) {
     if (t.embedded.empty()) continue;
     embedded_tracks.push_back(&t);
-    means.push_back(l2_normalised(t.sum));
+    means.push_back(descriptor(t));
   }
   const std::vector<int> labels = cluster_average_linkage(means, options_.cluster_threshold);
   std::map<std::uint64_t, int> person_of;
@@ -512,6 +540,7 @@ Status Run::write_outputs(HarvestSummary& out) {
         {"cpu_seconds", summary.cpu_seconds},
         {"cpu_cores", summary.seconds > 0 ? summary.cpu_seconds / summary.seconds : 0.0}}}};
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "manifest.json").string(), manifest.dump(1) + "\n"));
+  phase_ = "done";
   report(true);
   out = summary;
   return {};
