@@ -55,6 +55,10 @@ is_good() { [ -f "$data/$1" ] && [ "$(sha256sum "$data/$1" | cut -d' ' -f1)" = "
 all_good() { local f; for f in $(awk '{print $1}' <<<"$CHECKSUMS"); do is_good "$f" || return 1; done; }
 
 bench_inputs_good() { [ -s "$data/media/bench/vtest_720p.mp4" ] && [ -s "$data/media/bench/megamind_720p.mp4" ]; }
+long_video_good() {
+  [ -s "$data/media/long/episode16.mp4" ] &&
+    [ "$(cat "$data/media/long/episode16.mp4.stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_long_video.py" | cut -d' ' -f1)" ]
+}
 derived_good() {
   local m t
   t="$(sha256sum "$here/tools/blazeface_dynamic_batch.py" | cut -d' ' -f1)"
@@ -68,7 +72,11 @@ fixtures_good() {
 }
 embedder_good() { [ -f "$data/models/face_recognition_128.onnx" ] && [ "$(sha256sum "$data/models/face_recognition_128.onnx" | cut -d' ' -f1)" = "$EMBEDDER_SHA256" ]; }
 node_good() { [ -f "$data/node/node_modules/@vladmandic/face-api/package.json" ] && [ -f "$data/node/node_modules/@tensorflow/tfjs/package.json" ]; }
-all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && exit 0
+episode_good() {
+  [ -s "$data/media/episode/episode.mp4" ] && [ -s "$data/media/episode/truth.json" ] &&
+    [ "$(cat "$data/media/episode/stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_episode.py" | cut -d' ' -f1)" ]
+}
+all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && long_video_good && episode_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 place() {  # place SRC DEST: copy SRC to $data/DEST and check it
@@ -160,4 +168,19 @@ encode_720p() {  # encode_720p SRC DEST
 }
 encode_720p "$data/media/vtest.avi" "$data/media/bench/vtest_720p.mp4"
 encode_720p "$data/media/Megamind.avi" "$data/media/bench/megamind_720p.mp4"
+# The long video for `vigil harvest` (its tests and bench/harvest_throughput.sh): the two
+# clips in a seeded order for 16 minutes or more, remade whenever the tool changes.
+if ! long_video_good; then
+  mkdir -p "$data/media/long"
+  /usr/bin/python3 "$here/tools/make_long_video.py" "$data/media/Megamind.avi" "$data/media/vtest.avi" \
+    "$data/media/long/episode16.mp4" --minutes 16 --seed 9
+  sha256sum "$here/tools/make_long_video.py" | cut -d' ' -f1 >"$data/media/long/episode16.mp4.stamp"
+fi
+# The generated episode with ground truth and a gallery (identity tests of `vigil harvest`):
+# faces of the sample photos' people moving through scenes, remade whenever the tool changes.
+if ! episode_good; then
+  rm -rf "$data/media/episode"
+  /usr/bin/python3 "$here/tools/make_episode.py" "$data/media" "$data/media/episode" --seed 7 --scenes 16
+  sha256sum "$here/tools/make_episode.py" | cut -d' ' -f1 >"$data/media/episode/stamp"
+fi
 echo "fetch_models: models and media ready in $data"

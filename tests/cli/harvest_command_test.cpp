@@ -86,7 +86,7 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
 
   // Every track with faces has a thumbnail and a person; every person lists its tracks.
   const std::vector<json> tracks = jsonl(out + "/tracks.jsonl");
-  ASSERT_GE(tracks.size(), 4u) << "four shots";
+  ASSERT_GE(tracks.size(), 4u);
   EXPECT_EQ(files_in(out + "/thumbs"), tracks.size());
   for (const json& t : tracks) track_ids.insert(t["track_id"].get<std::uint64_t>());
   std::set<std::uint64_t> in_people;
@@ -97,6 +97,22 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
     for (const json& t : p["tracks"]) EXPECT_TRUE(in_people.insert(t.get<std::uint64_t>()).second) << "a track in two people";
   }
   EXPECT_EQ(in_people, track_ids);
+
+  // vigil.db holds the same tracks as the live engine's events: started, identity, removed.
+  std::string db;
+  ASSERT_EQ(test::run_command("sqlite3 " + out + "/vigil.db \"SELECT type, COUNT(*) FROM events GROUP BY type ORDER BY type;"
+                              " SELECT COUNT(*) FROM faces;\"",
+                              &db),
+            0)
+      << db;
+  const std::string n = std::to_string(tracks.size());
+  EXPECT_EQ(db, "identity_matched|" + n + "\ntrack_removed|" + n + "\ntrack_started|" + n + "\n" + n + "\n");
+  std::string detail;
+  ASSERT_EQ(test::run_command("sqlite3 " + out + "/vigil.db \"SELECT detail FROM events WHERE type = 'identity_matched'"
+                              " AND track_id = 1;\"",
+                              &detail),
+            0);
+  EXPECT_EQ(detail, tracks[0]["person"].get<std::string>() + "\n");
 
   // progress.json says where it ended.
   const json progress = json::parse(slurp(out + "/progress.json"));
@@ -123,9 +139,13 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   for (const json& t : tracks) person[t["track_id"]] = t["person"];
   for (const json& t : jsonl(all + "/tracks.jsonl")) all_person[t["track_id"]] = t["person"];
   EXPECT_EQ(all_person, person);
-  // Megamind: tracks 1 and 4 are the same woman, 2 a blurred face behind her, 3 a man.
+  // Megamind's five shots (tracks end at each cut): the same woman in 1 and 4, a blurred face
+  // behind her in 2, the same man in 3 and 5.
+  ASSERT_EQ(tracks.size(), 5u);
   EXPECT_EQ(person[1], person[4]);
+  EXPECT_EQ(person[3], person[5]);
   EXPECT_EQ(people.size(), 3u);
+  EXPECT_EQ(manifest["counts"]["shot_cuts"], 4);
 }
 
 TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
@@ -190,6 +210,10 @@ TEST(HarvestCommandTest, BadInputsAreClearErrors) {
   printed = harvest(test::data_file("media/Megamind.avi") + " --out /proc/vigil-cannot-write", &status);
   EXPECT_EQ(status, 1) << printed;
   EXPECT_NE(printed.find("/proc/vigil-cannot-write"), std::string::npos) << printed;
+
+  printed = harvest(test::data_file("media/Megamind.avi") + " --out " + dir.file("g") + " --gallery " + dir.file("no-gallery"), &status);
+  EXPECT_EQ(status, 2) << printed;
+  EXPECT_NE(printed.find("no-gallery"), std::string::npos) << printed;
 
   printed = harvest(test::data_file("media/Megamind.avi") + " --out " + dir.file("x") + " --stride 0", &status);
   EXPECT_NE(status, 0) << printed;

@@ -84,8 +84,11 @@ struct HarvestCommandOptions {
   int best_k = 3;
   double every_s = 10;
   bool all_faces = false;
-  float cluster_threshold = 0.92f;
+  float cluster_threshold = 0.96f;
   double cpu_budget = 0;     // cores; 0: all
+  std::string gallery;       // DIR/<name>/*.jpg
+  float gallery_threshold = 0.92f;
+  float gallery_margin = 0.02f;
 };
 int harvest_command(const HarvestCommandOptions& options);
 

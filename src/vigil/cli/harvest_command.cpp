@@ -21,6 +21,9 @@ int harvest_command(const HarvestCommandOptions& o) {
   options.select.all_faces = o.all_faces;
   options.cluster_threshold = o.cluster_threshold;
   options.cpu_budget = o.cpu_budget;
+  options.gallery = o.gallery;
+  options.gallery_threshold = o.gallery_threshold;
+  options.gallery_margin = o.gallery_margin;
   options.detector.model_path = data_dir() + "/models/blazeface_back_256_dyn.onnx";
   options.detector.input_size = 256;
   options.detector.max_batch = 4;
@@ -60,6 +63,7 @@ int harvest_command(const HarvestCommandOptions& o) {
     return c == ErrorCode::not_found || c == ErrorCode::invalid_argument || c == ErrorCode::data_loss ? 2 : 1;
   }
   const HarvestSummary& s = *result;
+  for (const std::string& w : s.warnings) std::fprintf(stderr, "vigil: warning: gallery: %s\n", w.c_str());
   std::printf("vigil harvest: %llu frames (%llu sampled), %llu faces tracked, %llu embedded in %llu embedder calls "
               "(1 per %.1f faces), %llu tracks, %llu people, %.1f s, CPU %.2f cores; outputs in %s\n",
               static_cast<unsigned long long>(s.frames), static_cast<unsigned long long>(s.sampled),

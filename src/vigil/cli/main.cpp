@@ -35,6 +35,13 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   harvest_cmd->add_option("--cpu-budget", harvest.cpu_budget, "cores the run may use (default: all)")
       ->check(CLI::Range(0.05, 4096.0));
+  harvest_cmd->add_option("--gallery", harvest.gallery, "name tracks from DIR/<name>/*.jpg");
+  harvest_cmd->add_option("--gallery-threshold", harvest.gallery_threshold, "cosine a track needs to take a name")
+      ->check(CLI::Range(-1.0, 1.0))
+      ->capture_default_str();
+  harvest_cmd->add_option("--gallery-margin", harvest.gallery_margin, "over the second-best name")
+      ->check(CLI::Range(0.0, 2.0))
+      ->capture_default_str();
 
   auto* bench = app.add_subcommand("bench", "measure speed; prints JSON");
   bench->require_subcommand(1);

@@ -1,10 +1,13 @@
 #include "vigil/harvest/harvester.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <memory>
 #include <map>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -19,8 +22,11 @@
 #include "vigil/harvest/journal.h"
 #include "vigil/harvest/model_pool.h"
 #include "vigil/harvest/npy.h"
+#include "vigil/harvest/shot_cut.h"
 #include "vigil/identity/agglomerative.h"
 #include "vigil/infer/backend.h"
+#include "vigil/pipeline/face_stage.h"
+#include "vigil/sink/event_store.h"
 #include "vigil/source/source.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/face_align.h"
@@ -46,6 +52,7 @@ struct TrackRecord {
   std::size_t input = 0;
   std::uint64_t first_frame = 0, last_frame = 0;
   double first_ts = 0, last_ts = 0;
+  BBox first_bbox, last_bbox;
   std::uint64_t faces_detected = 0;
   std::vector<std::uint64_t> embedded;  // face ids
   std::uint64_t best_face = 0;
@@ -57,6 +64,15 @@ struct TrackRecord {
     std::size_t row;
   };
   std::vector<Embedded> rows;
+};
+
+// Who a track is.
+struct Who {
+  std::string label;       // the gallery name, or person-N
+  bool known = false;      // a gallery name
+  std::string best_match;  // with a gallery: the closest name (taken or not)
+  float similarity = 0;    // to best_match
+  float margin = 0;        // over the second-closest name (1 when there is none)
 };
 
 struct FaceRecord {
@@ -93,6 +109,8 @@ class Run {
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
+  void set_gallery(const Gallery* gallery) { gallery_ = gallery; }
+
   // The journal to append to, and its records after the header (what to replay).
   void resume_from(Journal& journal, const std::vector<std::string>& records, const std::string& fingerprint) {
     journal_ = &journal;
@@ -128,6 +146,13 @@ class Run {
   void apply_embeddings(Pending& p);
   void end_track(std::uint64_t track_id);
   Embedding descriptor(const TrackRecord& t) const;
+  TrackerConfig tracker_config() const {
+    TrackerConfig c;
+    c.lost_frames = options_.track_buffer;
+    return c;
+  }
+  Status write_store(const std::vector<const TrackRecord*>& tracks, const std::vector<Who>& who,
+                     const std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& thumbs);
   void report(bool force);
 
   const HarvestOptions& options_;
@@ -141,7 +166,8 @@ class Run {
   FaceAligner aligner_;
   std::vector<float> chip_floats_;
   std::deque<std::unique_ptr<Pending>> pending_;      // in submission order
-  std::optional<ByteTracker> tracker_;                // the current input's
+  std::optional<ByteTracker> tracker_;                // the current input's (the current shot's)
+  ShotCutDetector shots_{options_.shot_cut_threshold};
   std::unordered_map<std::uint64_t, std::uint64_t> global_ids_;  // its tracker ids -> global ids
   std::unordered_map<std::uint64_t, KeptFace> kept_;  // by face id
   std::vector<KeptFace> to_embed_;
@@ -162,7 +188,9 @@ class Run {
   std::vector<std::uint64_t> batch_ids_;
   std::vector<float> embedding_values_;
   Status replay_error_;
-  const char* phase_ = nullptr;  // "write", "done" once scanning is over  // a journal record that does not fit, found when submitting
+  const char* phase_ = nullptr;
+  std::map<std::uint64_t, const KeptFace*> face_by_id_;  // embedded faces, once scanning is over
+  const Gallery* gallery_ = nullptr;  // "write", "done" once scanning is over  // a journal record that does not fit, found when submitting
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
   ProgressMeter meter_;
@@ -178,10 +206,9 @@ Status Run::scan(std::size_t input) {
   if (!opened.ok()) return opened.error();
   std::unique_ptr<Source> source = std::move(opened).value();
   if (source->info().frame_count > 0) frames_total_ += static_cast<std::uint64_t>(source->info().frame_count);
-  TrackerConfig tracker_config;
-  tracker_config.lost_frames = options_.track_buffer;
-  tracker_.emplace(tracker_config);
+  tracker_.emplace(tracker_config());
   global_ids_.clear();
+  shots_.reset();
   std::vector<FrameRef> batch;
   std::uint64_t decoded = 0;
   for (;;) {
@@ -266,6 +293,13 @@ void Run::track(Pending& p) {
     const Frame& frame = *p.job.frames[i];
     Detections& detections = p.job.detections[i];  // the tracker writes each one's track id
     ++summary.sampled;
+    if (options_.shot_cut_threshold > 0 && shots_.cut(frame.image)) {
+      // A new shot: whoever is where a track was is someone else now. Every track ends here.
+      ++summary.shot_cuts;
+      for (std::uint64_t id : selector_.open_tracks()) end_track(id);
+      tracker_.emplace(tracker_config());
+      global_ids_.clear();
+    }
     objects_.clear();
     events_.clear();
     tracker_->update(detections, 1, objects_, events_);
@@ -281,10 +315,12 @@ void Run::track(Pending& p) {
         t.input = p.input;
         t.first_frame = frame.seq;
         t.first_ts = ts;
+        t.first_bbox = d.bbox;
       }
       TrackRecord& t = tracks_[it->second];
       t.last_frame = frame.seq;
       t.last_ts = ts;
+      t.last_bbox = d.bbox;
       ++t.faces_detected;
       ++summary.faces_detected;
       const FaceQuality quality = aligner_.align(frame.image, d, chip_floats_.data(), face_template_);
@@ -417,6 +453,71 @@ Embedding Run::descriptor(const TrackRecord& t) const {
   return l2_normalised(sum);
 }
 
+// The tracks and who they are in DIR/vigil.db, the live engine's event store (same schema,
+// readable by its API): per track, track_started at its first face, identity_matched (the
+// person or gallery name, with the thumbnail) and track_removed at its last face. `camera` is
+// the input's file name and `at` the time into the input (from the Unix epoch). Written whole
+// under a temporary name, then renamed, like every output.
+Status Run::write_store(const std::vector<const TrackRecord*>& tracks, const std::vector<Who>& who,
+                        const std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& thumbs) {
+  namespace fs = std::filesystem;
+  const fs::path dir(options_.out_dir);
+  const std::string temporary = (dir / (".vigil-tmp-store-" + std::to_string(::getpid()) + ".db")).string();
+  std::error_code ec;
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(temporary + suffix, ec);
+  EventStoreOptions o;
+  o.path = temporary;
+  o.max_age_s = 0;  // a recording's events are as old as the recording
+  o.max_bytes = 0;
+  o.queue_capacity = 3 * tracks.size() + 1;
+  {
+    auto store = EventStore::open(o);
+    if (!store.ok()) return with_context(store.error(), "vigil.db");
+    const auto at = [](double ts) {
+      return SystemTime(std::chrono::duration_cast<SystemTime::duration>(std::chrono::duration<double>(ts)));
+    };
+    std::uint64_t id = 0;
+    for (std::size_t i = 0; i < tracks.size(); ++i) {
+      const TrackRecord& t = *tracks[i];
+      const KeptFace& best = *face_by_id_.at(t.best_face);
+      Event e;
+      e.camera = fs::path(options_.inputs[t.input]).filename().string();
+      e.track_id = t.id;
+      e.id = ++id;
+      e.kind = EventKind::track_started;
+      e.at = at(t.first_ts);
+      e.frame_seq = t.first_frame;
+      e.bbox = t.first_bbox;
+      (*store)->offer(e);
+      e.id = ++id;
+      e.kind = EventKind::identity_matched;
+      e.at = at(best.candidate.ts);
+      e.frame_seq = best.frame;
+      e.bbox = best.bbox;
+      e.detail = who[i].label;
+      e.known = who[i].known;
+      e.similarity = who[i].similarity;
+      e.margin = who[i].margin;
+      (*store)->offer(e, thumbs[i]);
+      e.id = ++id;
+      e.kind = EventKind::track_removed;
+      e.at = at(t.last_ts);
+      e.frame_seq = t.last_frame;
+      e.bbox = t.last_bbox;
+      e.detail.clear();
+      (*store)->offer(e);
+    }
+    (*store)->flush();
+    if ((*store)->written() != id) {
+      return Error{ErrorCode::unavailable, "vigil.db: " + std::to_string((*store)->written()) + " of " + std::to_string(id) +
+                                               " records written (is the disk full?)"};
+    }
+  }
+  fs::rename(temporary, dir / "vigil.db", ec);
+  if (ec) return Error{ErrorCode::unavailable, "vigil.db: cannot rename " + temporary + ": " + ec.message()};
+  return {};
+}
+
 Status Run::write_outputs(HarvestSummary& out) {
   namespace fs = std::filesystem;
   phase_ = "write";
@@ -442,20 +543,45 @@ Status Run::write_outputs(HarvestSummary& out) {
     embedded_tracks.push_back(&t);
     means.push_back(descriptor(t));
   }
-  const std::vector<int> labels = cluster_average_linkage(means, options_.cluster_threshold);
-  std::map<std::uint64_t, int> person_of;
-  int people = 0;
+  // Who each track is: a gallery name when its descriptor matches one by threshold and margin,
+  // else an anonymous person-N from clustering the tracks no name took.
+  std::vector<Who> who(embedded_tracks.size());
+  std::vector<std::size_t> anonymous;
+  std::vector<Embedding> anonymous_means;
   for (std::size_t i = 0; i < embedded_tracks.size(); ++i) {
-    person_of[embedded_tracks[i]->id] = labels[i];
-    people = std::max(people, labels[i] + 1);
+    Who& w = who[i];
+    if (gallery_ && gallery_->people() > 0) {
+      const Gallery::Ranking r = gallery_->rank(means[i]);
+      w.best_match = gallery_->names()[static_cast<std::size_t>(r.best)];
+      w.similarity = r.best_similarity;
+      w.margin = r.second < 0 ? 1.0f : r.best_similarity - r.second_similarity;
+      if (w.similarity >= options_.gallery_threshold && w.margin >= options_.gallery_margin) {
+        w.label = w.best_match;
+        w.known = true;
+      }
+    }
+    if (!w.known) {
+      anonymous.push_back(i);
+      anonymous_means.push_back(means[i]);
+    }
   }
-  const auto person_name = [](int label) { return "person-" + std::to_string(label + 1); };
+  const std::vector<int> labels = cluster_average_linkage(anonymous_means, options_.cluster_threshold);
+  for (std::size_t a = 0; a < anonymous.size(); ++a) who[anonymous[a]].label = "person-" + std::to_string(labels[a] + 1);
+  // People in order of their first track.
+  std::vector<std::string> people;
+  std::vector<bool> people_known;
+  std::map<std::string, std::size_t> person_index;
+  for (const Who& w : who) {
+    if (person_index.try_emplace(w.label, people.size()).second) {
+      people.push_back(w.label);
+      people_known.push_back(w.known);
+    }
+  }
 
   std::string faces_text;
-  std::map<std::uint64_t, const KeptFace*> face_by_id;
   for (const FaceRecord& r : faces_) {
     const KeptFace& f = r.face;
-    face_by_id[f.candidate.face_id] = &f;
+    face_by_id_[f.candidate.face_id] = &f;
     json kp = json::array();
     for (const Point2& p : f.keypoints) kp.push_back({p.x, p.y});
     faces_text += json{{"face_id", f.candidate.face_id},
@@ -475,34 +601,41 @@ Status Run::write_outputs(HarvestSummary& out) {
                                                 std::string_view(reinterpret_cast<const char*>(png.data()), png.size())));
   }
   std::string tracks_text;
-  json identities = json::array();
-  std::vector<json> members(static_cast<std::size_t>(people), json::array());
-  std::vector<std::uint64_t> person_faces(static_cast<std::size_t>(people), 0);
-  for (const TrackRecord* t : embedded_tracks) {
-    const int person = person_of[t->id];
-    tracks_text += json{{"track_id", t->id},
-                        {"input", t->input},
-                        {"first_frame", t->first_frame},
-                        {"last_frame", t->last_frame},
-                        {"first_ts", t->first_ts},
-                        {"last_ts", t->last_ts},
-                        {"faces_detected", t->faces_detected},
-                        {"embedded_faces", t->embedded},
-                        {"best_face", t->best_face},
-                        {"person", person_name(person)}}
-                       .dump() +
-                   "\n";
-    members[static_cast<std::size_t>(person)].push_back(t->id);
-    person_faces[static_cast<std::size_t>(person)] += t->embedded.size();
-    std::vector<std::uint8_t> jpeg;
-    if (!cv::imencode(".jpg", chip_mat(*face_by_id.at(t->best_face)), jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
+  std::vector<json> members(people.size(), json::array());
+  std::vector<std::uint64_t> person_faces(people.size(), 0);
+  std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> thumbs;
+  for (std::size_t i = 0; i < embedded_tracks.size(); ++i) {
+    const TrackRecord* t = embedded_tracks[i];
+    const Who& w = who[i];
+    json line = {{"track_id", t->id},
+                 {"input", t->input},
+                 {"first_frame", t->first_frame},
+                 {"last_frame", t->last_frame},
+                 {"first_ts", t->first_ts},
+                 {"last_ts", t->last_ts},
+                 {"faces_detected", t->faces_detected},
+                 {"embedded_faces", t->embedded},
+                 {"best_face", t->best_face},
+                 {"person", w.label},
+                 {"known", w.known}};
+    if (!w.best_match.empty()) {  // with a gallery: the closest name, taken or not
+      line["gallery"] = {{"best", w.best_match}, {"similarity", w.similarity}, {"margin", w.margin}};
+    }
+    tracks_text += line.dump() + "\n";
+    const std::size_t person = person_index.at(w.label);
+    members[person].push_back(t->id);
+    person_faces[person] += t->embedded.size();
+    auto jpeg = std::make_shared<std::vector<std::uint8_t>>();
+    if (!cv::imencode(".jpg", chip_mat(*face_by_id_.at(t->best_face)), *jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
       return Error{ErrorCode::internal, "cannot encode a thumbnail"};
     }
     VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "thumbs" / (std::to_string(t->id) + ".jpg")).string(),
-                                                std::string_view(reinterpret_cast<const char*>(jpeg.data()), jpeg.size())));
+                                                std::string_view(reinterpret_cast<const char*>(jpeg->data()), jpeg->size())));
+    thumbs.push_back(std::move(jpeg));
   }
-  for (int p = 0; p < people; ++p) {
-    identities.push_back({{"id", person_name(p)}, {"tracks", members[static_cast<std::size_t>(p)]}, {"faces", person_faces[static_cast<std::size_t>(p)]}});
+  json identities = json::array();
+  for (std::size_t p = 0; p < people.size(); ++p) {
+    identities.push_back({{"id", people[p]}, {"known", people_known[p]}, {"tracks", members[p]}, {"faces", person_faces[p]}});
   }
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "faces.jsonl").string(), faces_text));
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "tracks.jsonl").string(), tracks_text));
@@ -510,7 +643,8 @@ Status Run::write_outputs(HarvestSummary& out) {
   VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "identities.json").string(), json{{"people", identities}}.dump(1) + "\n"));
 
   summary.tracks = embedded_tracks.size();
-  summary.people = static_cast<std::uint64_t>(people);
+  summary.people = people.size();
+  VIGIL_RETURN_IF_ERROR(write_store(embedded_tracks, who, thumbs));
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
   const json manifest = {
@@ -532,6 +666,7 @@ Status Run::write_outputs(HarvestSummary& out) {
         {"faces_detected", summary.faces_detected},
         {"faces_embedded", summary.faces_embedded},
         {"embedder_calls", summary.embedder_calls},
+        {"shot_cuts", summary.shot_cuts},
         {"tracks", summary.tracks},
         {"people", summary.people}}},
       {"resumed", {{"frames", summary.resumed_frames}, {"embedder_calls", summary.resumed_embedder_calls}}},
@@ -560,7 +695,7 @@ Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
   if (!detector.ok()) return with_context(detector.error(), "detector");
   auto embedder = file_sha256(o.embedder.model_path);
   if (!embedder.ok()) return with_context(embedder.error(), "embedder");
-  const json f = {{"version", 1},
+  const json f = {{"version", 2},
                   {"inputs", inputs},
                   {"detector",
                    {{"sha256", *detector},
@@ -579,6 +714,7 @@ Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
                     {"precision", static_cast<int>(o.embedder.precision)}}},
                   {"stride", o.stride},
                   {"track_buffer", o.track_buffer},
+                  {"shot_cut_threshold", o.shot_cut_threshold},
                   {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}};
   return f.dump();
 }
@@ -602,6 +738,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   for (const char* sub : {"", "crops", "thumbs"}) {  // what a killed run was writing
     remove_stale_temporaries((std::filesystem::path(options.out_dir) / sub).string());
   }
+  if (!options.gallery.empty()) VIGIL_RETURN_IF_ERROR(check_gallery_dir(options.gallery));
   auto fingerprint = harvest_fingerprint(options);
   if (!fingerprint.ok()) return fingerprint.error();
   if (options.cpu_budget < 0) return Error{ErrorCode::invalid_argument, "--cpu-budget must be positive"};
@@ -620,6 +757,13 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     embedders.push_back(std::move(embedder).value());
   }
   CpuGovernor governor(cores, true);
+  Gallery gallery;
+  std::vector<std::string> gallery_warnings;
+  if (!options.gallery.empty()) {  // embedded with the first worker's models before the workers start
+    auto loaded = load_gallery(options.gallery, *detectors.front(), *embedders.front(), gallery_warnings);
+    if (!loaded.ok()) return loaded.error();
+    gallery = std::move(loaded).value();
+  }
 
   // The journal: a new one starts with this run's fingerprint; one left by a killed run of the
   // same inputs and settings is replayed.
@@ -640,6 +784,8 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   }
   ModelPool pool(std::move(detectors), std::move(embedders), governor);
   Run run(options, pool, progress);
+  run.set_gallery(options.gallery.empty() ? nullptr : &gallery);
+  run.summary.warnings = gallery_warnings;
   run.summary.cpu_budget = cores;
   run.summary.model_workers = workers;
   run.resume_from(**journal, records, *fingerprint);

@@ -1,0 +1,113 @@
+// vigil harvest on the generated episode (tools/make_episode.py: faces of the sample photos'
+// people moving through scenes, with the ground truth of who is where): tracks are grouped
+// into the right people, and a gallery of them names the tracks.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace vigil {
+namespace {
+
+using json = nlohmann::json;
+
+json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return json::parse(in);
+}
+
+std::vector<json> jsonl(const std::string& path) {
+  std::vector<json> out;
+  for (const std::string& line : test::read_lines(path)) out.push_back(json::parse(line));
+  return out;
+}
+
+double iou(const json& a, const json& b) {
+  const double x1 = std::max(a[0].get<double>(), b[0].get<double>()), y1 = std::max(a[1].get<double>(), b[1].get<double>());
+  const double x2 = std::min(a[2].get<double>(), b[2].get<double>()), y2 = std::min(a[3].get<double>(), b[3].get<double>());
+  const double inter = std::max(0.0, x2 - x1) * std::max(0.0, y2 - y1);
+  const auto area = [](const json& r) { return (r[2].get<double>() - r[0].get<double>()) * (r[3].get<double>() - r[1].get<double>()); };
+  return inter / (area(a) + area(b) - inter);
+}
+
+// Who each track really is: the person whose true box its embedded faces overlap most often.
+std::map<std::uint64_t, std::string> true_people(const json& truth, const std::string& out) {
+  std::map<std::uint64_t, std::map<std::string, int>> votes;
+  for (const json& face : jsonl(out + "/faces.jsonl")) {
+    const int frame = face["frame"];
+    for (const json& scene : truth["scenes"]) {
+      if (frame < scene["first_frame"].get<int>() || frame > scene["last_frame"].get<int>()) continue;
+      for (const json& actor : scene["actors"]) {
+        if (iou(actor["boxes"][static_cast<std::size_t>(frame - scene["first_frame"].get<int>())], face["bbox"]) > 0.3) {
+          ++votes[face["track_id"]][actor["person"]];
+        }
+      }
+    }
+  }
+  std::map<std::uint64_t, std::string> out_people;
+  for (const auto& [track, v] : votes) {
+    out_people[track] = std::max_element(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second < b.second; })->first;
+  }
+  return out_people;
+}
+
+TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
+  test::TempDir dir;
+  const std::string episode = test::data_file("media/episode/episode.mp4");
+  const json truth = read_json(test::data_file("media/episode/truth.json"));
+  std::string printed;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --out " + dir.file("anon") + " 2>&1", &printed), 0)
+      << printed;
+  const std::map<std::uint64_t, std::string> truly = true_people(truth, dir.file("anon"));
+  const std::vector<json> tracks = jsonl(dir.file("anon") + "/tracks.jsonl");
+  ASSERT_GE(tracks.size(), truth["scenes"].size() * 2) << "at least one track per person per scene";
+
+  // Purity: in each cluster, the share of its tracks that are its most common person.
+  std::map<std::string, std::map<std::string, int>> clusters;  // person-N -> true person -> tracks
+  int known_tracks = 0;
+  for (const json& t : tracks) {
+    const auto it = truly.find(t["track_id"]);
+    if (it == truly.end()) continue;  // a track of no actor's face (none expected)
+    ++clusters[t["person"]][it->second];
+    ++known_tracks;
+  }
+  EXPECT_EQ(known_tracks, static_cast<int>(tracks.size())) << "every track follows an actor";
+  int majority = 0;
+  std::set<std::string> found;
+  for (const auto& [cluster, people] : clusters) {
+    const auto top = std::max_element(people.begin(), people.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    majority += top->second;
+    found.insert(top->first);
+  }
+  const double purity = static_cast<double>(majority) / known_tracks;
+  std::printf("episode: %zu tracks, %zu clusters, purity %.3f, %zu of %zu people found\n", tracks.size(), clusters.size(), purity,
+              found.size(), truth["people"].size());
+  EXPECT_GE(purity, 0.95);
+  EXPECT_EQ(found.size(), truth["people"].size()) << "every person is the main person of a cluster";
+
+  // With a gallery of those people, tracks are named.
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --out " + dir.file("named") + " --gallery " +
+                                  test::data_file("media/episode/gallery") + " 2>&1",
+                              &printed),
+            0)
+      << printed;
+  int right = 0, total = 0;
+  const std::map<std::uint64_t, std::string> named_truly = true_people(truth, dir.file("named"));
+  for (const json& t : jsonl(dir.file("named") + "/tracks.jsonl")) {
+    ++total;
+    const auto it = named_truly.find(t["track_id"]);
+    if (it != named_truly.end() && t["known"] == true && t["person"] == it->second) ++right;
+  }
+  std::printf("episode with gallery: %d of %d tracks named correctly\n", right, total);
+  EXPECT_GE(right, total * 95 / 100) << "names right for at least 95% of tracks";
+  const json people = read_json(dir.file("named") + "/identities.json")["people"];
+  for (const json& p : people) EXPECT_TRUE(p["known"].get<bool>()) << p.dump();
+}
+
+}  // namespace
+}  // namespace vigil
