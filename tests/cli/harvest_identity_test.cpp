@@ -109,5 +109,32 @@ TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
   for (const json& p : people) EXPECT_TRUE(p["known"].get<bool>()) << p.dump();
 }
 
+TEST(HarvestLongVideoTest, FewEmbedderCallsAndAllFacesFindTheSamePeople) {
+  // media/long/episode16.mp4: Megamind and vtest in a seeded order, 16 minutes and more.
+  test::TempDir dir;
+  const std::string video = test::data_file("media/long/episode16.mp4");
+  std::string printed;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + video + " --out " + dir.file("best") + " 2>&1", &printed), 0)
+      << printed;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + video + " --all-faces --out " + dir.file("all") + " 2>&1", &printed),
+            0)
+      << printed;
+  const json counts = read_json(dir.file("best") + "/manifest.json")["counts"];
+  const std::uint64_t detected = counts["faces_detected"], calls = counts["embedder_calls"];
+  std::printf("long video: %llu frames, %llu faces detected, %llu embedder calls (1 per %.1f faces), %llu tracks, %llu people\n",
+              static_cast<unsigned long long>(counts["frames"].get<std::uint64_t>()), static_cast<unsigned long long>(detected),
+              static_cast<unsigned long long>(calls), static_cast<double>(detected) / static_cast<double>(calls),
+              static_cast<unsigned long long>(counts["tracks"].get<std::uint64_t>()),
+              static_cast<unsigned long long>(counts["people"].get<std::uint64_t>()));
+  EXPECT_GT(counts["frames"].get<std::uint64_t>(), 16u * 60 * 24) << "16 minutes at 24 fps";
+  EXPECT_GT(detected, 1000u);
+  EXPECT_LE(calls * 16, detected) << "at most one embedder call per 16 detected faces";
+  std::map<std::uint64_t, std::string> best, all;
+  for (const json& t : jsonl(dir.file("best") + "/tracks.jsonl")) best[t["track_id"]] = t["person"];
+  for (const json& t : jsonl(dir.file("all") + "/tracks.jsonl")) all[t["track_id"]] = t["person"];
+  EXPECT_EQ(all, best) << "--all-faces gives every track the same person";
+  EXPECT_EQ(read_json(dir.file("all") + "/manifest.json")["counts"]["faces_embedded"], detected);
+}
+
 }  // namespace
 }  // namespace vigil
