@@ -9,6 +9,7 @@
 #include <sstream>
 #include <sys/wait.h>
 #include <thread>
+#include <algorithm>
 
 #include "support/test_support.h"
 #include "vigil/harvest/npy.h"
@@ -184,6 +185,45 @@ TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
   const json manifest = json::parse(slurp(out + "/manifest.json"));
   EXPECT_EQ(manifest["settings"]["cpu_budget"], 1.0);
   EXPECT_EQ(manifest["settings"]["model_workers"], 1);
+}
+
+// A disk that fills up mid-run: a clear one-line error, a non-zero exit, no half file under a
+// final name, and once there is room the same command finishes with the outputs of a run
+// that never failed. The disk is a small tmpfs (root, as CI runs); where mounting is not
+// allowed, a file size limit (ulimit -f, SIGXFSZ ignored) makes the writes fail instead.
+TEST(HarvestCommandTest, AFullDiskIsAClearErrorAndTheRunResumesOnceThereIsRoom) {
+  test::TempDir dir;
+  const std::string video = test::data_file("media/Megamind.avi");
+  const std::string small = dir.file("small");
+  fs::create_directories(small);
+  const bool mounted = test::run_command("mount -t tmpfs -o size=120k tmpfs " + small + " 2>&1") == 0;
+  const std::string limit = mounted ? "" : "trap '' XFSZ; ulimit -f 160; ";
+  std::string printed;
+  const int status = test::run_command(limit + test::vigil_binary() + " harvest " + video + " --out " + small + "/out 2>&1", &printed);
+  EXPECT_EQ(status, 1) << printed;
+  if (mounted) {
+    EXPECT_NE(printed.find("No space left on device"), std::string::npos) << printed;
+  } else {  // whichever file reaches the limit first: a plain write says so, SQLite's store says less
+    EXPECT_TRUE(printed.find("File too large") != std::string::npos || printed.find("is the disk full") != std::string::npos) << printed;
+  }
+  std::size_t error_lines = 0;
+  for (std::size_t at = printed.find("vigil: error:"); at != std::string::npos; at = printed.find("vigil: error:", at + 1)) ++error_lines;
+  EXPECT_EQ(error_lines, 1u) << printed;
+  // Room again: the folder moves to a roomy disk and the same command finishes there.
+  const std::string roomy = dir.file("roomy");
+  ASSERT_EQ(test::run_command("cp -a " + small + "/out " + roomy), 0);
+  if (mounted) {
+    EXPECT_EQ(test::run_command("umount " + small), 0);
+  }
+  int again = 0;
+  printed = harvest(video + " --out " + roomy, &again);
+  ASSERT_EQ(again, 0) << printed;
+  EXPECT_NE(printed.find("resumed"), std::string::npos) << "what was done before the disk filled is not done again: " << printed;
+  const std::string reference = dir.file("reference");
+  ASSERT_EQ((harvest(video + " --out " + reference, &again), again), 0);
+  for (const char* name : {"faces.jsonl", "tracks.jsonl", "identities.json", "embeddings.npy"}) {
+    EXPECT_EQ(slurp(roomy + "/" + name), slurp(reference + "/" + name)) << name;
+  }
 }
 
 TEST(HarvestCommandTest, BadInputsAreClearErrors) {
