@@ -181,7 +181,7 @@ TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
   const double cpu = static_cast<double>(used.ru_utime.tv_sec + used.ru_stime.tv_sec) +
                      static_cast<double>(used.ru_utime.tv_usec + used.ru_stime.tv_usec) / 1e6;
   EXPECT_LE(cpu / wall, 1.05) << "getrusage: " << cpu << " s of CPU in " << wall << " s";
-  EXPECT_GT(cpu / wall, 0.5) << "and it did use its core";
+  EXPECT_GT(cpu, 1.0) << "it did the work (seconds of CPU whatever else the machine runs)";
   const json manifest = json::parse(slurp(out + "/manifest.json"));
   EXPECT_EQ(manifest["settings"]["cpu_budget"], 1.0);
   EXPECT_EQ(manifest["settings"]["model_workers"], 1);
