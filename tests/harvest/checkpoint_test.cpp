@@ -89,6 +89,22 @@ TEST(CheckpointTest, EveryCutOrWrongKindOfRecordIsDataLossNotACrash) {
   EXPECT_EQ(*header, R"({"version":1})");
 }
 
+TEST(CheckpointTest, UploadRecordsSayWhichObjectWithWhichBytes) {
+  const std::string started = encode_upload(RecordKind::upload_started, "http://127.0.0.1:9/b/p/crops/1.png", "0123abcd");
+  const std::string uploaded = encode_upload(RecordKind::uploaded, "http://127.0.0.1:9/b/p/crops/1.png", "0123abcd");
+  EXPECT_EQ(record_kind(started), RecordKind::upload_started);
+  EXPECT_EQ(record_kind(uploaded), RecordKind::uploaded);
+  UploadRecord r;
+  ASSERT_TRUE(decode_upload(uploaded, r).ok());
+  EXPECT_EQ(r.url, "http://127.0.0.1:9/b/p/crops/1.png");
+  EXPECT_EQ(r.md5, "0123abcd");
+  EXPECT_FALSE(decode_upload(uploaded.substr(0, 3), r).ok()) << "cut inside the MD5's length";
+  EXPECT_FALSE(decode_upload(encode_header("{}"), r).ok()) << "another kind";
+  std::string lying = uploaded;
+  lying[1] = '\x7f';  // an MD5 longer than the record
+  EXPECT_FALSE(decode_upload(lying, r).ok());
+}
+
 TEST(CheckpointTest, FileSha256IsTheStandardDigest) {
   test::TempDir dir;
   std::ofstream(dir.file("abc")) << "abc";

@@ -7,9 +7,12 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
+#include <thread>
 
 #include "vigil/core/paths.h"
 
@@ -34,6 +37,11 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::vector<std::string> read_lines(const std::string& path) {
@@ -107,5 +115,66 @@ int ChildProcess::wait() {
   }
   return status_;
 }
+
+S3Server::S3Server() { start(); }
+
+S3Server::~S3Server() { stop(); }
+
+bool S3Server::start() {
+  const std::string script = data_file("node/node_modules/s3rver/bin/s3rver.js");
+  std::filesystem::create_directories(dir_.path() / "data");
+  const std::string log = dir_.file("log-" + std::to_string(++starts_));
+  process_ = std::make_unique<ChildProcess>(
+      std::vector<std::string>{"/usr/bin/env", "node", script, "-d", dir_.file("data"), "-a", "127.0.0.1", "-p",
+                               std::to_string(port_), "--configure-bucket", "test"},
+      log);
+  // Up when it says where it listens (the port it was given, or the one it took).
+  const std::string listening = "S3rver listening on 127.0.0.1:";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    for (const std::string& line : read_lines(log)) {
+      const std::size_t at = line.find(listening);
+      if (at != std::string::npos) {
+        port_ = std::stoi(line.substr(at + listening.size()));
+        return true;
+      }
+    }
+    if (process_->exited()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ADD_FAILURE() << "s3rver did not start: " << read_file(log);
+  process_.reset();
+  return false;
+}
+
+void S3Server::stop() {
+  if (!process_) return;
+  process_->kill(SIGTERM);
+  process_->wait();
+  process_.reset();
+}
+
+std::vector<std::string> S3Server::log_lines() const {
+  std::vector<std::string> lines;
+  for (int i = 1; i <= starts_; ++i) {
+    for (std::string& line : read_lines(dir_.file("log-" + std::to_string(i)))) lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+int S3Server::stored(const std::string& key) const {
+  const std::string needle = "Stored object \"" + key + "\" in bucket \"test\"";
+  int n = 0;
+  for (const std::string& line : log_lines()) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+int S3Server::stored_total() const {
+  int n = 0;
+  for (const std::string& line : log_lines()) n += line.find("Stored object \"") != std::string::npos;
+  return n;
+}
+
+std::string S3Server::object(const std::string& key) const { return read_file(dir_.file("data/test/" + key + "._S3rver_object")); }
 
 }  // namespace vigil::test

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ class TempDir {
 // the extension). Returns false (with a test failure) if ffmpeg fails.
 bool make_h264_video(const std::string& path, int frames, int width, int height, int fps = 25);
 
+// The bytes of a file ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // The lines of a text file (without their newlines).
 std::vector<std::string> read_lines(const std::string& path);
 
@@ -65,6 +69,35 @@ class ChildProcess {
   bool reaped_ = false;
   int status_ = 0;
   rusage usage_{};
+};
+
+// An S3 server on loopback: s3rver (npm, fetched by scripts/fetch_models.sh) serving the
+// bucket "test" from a folder of its own, started by the constructor (which fails the test if
+// it does not come up) and stopped by the destructor. What it stored is counted from its log.
+class S3Server {
+ public:
+  S3Server();
+  ~S3Server();
+  S3Server(const S3Server&) = delete;
+  S3Server& operator=(const S3Server&) = delete;
+  bool ready() const { return port_ > 0 && process_; }
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // Stops it (SIGTERM, then waits); start() brings it back on the same port and folder.
+  void stop();
+  bool start();
+  // PUTs of `key` in bucket "test" it stored, over all its starts.
+  int stored(const std::string& key) const;
+  int stored_total() const;
+  // The object's bytes on its disk ("" when it has none).
+  std::string object(const std::string& key) const;
+
+ private:
+  std::vector<std::string> log_lines() const;
+  TempDir dir_;
+  int port_ = 0;
+  int starts_ = 0;
+  std::unique_ptr<ChildProcess> process_;
 };
 
 }  // namespace vigil::test

@@ -89,6 +89,8 @@ struct HarvestCommandOptions {
   std::string gallery;       // DIR/<name>/*.jpg
   float gallery_threshold = 0.92f;
   float gallery_margin = 0.02f;
+  std::string upload;        // s3://BUCKET/PREFIX ("" : no upload); endpoint and keys from the environment
+  int upload_concurrency = 2;
 };
 int harvest_command(const HarvestCommandOptions& options);
 

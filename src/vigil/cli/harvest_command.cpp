@@ -24,6 +24,19 @@ int harvest_command(const HarvestCommandOptions& o) {
   options.gallery = o.gallery;
   options.gallery_threshold = o.gallery_threshold;
   options.gallery_margin = o.gallery_margin;
+  if (!o.upload.empty()) {
+    auto location = parse_s3_url(o.upload);
+    auto s3 = location.ok() ? s3_config_from_environment() : Result<S3Config>(location.error());
+    if (!s3.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", s3.error().message.c_str());
+      return 2;
+    }
+    UploadTarget target;
+    target.s3 = *s3;
+    target.location = *location;
+    target.concurrency = o.upload_concurrency;
+    options.upload = target;
+  }
   options.detector.model_path = data_dir() + "/models/blazeface_back_256_dyn.onnx";
   options.detector.input_size = 256;
   options.detector.max_batch = 4;
@@ -72,6 +85,14 @@ int harvest_command(const HarvestCommandOptions& o) {
               s.embedder_calls ? static_cast<double>(s.faces_detected) / static_cast<double>(s.embedder_calls) : 0.0,
               static_cast<unsigned long long>(s.tracks), static_cast<unsigned long long>(s.people), s.seconds,
               s.seconds > 0 ? s.cpu_seconds / s.seconds : 0.0, o.out_dir.c_str());
+  if (!s.upload_destination.empty()) {
+    const UploadStats& u = s.upload;
+    std::printf("vigil harvest: uploaded %llu of %llu files (%.1f MB) to %s, at most %d at once, %llu retries; "
+                "%llu were there already\n",
+                static_cast<unsigned long long>(u.uploaded), static_cast<unsigned long long>(u.files),
+                static_cast<double>(u.bytes) / 1e6, s.upload_destination.c_str(), u.max_in_flight,
+                static_cast<unsigned long long>(u.retries), static_cast<unsigned long long>(u.recorded + u.found));
+  }
   if (s.resumed_frames > 0) {
     std::printf("vigil harvest: resumed: detections of %llu sampled frames and %llu embedder calls came from the journal\n",
                 static_cast<unsigned long long>(s.resumed_frames), static_cast<unsigned long long>(s.resumed_embedder_calls));

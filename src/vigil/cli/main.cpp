@@ -42,6 +42,12 @@ int main(int argc, char** argv) {
   harvest_cmd->add_option("--gallery-margin", harvest.gallery_margin, "over the second-best name")
       ->check(CLI::Range(0.0, 2.0))
       ->capture_default_str();
+  harvest_cmd->add_option("--upload", harvest.upload,
+                          "send the outputs to s3://BUCKET/PREFIX (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, "
+                          "AWS_ENDPOINT_URL from the environment)");
+  harvest_cmd->add_option("--upload-concurrency", harvest.upload_concurrency, "transfers at once")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
 
   auto* bench = app.add_subcommand("bench", "measure speed; prints JSON");
   bench->require_subcommand(1);

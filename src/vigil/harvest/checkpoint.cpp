@@ -66,6 +66,8 @@ std::optional<RecordKind> record_kind(std::string_view record) {
     case 'H': return RecordKind::header;
     case 'D': return RecordKind::detections;
     case 'E': return RecordKind::embeddings;
+    case 'S': return RecordKind::upload_started;
+    case 'U': return RecordKind::uploaded;
     default: return std::nullopt;
   }
 }
@@ -149,6 +151,27 @@ Status decode_embeddings(std::string_view record, EmbeddingBatch& out) {
   out.values.resize(static_cast<std::size_t>(n) * out.dim);
   r.get_bytes(out.face_ids.data(), out.face_ids.size() * sizeof(std::uint64_t));
   r.get_bytes(out.values.data(), out.values.size() * sizeof(float));
+  return {};
+}
+
+std::string encode_upload(RecordKind kind, std::string_view url, std::string_view md5) {
+  Writer w(kind);
+  w.put(static_cast<std::uint32_t>(md5.size()));
+  w.put_bytes(md5.data(), md5.size());
+  w.put_bytes(url.data(), url.size());
+  return w.take();
+}
+
+Status decode_upload(std::string_view record, UploadRecord& out) {
+  const auto kind = record_kind(record);
+  if (kind != RecordKind::upload_started && kind != RecordKind::uploaded) return malformed("upload");
+  Reader r(record);
+  std::uint32_t n = 0;
+  if (!r.get(n) || n > r.left()) return malformed("upload");
+  out.md5.resize(n);
+  r.get_bytes(out.md5.data(), n);
+  out.url.resize(r.left());
+  r.get_bytes(out.url.data(), out.url.size());
   return {};
 }
 

@@ -8,7 +8,8 @@
 // model, and reaches exactly the state of the killed run at its last record; from there it
 // runs the models again. The outputs equal an uninterrupted run's, byte for byte.
 //
-// Records are binary, little-endian, floats bit for bit; the first byte says the kind.
+// Records are binary, little-endian, floats bit for bit; the first byte says the kind. Upload
+// records say which objects were sent and which arrived, so a resumed run sends none twice.
 //
 // Threading: pure functions.
 #pragma once
@@ -25,7 +26,13 @@
 
 namespace vigil {
 
-enum class RecordKind : char { header = 'H', detections = 'D', embeddings = 'E' };
+enum class RecordKind : char {
+  header = 'H',
+  detections = 'D',
+  embeddings = 'E',
+  upload_started = 'S',  // an object is being sent (it may or may not have arrived)
+  uploaded = 'U',        // the storage has it
+};
 
 // The kind of a record, or no value for an empty or unknown one.
 std::optional<RecordKind> record_kind(std::string_view record);
@@ -52,6 +59,15 @@ struct EmbeddingBatch {
 std::string encode_embeddings(std::span<const std::uint64_t> face_ids, std::uint32_t dim, std::span<const float> values);
 // Errors: data_loss when the record is not a well-formed embedding batch.
 Status decode_embeddings(std::string_view record, EmbeddingBatch& out);
+
+// An upload record: which object (its URL) with which bytes (their MD5, lowercase hex).
+struct UploadRecord {
+  std::string url;
+  std::string md5;
+};
+std::string encode_upload(RecordKind kind, std::string_view url, std::string_view md5);
+// Errors: data_loss when the record is not a well-formed upload record.
+Status decode_upload(std::string_view record, UploadRecord& out);
 
 // SHA-256 of a file's bytes, lowercase hex (FFmpeg's libavutil). Errors: unavailable.
 Result<std::string> file_sha256(const std::string& path);

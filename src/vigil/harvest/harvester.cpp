@@ -7,6 +7,8 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <map>
 #include <optional>
@@ -129,7 +131,15 @@ class Run {
     return drain();
   }
 
-  Status write_outputs(HarvestSummary& out);
+  Status write_outputs();
+  // The outputs to the storage, the manifest last.
+  Status upload(Uploader& uploader);
+  void finish() {
+    phase_ = "done";
+    summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
+    report(true);
+  }
 
   HarvestSummary summary;
 
@@ -154,6 +164,7 @@ class Run {
   Status write_store(const std::vector<const TrackRecord*>& tracks, const std::vector<Who>& who,
                      const std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& thumbs);
   void report(bool force);
+  Status write_output(const std::string& name, std::string_view bytes, const char* content_type);
 
   const HarvestOptions& options_;
   ModelPool& pool_;
@@ -194,6 +205,8 @@ class Run {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
   ProgressMeter meter_;
+  std::vector<UploadFile> written_;  // every output, in the order written
+  std::uint64_t files_uploaded_ = 0, files_to_upload_ = 0;
 };
 
 Status Run::scan(std::size_t input) {
@@ -428,6 +441,8 @@ void Run::report(bool force) {
   p.faces = summary.faces_detected;
   p.tracks = tracks_.size();
   p.embedder_calls = summary.embedder_calls;
+  p.files_uploaded = files_uploaded_;
+  p.files_to_upload = files_to_upload_;
   p.threads = process_thread_count();
   p.rss_mb = process_rss_mb();
   meter_.update(p, std::chrono::duration<double>(now - start_).count(), process_cpu_seconds() - cpu_start_);
@@ -470,6 +485,9 @@ Status Run::write_store(const std::vector<const TrackRecord*>& tracks, const std
   o.max_age_s = 0;  // a recording's events are as old as the recording
   o.max_bytes = 0;
   o.queue_capacity = 3 * tracks.size() + 1;
+  // Named after the harvest, not the process: a rerun writes the same bytes (and uploads none).
+  const std::string fingerprint = fingerprint_.dump();
+  o.run = "harvest-" + sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(fingerprint.data()), fingerprint.size())).substr(0, 16);
   {
     auto store = EventStore::open(o);
     if (!store.ok()) return with_context(store.error(), "vigil.db");
@@ -518,7 +536,7 @@ Status Run::write_store(const std::vector<const TrackRecord*>& tracks, const std
   return {};
 }
 
-Status Run::write_outputs(HarvestSummary& out) {
+Status Run::write_outputs() {
   namespace fs = std::filesystem;
   phase_ = "write";
   report(true);
@@ -597,8 +615,8 @@ Status Run::write_outputs(HarvestSummary& out) {
                   "\n";
     std::vector<std::uint8_t> png;
     if (!cv::imencode(".png", chip_mat(f), png)) return Error{ErrorCode::internal, "cannot encode a crop"};
-    VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "crops" / (std::to_string(f.candidate.face_id) + ".png")).string(),
-                                                std::string_view(reinterpret_cast<const char*>(png.data()), png.size())));
+    VIGIL_RETURN_IF_ERROR(write_output("crops/" + std::to_string(f.candidate.face_id) + ".png",
+                                       std::string_view(reinterpret_cast<const char*>(png.data()), png.size()), "image/png"));
   }
   std::string tracks_text;
   std::vector<json> members(people.size(), json::array());
@@ -629,22 +647,23 @@ Status Run::write_outputs(HarvestSummary& out) {
     if (!cv::imencode(".jpg", chip_mat(*face_by_id_.at(t->best_face)), *jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
       return Error{ErrorCode::internal, "cannot encode a thumbnail"};
     }
-    VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "thumbs" / (std::to_string(t->id) + ".jpg")).string(),
-                                                std::string_view(reinterpret_cast<const char*>(jpeg->data()), jpeg->size())));
+    VIGIL_RETURN_IF_ERROR(write_output("thumbs/" + std::to_string(t->id) + ".jpg",
+                                       std::string_view(reinterpret_cast<const char*>(jpeg->data()), jpeg->size()), "image/jpeg"));
     thumbs.push_back(std::move(jpeg));
   }
   json identities = json::array();
   for (std::size_t p = 0; p < people.size(); ++p) {
     identities.push_back({{"id", people[p]}, {"known", people_known[p]}, {"tracks", members[p]}, {"faces", person_faces[p]}});
   }
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "faces.jsonl").string(), faces_text));
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "tracks.jsonl").string(), tracks_text));
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "embeddings.npy").string(), npy_bytes(embeddings_, faces_.size(), dim_)));
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "identities.json").string(), json{{"people", identities}}.dump(1) + "\n"));
+  VIGIL_RETURN_IF_ERROR(write_output("faces.jsonl", faces_text, "application/x-ndjson"));
+  VIGIL_RETURN_IF_ERROR(write_output("tracks.jsonl", tracks_text, "application/x-ndjson"));
+  VIGIL_RETURN_IF_ERROR(write_output("embeddings.npy", npy_bytes(embeddings_, faces_.size(), dim_), "application/octet-stream"));
+  VIGIL_RETURN_IF_ERROR(write_output("identities.json", json{{"people", identities}}.dump(1) + "\n", "application/json"));
 
   summary.tracks = embedded_tracks.size();
   summary.people = people.size();
   VIGIL_RETURN_IF_ERROR(write_store(embedded_tracks, who, thumbs));
+  written_.push_back({(dir / "vigil.db").string(), "vigil.db", "application/vnd.sqlite3"});
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
   const json manifest = {
@@ -674,11 +693,55 @@ Status Run::write_outputs(HarvestSummary& out) {
        {{"seconds", summary.seconds},
         {"cpu_seconds", summary.cpu_seconds},
         {"cpu_cores", summary.seconds > 0 ? summary.cpu_seconds / summary.seconds : 0.0}}}};
-  VIGIL_RETURN_IF_ERROR(write_file_atomically((dir / "manifest.json").string(), manifest.dump(1) + "\n"));
-  phase_ = "done";
-  report(true);
-  out = summary;
+  // A rerun (a resumed run, or one that only uploads) keeps the manifest of the run that first
+  // wrote it when nothing but the timings and what was resumed differ: the manifest stays the
+  // same bytes, and is not uploaded again.
+  const auto same_but_timings = [&](json other) {
+    json mine = manifest;
+    for (json* j : {&mine, &other}) {
+      j->erase("timings");
+      j->erase("resumed");
+    }
+    return mine == other;
+  };
+  std::ifstream previous_file(dir / "manifest.json", std::ios::binary);
+  const std::string previous((std::istreambuf_iterator<char>(previous_file)), std::istreambuf_iterator<char>());
+  const bool keep = json::accept(previous) && same_but_timings(json::parse(previous));
+  if (keep) {
+    written_.push_back({(dir / "manifest.json").string(), "manifest.json", "application/json"});
+  } else {
+    VIGIL_RETURN_IF_ERROR(write_output("manifest.json", manifest.dump(1) + "\n", "application/json"));
+  }
   return {};
+}
+
+Status Run::write_output(const std::string& name, std::string_view bytes, const char* content_type) {
+  const std::string path = (std::filesystem::path(options_.out_dir) / name).string();
+  VIGIL_RETURN_IF_ERROR(write_file_atomically(path, bytes));
+  written_.push_back({path, name, content_type});
+  return {};
+}
+
+Status Run::upload(Uploader& uploader) {
+  phase_ = "upload";
+  files_to_upload_ = written_.size();
+  report(true);
+  std::vector<UploadFile> first(written_.begin(), written_.end()), last;
+  const auto manifest = std::find_if(first.begin(), first.end(), [](const UploadFile& f) { return f.name == "manifest.json"; });
+  if (manifest != first.end()) {
+    last.push_back(*manifest);
+    first.erase(manifest);
+  }
+  const auto on_progress = [&](const UploadStats& s) {
+    files_uploaded_ = s.uploaded + s.recorded + s.found;
+    report(false);
+  };
+  Status status = uploader.upload(first, on_progress);
+  if (status.ok()) status = uploader.upload(last, on_progress);
+  summary.upload = uploader.stats();
+  summary.upload_destination = uploader.destination();
+  report(true);
+  return status;
 }
 
 // What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
@@ -739,6 +802,10 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     remove_stale_temporaries((std::filesystem::path(options.out_dir) / sub).string());
   }
   if (!options.gallery.empty()) VIGIL_RETURN_IF_ERROR(check_gallery_dir(options.gallery));
+  if (options.upload) {  // before the work, which would have nowhere to go
+    Uploader check(*options.upload, {}, {});
+    VIGIL_RETURN_IF_ERROR(check.check_bucket());
+  }
   auto fingerprint = harvest_fingerprint(options);
   if (!fingerprint.ok()) return fingerprint.error();
   if (options.cpu_budget < 0) return Error{ErrorCode::invalid_argument, "--cpu-budget must be positive"};
@@ -790,9 +857,25 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   run.summary.model_workers = workers;
   run.resume_from(**journal, records, *fingerprint);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
-  HarvestSummary summary;
-  VIGIL_RETURN_IF_ERROR(run.write_outputs(summary));
-  return summary;
+  VIGIL_RETURN_IF_ERROR(run.write_outputs());
+  if (options.upload) {
+    // What earlier runs sent, from their journal records; this run's are appended to it.
+    UploadLedger ledger;
+    UploadRecord record;
+    for (const std::string& r : records) {
+      const auto kind = record_kind(r);
+      if (kind != RecordKind::uploaded && kind != RecordKind::upload_started) continue;
+      VIGIL_RETURN_IF_ERROR(decode_upload(r, record));
+      (kind == RecordKind::uploaded ? ledger.uploaded : ledger.started)[record.url] = record.md5;
+    }
+    Journal& j = **journal;
+    Uploader uploader(*options.upload, std::move(ledger), [&j](bool uploaded, const std::string& url, const std::string& md5) {
+      return j.append(encode_upload(uploaded ? RecordKind::uploaded : RecordKind::upload_started, url, md5));
+    });
+    VIGIL_RETURN_IF_ERROR(run.upload(uploader));
+  }
+  run.finish();
+  return run.summary;
 }
 
 }  // namespace vigil

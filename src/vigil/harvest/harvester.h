@@ -26,8 +26,15 @@
 //   vigil.db         the same tracks and identities as events in the live engine's store
 //   harvest.journal  the models' outputs so far (harvest/checkpoint.h): killed at any moment,
 //                    the same command continues from its last record and ends with the same
-//                    outputs; another command on the same folder is refused
-// Not yet (issue 9): upload.
+//                    outputs; another command on the same folder is refused. Also what was
+//                    uploaded.
+// manifest.json describes the run that first wrote it: a rerun that finds the same manifest
+// but for its timings keeps the file as it is.
+//
+// With an upload target, the bucket is checked before anything else, and once the outputs are
+// written they are uploaded (harvest/upload.h): every output but the journal and
+// progress.json, the manifest last, so that a manifest in the bucket means a whole harvest.
+// Objects an earlier run of the same harvest uploaded are not sent again.
 //
 // Threading: harvest() decodes, tracks and writes on the caller's thread while model calls
 // run on a ModelPool's workers (harvest/model_pool.h), taken back in order so the outputs do
@@ -36,12 +43,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "vigil/core/status.h"
 #include "vigil/harvest/face_selector.h"
 #include "vigil/harvest/progress.h"
+#include "vigil/harvest/upload.h"
 #include "vigil/vision/blazeface.h"
 #include "vigil/vision/face_embedder.h"
 
@@ -69,6 +78,7 @@ struct HarvestOptions {
   std::string gallery;
   float gallery_threshold = 0.92f;
   float gallery_margin = 0.02f;
+  std::optional<UploadTarget> upload;  // where the outputs go once written (none: nowhere)
 };
 
 struct HarvestSummary {
@@ -87,13 +97,17 @@ struct HarvestSummary {
   double seconds = 0;
   double cpu_seconds = 0;
   std::vector<std::string> warnings;         // gallery photos skipped, with why
+  std::string upload_destination;            // "s3://BUCKET/PREFIX/" ("" without an upload)
+  UploadStats upload;
 };
 
 using HarvestProgressFn = std::function<void(const HarvestProgress&)>;
 
 // Errors: not_found / invalid_argument / data_loss for an input that is missing, not a video
 // or broken (named in the message), unavailable for an out_dir that cannot be written,
-// and the models' errors.
+// the models' errors, and the upload's (harvest/upload.h): an unreachable storage, a missing
+// bucket or refused keys before any work, a failed transfer after the outputs are written
+// (the same command then uploads what is missing).
 Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress = {});
 
 }  // namespace vigil

@@ -34,6 +34,8 @@ std::string progress_json(const HarvestProgress& p) {
                       {"faces", p.faces},
                       {"tracks", p.tracks},
                       {"embedder_calls", p.embedder_calls},
+                      {"files_uploaded", p.files_uploaded},
+                      {"files_to_upload", p.files_to_upload},
                       {"elapsed_s", round1(p.elapsed_s)},
                       {"fps", round1(p.fps)},
                       {"eta_s", p.eta_s < 0 ? nlohmann::json(nullptr) : nlohmann::json(round1(p.eta_s))},
@@ -57,9 +59,14 @@ std::string format_duration(double seconds) {
 
 namespace {
 
+bool uploading(const HarvestProgress& p) { return p.phase == "upload" && p.files_to_upload > 0; }
+
 std::string frames_part(const HarvestProgress& p) {
   char text[96];
-  if (p.frames_total > 0) {
+  if (uploading(p)) {
+    std::snprintf(text, sizeof text, "%llu/%llu files", static_cast<unsigned long long>(p.files_uploaded),
+                  static_cast<unsigned long long>(p.files_to_upload));
+  } else if (p.frames_total > 0) {
     std::snprintf(text, sizeof text, "%llu/%llu frames", static_cast<unsigned long long>(p.frames_done),
                   static_cast<unsigned long long>(p.frames_total));
   } else {
@@ -77,6 +84,7 @@ std::string rates_part(const HarvestProgress& p) {
 }
 
 int percent(const HarvestProgress& p) {
+  if (uploading(p)) return static_cast<int>(std::min<std::uint64_t>(100, p.files_uploaded * 100 / p.files_to_upload));
   if (p.frames_total == 0) return -1;
   return static_cast<int>(std::min<std::uint64_t>(100, p.frames_done * 100 / p.frames_total));
 }

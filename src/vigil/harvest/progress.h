@@ -21,6 +21,8 @@ struct HarvestProgress {
   std::uint64_t faces = 0;
   std::uint64_t tracks = 0;
   std::uint64_t embedder_calls = 0;
+  std::uint64_t files_uploaded = 0;   // upload phase: files the storage has (sent now or before)
+  std::uint64_t files_to_upload = 0;  // 0: no upload
   double elapsed_s = 0;
   double fps = 0;
   double eta_s = -1;               // -1: unknown
@@ -49,6 +51,7 @@ class ProgressMeter {
 std::string progress_json(const HarvestProgress& p);
 // One terminal line, `width` columns at most, for "\r" redrawing:
 // "scan [#######.....] 41% 9876/24061 frames | 312 faces 28 tracks | 85.2 fps | ETA 2:47 | CPU 196%"
+// (in the upload phase, files instead of frames: "upload [##########..........] 50% 120/240 files | ...")
 std::string progress_bar(const HarvestProgress& p, int width);
 // A plain line for logs: "harvest: scan 9876/24061 frames (41%), 312 faces, ..."
 std::string progress_line(const HarvestProgress& p);

@@ -96,7 +96,7 @@ std::string column_text(sqlite3_stmt* s, int column) {
 
 struct EventStore::Impl {
   EventStoreOptions options;
-  std::string run = run_name();
+  std::string run;
   sqlite3* db = nullptr;
   sqlite3_stmt* insert_event = nullptr;
   sqlite3_stmt* insert_face = nullptr;
@@ -322,6 +322,7 @@ Result<std::unique_ptr<EventStore>> EventStore::open(const EventStoreOptions& op
   std::unique_ptr<EventStore> store(new EventStore());
   store->impl_ = std::make_unique<Impl>();
   store->impl_->options = options;
+  store->impl_->run = options.run.empty() ? run_name() : options.run;
   VIGIL_RETURN_IF_ERROR(store->impl_->open());
   Impl* impl = store->impl_.get();
   impl->writer = std::thread([impl] { impl->loop(); });

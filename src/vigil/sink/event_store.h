@@ -54,6 +54,7 @@ struct EventStoreOptions {
   double max_age_s = 7 * 24 * 3600.0;  // older events are deleted; 0: keep forever
   std::int64_t max_bytes = 1LL << 30;  // beyond this the oldest events go; 0: no limit
   std::size_t queue_capacity = 10000;  // events waiting for the writer
+  std::string run = "";                // the rows' `run`; "" : this process's start time and pid
 };
 
 class EventStore {
