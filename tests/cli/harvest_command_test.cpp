@@ -20,13 +20,6 @@ namespace {
 using json = nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::vector<json> jsonl(const std::string& path) {
   std::vector<json> out;
   for (const std::string& line : test::read_lines(path)) out.push_back(json::parse(line));
@@ -53,7 +46,7 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   ASSERT_EQ(status, 0) << printed;
   EXPECT_NE(printed.find("vigil harvest: 270 frames"), std::string::npos) << printed;
 
-  const json manifest = json::parse(slurp(out + "/manifest.json"));
+  const json manifest = json::parse(test::read_file(out + "/manifest.json"));
   const json counts = manifest["counts"];
   const std::uint64_t detected = counts["faces_detected"], embedded = counts["faces_embedded"], calls = counts["embedder_calls"];
   EXPECT_EQ(counts["frames"], 270);
@@ -65,7 +58,7 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   // faces.jsonl, embeddings.npy and crops/ describe the same faces.
   const std::vector<json> faces = jsonl(out + "/faces.jsonl");
   ASSERT_EQ(faces.size(), embedded);
-  auto matrix = parse_npy(slurp(out + "/embeddings.npy"));
+  auto matrix = parse_npy(test::read_file(out + "/embeddings.npy"));
   ASSERT_TRUE(matrix.ok()) << matrix.error().message;
   ASSERT_EQ(matrix->rows, embedded);
   EXPECT_EQ(matrix->cols, 128u);
@@ -91,7 +84,7 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   EXPECT_EQ(files_in(out + "/thumbs"), tracks.size());
   for (const json& t : tracks) track_ids.insert(t["track_id"].get<std::uint64_t>());
   std::set<std::uint64_t> in_people;
-  const json people = json::parse(slurp(out + "/identities.json"))["people"];
+  const json people = json::parse(test::read_file(out + "/identities.json"))["people"];
   ASSERT_GE(people.size(), 1u);
   EXPECT_EQ(people[0]["id"], "person-1");
   for (const json& p : people) {
@@ -116,7 +109,7 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   EXPECT_EQ(detail, tracks[0]["person"].get<std::string>() + "\n");
 
   // progress.json says where it ended.
-  const json progress = json::parse(slurp(out + "/progress.json"));
+  const json progress = json::parse(test::read_file(out + "/progress.json"));
   EXPECT_EQ(progress["frames_done"], 270);
   EXPECT_EQ(progress["frames_total"], 270);
   EXPECT_EQ(progress["eta_s"], 0.0);
@@ -126,13 +119,13 @@ TEST(HarvestCommandTest, MegamindFacesAreEmbeddedInBatchesAndTheOutputsAgree) {
   const std::string again = dir.file("again");
   ASSERT_EQ((harvest(test::data_file("media/Megamind.avi") + " --out " + again, &status), status), 0);
   for (const char* name : {"faces.jsonl", "tracks.jsonl", "identities.json", "embeddings.npy"}) {
-    EXPECT_EQ(slurp(out + "/" + name), slurp(again + "/" + name)) << name;
+    EXPECT_EQ(test::read_file(out + "/" + name), test::read_file(again + "/" + name)) << name;
   }
 
   // --all-faces embeds every tracked face, still in batches.
   const std::string all = dir.file("all");
   ASSERT_EQ((harvest(test::data_file("media/Megamind.avi") + " --all-faces --out " + all, &status), status), 0);
-  const json all_counts = json::parse(slurp(all + "/manifest.json"))["counts"];
+  const json all_counts = json::parse(test::read_file(all + "/manifest.json"))["counts"];
   EXPECT_EQ(all_counts["faces_embedded"], detected);
   EXPECT_LE(all_counts["embedder_calls"].get<std::uint64_t>(), (detected + 15) / 16);
   // ... and finds the same people: each track's descriptor is its best faces either way.
@@ -161,7 +154,7 @@ TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
   double last_elapsed = -1;
   int status = 0;
   while (!run.exited(&status)) {
-    const std::string text = slurp(out + "/progress.json");  // whole or absent: it is replaced atomically
+    const std::string text = test::read_file(out + "/progress.json");  // whole or absent: it is replaced atomically
     if (!text.empty()) {
       const json p = json::parse(text);
       if (p["elapsed_s"].get<double>() != last_elapsed) {
@@ -172,8 +165,8 @@ TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling the file
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir.file("log"));
-  const json final_progress = json::parse(slurp(out + "/progress.json"));
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::read_file(dir.file("log"));
+  const json final_progress = json::parse(test::read_file(out + "/progress.json"));
   cpu_percent.push_back(final_progress["cpu_percent"]);
   EXPECT_GE(cpu_percent.size(), 2u);
   for (double c : cpu_percent) EXPECT_LE(c, 105.0) << "progress.json's CPU over its window";
@@ -182,7 +175,7 @@ TEST(HarvestCommandTest, ACpuBudgetOfOneCoreHoldsThroughout) {
                      static_cast<double>(used.ru_utime.tv_usec + used.ru_stime.tv_usec) / 1e6;
   EXPECT_LE(cpu / wall, 1.05) << "getrusage: " << cpu << " s of CPU in " << wall << " s";
   EXPECT_GT(cpu, 1.0) << "it did the work (seconds of CPU whatever else the machine runs)";
-  const json manifest = json::parse(slurp(out + "/manifest.json"));
+  const json manifest = json::parse(test::read_file(out + "/manifest.json"));
   EXPECT_EQ(manifest["settings"]["cpu_budget"], 1.0);
   EXPECT_EQ(manifest["settings"]["model_workers"], 1);
 }
@@ -222,8 +215,72 @@ TEST(HarvestCommandTest, AFullDiskIsAClearErrorAndTheRunResumesOnceThereIsRoom) 
   const std::string reference = dir.file("reference");
   ASSERT_EQ((harvest(video + " --out " + reference, &again), again), 0);
   for (const char* name : {"faces.jsonl", "tracks.jsonl", "identities.json", "embeddings.npy"}) {
-    EXPECT_EQ(slurp(roomy + "/" + name), slurp(reference + "/" + name)) << name;
+    EXPECT_EQ(test::read_file(roomy + "/" + name), test::read_file(reference + "/" + name)) << name;
   }
+}
+
+// The environment of a harvest that uploads to `server` (its keys are s3rver's own).
+std::string s3_env(const test::S3Server& server) {
+  return "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1 AWS_ENDPOINT_URL=" + server.endpoint() + " ";
+}
+
+// Every output a harvest uploads (all but the journal and progress.json), relative to `out`.
+std::vector<std::string> uploadable(const std::string& out) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(out)) {
+    if (!e.is_regular_file()) continue;
+    const std::string name = fs::relative(e.path(), out).string();
+    if (name != "harvest.journal" && name != "progress.json") names.push_back(name);
+  }
+  return names;
+}
+
+TEST(HarvestCommandTest, TheOutputsAreUploadedOnceWithTheManifestLast) {
+  test::S3Server server;
+  ASSERT_TRUE(server.ready());
+  test::TempDir dir;
+  const std::string out = dir.file("out");
+  const std::string command = s3_env(server) + test::vigil_binary() + " harvest " + test::data_file("media/Megamind.avi") +
+                              " --out " + out + " --stride 9 --upload s3://test/episodes/ep1 --upload-concurrency 3 2>&1";
+  std::string printed;
+  ASSERT_EQ(test::run_command(command, &printed), 0) << printed;
+  const std::vector<std::string> names = uploadable(out);
+  ASSERT_GT(names.size(), 8u) << "outputs, crops and thumbs";
+  for (const std::string& name : names) {
+    EXPECT_EQ(server.stored("episodes/ep1/" + name), 1) << name;
+    EXPECT_EQ(server.object("episodes/ep1/" + name), test::read_file(out + "/" + name)) << name;
+  }
+  const std::vector<std::string> keys = server.stored_keys();
+  ASSERT_EQ(keys.size(), names.size());
+  EXPECT_EQ(keys.back(), "episodes/ep1/manifest.json") << "a manifest in the bucket means a whole harvest";
+  const std::string all = std::to_string(names.size());
+  EXPECT_NE(printed.find("uploaded " + all + " of " + all + " files"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("to s3://test/episodes/ep1/"), std::string::npos) << printed;
+
+  // The same command again: the same bytes, nothing sent.
+  ASSERT_EQ(test::run_command(command, &printed), 0) << printed;
+  EXPECT_NE(printed.find("uploaded 0 of " + all + " files"), std::string::npos) << printed;
+  EXPECT_NE(printed.find(all + " were there already"), std::string::npos) << printed;
+  EXPECT_EQ(server.stored_total(), static_cast<int>(names.size()));
+}
+
+TEST(HarvestCommandTest, AnUnreachableStorageIsOneLineBeforeAnyWorkAndTheRunGoesOnWhenItIsBack) {
+  test::S3Server server;
+  ASSERT_TRUE(server.ready());
+  server.stop();
+  test::TempDir dir;
+  const std::string out = dir.file("out");
+  const std::string command = s3_env(server) + test::vigil_binary() + " harvest " + test::data_file("media/Megamind.avi") +
+                              " --out " + out + " --stride 9 --upload s3://test/ep 2>&1";
+  std::string printed;
+  EXPECT_EQ(test::run_command(command, &printed), 1) << printed;
+  EXPECT_NE(printed.find("vigil: error: upload: cannot reach " + server.endpoint()), std::string::npos) << printed;
+  EXPECT_EQ(std::count(printed.begin(), printed.end(), '\n'), 1) << "one line: " << printed;
+  EXPECT_FALSE(fs::exists(out + "/faces.jsonl")) << "no work with nowhere to send it";
+  ASSERT_TRUE(server.start());
+  ASSERT_EQ(test::run_command(command, &printed), 0) << printed;
+  EXPECT_EQ(server.stored_total(), static_cast<int>(uploadable(out).size()));
+  EXPECT_EQ(server.stored_keys().back(), "ep/manifest.json");
 }
 
 TEST(HarvestCommandTest, BadInputsAreClearErrors) {
@@ -240,7 +297,7 @@ TEST(HarvestCommandTest, BadInputsAreClearErrors) {
   EXPECT_NE(printed.find("notes.mp4"), std::string::npos) << printed;
 
   const std::string truncated = dir.file("cut.avi");
-  const std::string video = slurp(test::data_file("media/Megamind.avi"));
+  const std::string video = test::read_file(test::data_file("media/Megamind.avi"));
   std::ofstream(truncated, std::ios::binary) << video.substr(0, video.size() / 3);
   printed = harvest(truncated + " --out " + dir.file("cut"), &status);
   EXPECT_EQ(status, 2) << printed;
@@ -257,6 +314,17 @@ TEST(HarvestCommandTest, BadInputsAreClearErrors) {
 
   printed = harvest(test::data_file("media/Megamind.avi") + " --out " + dir.file("x") + " --stride 0", &status);
   EXPECT_NE(status, 0) << printed;
+
+  printed = harvest(test::data_file("media/Megamind.avi") + " --out " + dir.file("u") + " --upload https://bucket/x", &status);
+  EXPECT_EQ(status, 2) << printed;
+  EXPECT_NE(printed.find("--upload wants s3://BUCKET/PREFIX"), std::string::npos) << printed;
+  std::string no_keys;
+  status = test::run_command("env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY " + test::vigil_binary() + " harvest " +
+                                 test::data_file("media/Megamind.avi") + " --out " + dir.file("u") + " --upload s3://bucket/x",
+                             &no_keys);
+  EXPECT_EQ(status, 2) << no_keys;
+  EXPECT_NE(no_keys.find("needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), std::string::npos) << no_keys;
+  EXPECT_EQ(std::count(no_keys.begin(), no_keys.end(), '\n'), 1) << no_keys;
 }
 
 }  // namespace

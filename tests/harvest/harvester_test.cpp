@@ -12,13 +12,6 @@
 namespace vigil {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 HarvestOptions options_for(const std::string& clip, const std::string& out, double cpu_budget) {
   HarvestOptions o;
   o.inputs = {clip};
@@ -55,7 +48,7 @@ TEST(HarvesterTest, TwoModelWorkersGiveTheOutputsOfOne) {
   EXPECT_EQ(two->faces_embedded, one->faces_embedded);
   EXPECT_EQ(two->embedder_calls, one->embedder_calls);
   for (const char* name : {"faces.jsonl", "tracks.jsonl", "identities.json", "embeddings.npy"}) {
-    EXPECT_EQ(slurp(dir.file("two/") + name), slurp(dir.file("one/") + name)) << name;
+    EXPECT_EQ(test::read_file(dir.file("two/") + name), test::read_file(dir.file("one/") + name)) << name;
   }
 }
 

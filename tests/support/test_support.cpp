@@ -169,10 +169,17 @@ int S3Server::stored(const std::string& key) const {
   return n;
 }
 
-int S3Server::stored_total() const {
-  int n = 0;
-  for (const std::string& line : log_lines()) n += line.find("Stored object \"") != std::string::npos;
-  return n;
+int S3Server::stored_total() const { return static_cast<int>(stored_keys().size()); }
+
+std::vector<std::string> S3Server::stored_keys() const {
+  const std::string open = "Stored object \"", close = "\" in bucket \"test\"";
+  std::vector<std::string> keys;
+  for (const std::string& line : log_lines()) {
+    const std::size_t a = line.find(open);
+    const std::size_t b = a == std::string::npos ? a : line.find(close, a + open.size());
+    if (b != std::string::npos) keys.push_back(line.substr(a + open.size(), b - a - open.size()));
+  }
+  return keys;
 }
 
 std::string S3Server::object(const std::string& key) const { return read_file(dir_.file("data/test/" + key + "._S3rver_object")); }

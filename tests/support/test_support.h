@@ -89,6 +89,8 @@ class S3Server {
   // PUTs of `key` in bucket "test" it stored, over all its starts.
   int stored(const std::string& key) const;
   int stored_total() const;
+  // The keys it stored, in the order it stored them.
+  std::vector<std::string> stored_keys() const;
   // The object's bytes on its disk ("" when it has none).
   std::string object(const std::string& key) const;
 
