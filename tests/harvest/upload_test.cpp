@@ -2,6 +2,7 @@
 // transfers at once, nothing sent twice across runs, retries and clear failures.
 #include "vigil/harvest/upload.h"
 
+#include <atomic>
 #include <fstream>
 #include <map>
 
@@ -57,6 +58,11 @@ TEST(UploaderTest, SendsEveryFileOnceAtMostNAtOnceAndRecordsEach) {
   const auto files = make_files(dir, 12);
   Records records;
   Uploader uploader(target_of(server, 3), {}, records.fn());
+  std::atomic<int> paced{0};
+  uploader.set_pacing([&] {
+    ++paced;
+    return true;
+  });
   ASSERT_TRUE(uploader.check_bucket().ok());
   int progress_calls = 0;
   const Status s = uploader.upload(files, [&](const UploadStats&) { ++progress_calls; });
@@ -65,6 +71,7 @@ TEST(UploaderTest, SendsEveryFileOnceAtMostNAtOnceAndRecordsEach) {
   EXPECT_GE(uploader.stats().max_in_flight, 1);
   EXPECT_LE(uploader.stats().max_in_flight, 3);
   EXPECT_GE(progress_calls, 1);
+  EXPECT_EQ(paced.load(), 12) << "each file waits for the CPU budget";
   for (const UploadFile& f : files) {
     EXPECT_EQ(server.stored("run/" + f.name), 1) << f.name;
     EXPECT_EQ(server.object("run/" + f.name), test::read_file(f.path)) << f.name;
@@ -181,6 +188,18 @@ TEST(UploaderTest, RefusalsAndMissingThingsAreClearErrorsWithoutRetries) {
   s = c.upload({{dir.file("not-there.bin"), "not-there.bin", ""}});
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("not-there.bin"), std::string::npos);
+  EXPECT_EQ(server.stored_total(), 0);
+}
+
+TEST(UploaderTest, APacingHookThatSaysStopStopsTheUpload) {
+  test::S3Server server;
+  ASSERT_TRUE(server.ready());
+  test::TempDir dir;
+  Uploader a(target_of(server), {}, {});
+  a.set_pacing([] { return false; });
+  const Status s = a.upload(make_files(dir, 4));
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, ErrorCode::cancelled);
   EXPECT_EQ(server.stored_total(), 0);
 }
 

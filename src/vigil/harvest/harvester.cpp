@@ -872,6 +872,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     Uploader uploader(*options.upload, std::move(ledger), [&j](bool uploaded, const std::string& url, const std::string& md5) {
       return j.append(encode_upload(uploaded ? RecordKind::uploaded : RecordKind::upload_started, url, md5));
     });
+    uploader.set_pacing([&governor] { return governor.admit(); });
     VIGIL_RETURN_IF_ERROR(run.upload(uploader));
   }
   run.finish();

@@ -145,6 +145,7 @@ Status Uploader::upload(const std::vector<UploadFile>& files, const std::functio
       const std::size_t i = next.fetch_add(1);
       if (i >= files.size()) return;
       const UploadFile& f = files[i];
+      if (admit_ && !admit_()) return fail(Error{ErrorCode::cancelled, "upload: stopped"});
       const std::string key = target_.location.prefix + f.name;
       const std::string what = "upload of " + f.name + " to s3://" + target_.location.bucket + "/" + key;
       auto bytes = read_whole(f.path);

@@ -11,8 +11,10 @@
 // sending it only when the storage does not have those bytes.
 //
 // Threading: upload() runs `concurrency` worker threads (each with its own S3Client) and
-// returns when they have stopped; `record` is called on them, one call at a time; `progress`
-// is called on the caller's thread, about once a second.
+// returns when they have stopped; `record` is called on them, one call at a time, and the
+// pacing hook before each file is read and hashed (the harvest's CpuGovernor::admit, so the
+// CPU budget holds through the upload too); `progress` is called on the caller's thread,
+// about once a second.
 #pragma once
 
 #include <chrono>
@@ -64,6 +66,8 @@ using UploadRecordFn = std::function<Status(bool uploaded, const std::string& ur
 class Uploader {
  public:
   Uploader(UploadTarget target, UploadLedger ledger, UploadRecordFn record);
+  // Called by a worker before each file; false stops the upload (cancelled).
+  void set_pacing(std::function<bool()> admit) { admit_ = std::move(admit); }
 
   // Whether the bucket answers, before hours of work that would have nowhere to go: HEAD on
   // the bucket, retried like a transfer. Errors: unavailable (cannot reach the endpoint),
@@ -84,6 +88,7 @@ class Uploader {
   UploadTarget target_;
   UploadLedger ledger_;
   UploadRecordFn record_;
+  std::function<bool()> admit_;
   UploadStats stats_;
 };
 
