@@ -1,6 +1,7 @@
 // Helper for EventStoreTest.SurvivesSigkillWhileWriting: writes events (every third with a
 // face JPEG-sized blob) to the store at argv[1] as fast as it can, until it is killed.
 // Prints "writing" once the store is open.
+#include <chrono>
 #include <cstdio>
 #include <vector>
 
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   for (std::uint64_t i = 1;; ++i) {
     vigil::Event e;
     e.id = base + i;
+    e.at = std::chrono::system_clock::now();  // the bus would stamp it; an unset time is 1970, which age retention deletes
     e.kind = i % 3 == 0 ? vigil::EventKind::identity_matched : vigil::EventKind::track_started;
     e.camera = "cam" + std::to_string(i % 4);
     e.track_id = i;
