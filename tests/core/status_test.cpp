@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include <memory>
 
 namespace vigil {
@@ -55,6 +57,18 @@ TEST(ResultTest, WithContextPrefixesMessage) {
   Error e = with_context(Error{ErrorCode::not_found, "no such file"}, "camera lobby");
   EXPECT_EQ(e.code, ErrorCode::not_found);
   EXPECT_EQ(e.message, "camera lobby: no such file");
+}
+
+TEST(GuardedCallTest, WhatACallThrowsBecomesAnInternalError) {
+  const Status thrown = guarded_call([]() -> Status { throw std::runtime_error("model exploded"); });
+  ASSERT_FALSE(thrown.ok());
+  EXPECT_EQ(thrown.error().code, ErrorCode::internal);
+  EXPECT_EQ(thrown.error().message, "exception: model exploded");
+  const Result<int> other = guarded_call([]() -> Result<int> { throw 7; });
+  ASSERT_FALSE(other.ok());
+  EXPECT_EQ(other.error().message, "unknown exception");
+  EXPECT_EQ(*guarded_call([]() -> Result<int> { return 5; }), 5);
+  EXPECT_EQ(guarded_call([]() -> Status { return Error{ErrorCode::not_found, "x"}; }).error().code, ErrorCode::not_found);
 }
 
 }  // namespace

@@ -7,14 +7,17 @@
 //   invalid_argument     bad config, bad file, wrong model: do not retry
 //   failed_precondition  fix state first (call order, missing resource)
 //   not_found            a named thing does not exist (file, camera)
+//   already_exists       what was to be made is there already (a camera id that is taken)
 //   data_loss            input is damaged (corrupt or truncated media)
 //   resource_exhausted   a queue or pool is full
 //   cancelled            interrupted on purpose (shutdown)
+//   unimplemented        this build or set-up does not offer the operation
 //   internal             a bug or an unexpected library failure
 // End of stream and shutdown are normal outcomes, never errors.
 #pragma once
 
 #include <cassert>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -25,12 +28,14 @@ namespace vigil {
 enum class ErrorCode {
   invalid_argument,
   not_found,
+  already_exists,
   unavailable,
   deadline_exceeded,
   failed_precondition,
   data_loss,
   resource_exhausted,
   cancelled,
+  unimplemented,
   internal,
 };
 
@@ -105,6 +110,20 @@ class [[nodiscard]] Result {
 // Prefixes an error's message with context, keeping its code.
 inline Error with_context(const Error& error, std::string_view context) {
   return Error{error.code, std::string(context) + ": " + error.message};
+}
+
+// Runs call() (which returns a Status or a Result) and turns whatever it throws into an
+// internal error: the catch boundary around calls into libraries that throw (a model's
+// runtime, OpenCV), so a failure stays with its caller and never reaches std::terminate.
+template <class Call>
+auto guarded_call(Call&& call) -> decltype(call()) {
+  try {
+    return call();
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
+  } catch (...) {
+    return Error{ErrorCode::internal, "unknown exception"};
+  }
 }
 
 }  // namespace vigil

@@ -10,7 +10,7 @@ ModelPool::ModelPool(std::vector<std::unique_ptr<BlazeFace>> detectors, std::vec
 
 ModelPool::~ModelPool() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   queued_cv_.notify_all();
@@ -19,7 +19,7 @@ ModelPool::~ModelPool() {
 
 void ModelPool::submit(ModelJob& job) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     job.done_ = false;
     queue_.push_back(&job);
   }
@@ -27,8 +27,8 @@ void ModelPool::submit(ModelJob& job) {
 }
 
 void ModelPool::wait(ModelJob& job) {
-  std::unique_lock lock(mu_);
-  done_cv_.wait(lock, [&] { return job.done_; });
+  MutexLock lock(mu_);
+  while (!job.done_) done_cv_.wait(mu_);
 }
 
 void ModelPool::work(std::size_t worker) {
@@ -38,8 +38,8 @@ void ModelPool::work(std::size_t worker) {
   for (;;) {
     ModelJob* job = nullptr;
     {
-      std::unique_lock lock(mu_);
-      queued_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      while (!stopping_ && queue_.empty()) queued_cv_.wait(mu_);
       if (queue_.empty()) return;  // stopping, nothing left
       job = queue_.front();
       queue_.pop_front();
@@ -48,14 +48,14 @@ void ModelPool::work(std::size_t worker) {
     if (job->kind == ModelJob::Kind::detect) {
       images.clear();
       for (const FrameRef& f : job->frames) images.push_back(&f->image);
-      job->status = detector.detect(images, job->detections);
+      job->status = guarded_call([&] { return detector.detect(images, job->detections); });
     } else {
       job->embeddings.clear();
-      job->status = embedder.embed_chips(job->chips, job->count, job->embeddings);
+      job->status = guarded_call([&] { return embedder.embed_chips(job->chips, job->count, job->embeddings); });
       for (Embedding& e : job->embeddings) l2_normalise(e);
     }
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       job->done_ = true;
     }
     done_cv_.notify_all();

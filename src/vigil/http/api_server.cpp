@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "vigil/core/metrics.h"
+#include "vigil/http/router.h"
 #include "vigil_web_wall.h"
 
 namespace vigil {
@@ -34,11 +35,10 @@ double epoch_seconds(SystemTime t) {
   return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
-// Constant-time comparison (the token must not leak through timing).
-bool same_secret(const std::string& a, const std::string& b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<std::size_t>(1, b.size())]);
-  return diff == 0;
+// A query argument, "" when absent.
+std::string query_arg(const HttpRequest& request, const std::string& name) {
+  const auto it = request.query.find(name);
+  return it == request.query.end() ? std::string() : it->second;
 }
 
 // An integer query argument within [lo, hi]; `fallback` when absent; nullopt when malformed.
@@ -273,37 +273,45 @@ struct ApiServer::Impl {
   Engine& engine;
   ApiOptions options;
   SnapshotCache cache;
+  Router router;
   std::unique_ptr<HttpServer> server;
   std::atomic<HttpServer*> serving{nullptr};  // set once the server runs (the bus subscriber reads it)
   EventBus::SubscriptionId subscription = 0;
 
-  explicit Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)), cache(8, options.snapshot_cache) {}
+  Impl(Engine& e, ApiOptions o) : engine(e), options(std::move(o)), cache(8, options.snapshot_cache) {}
 
-  void handle(const HttpRequest& request, HttpResponse& response) {
-    const std::string& path = request.path;
-    if (path == "/" || path == "/index.html") return wall(request, response);
-    if (path == "/healthz") return reply_json(response, {{"status", "ok"}});
-    if (path == "/readyz") return readyz(response);
-    if (path == "/metrics") return metrics(request, response);
-    if (path == "/api/v1/events") return events(request, response);
-    if (path == "/api/v1/events/stream") return event_stream(request, response);
-    if (path.rfind("/api/v1/events/", 0) == 0) return event_resource(request, response, path.substr(15));
-    if (path == kCameras || path == std::string(kCameras) + "/") return cameras(request, response);
-    if (path.rfind(std::string(kCameras) + "/", 0) == 0) {
-      std::string rest = path.substr(kCameras.size() + 1);
-      std::string tail;
-      if (const std::size_t slash = rest.find('/'); slash != std::string::npos) {
-        tail = rest.substr(slash + 1);
-        rest.resize(slash);
-      }
-      if (!valid_camera_id(rest)) return json_error(response, 400, "invalid camera id");
-      if (tail.empty()) return camera(request, response, rest);
-      if (tail == "snapshot.jpg") return snapshot(request, response, rest);
-      if (tail == "detections") return detections(request, response, rest);
-      if (tail == "stream.mjpg") return mjpeg(request, response, rest);
-      return json_error(response, 404, "no such resource");
-    }
-    json_error(response, 404, "no such resource");
+  // Every endpoint, in one table (README lists them).
+  static std::vector<Route> routes(Impl& s) {
+    const auto bind = [&s](Status (Impl::*handler)(const HttpRequest&, const RouteParams&, HttpResponse&)) {
+      return [&s, handler](const HttpRequest& q, const RouteParams& p, HttpResponse& r) { return (s.*handler)(q, p, r); };
+    };
+    constexpr unsigned kRead = kGet | kHead;
+    return {
+        {kRead, "/", Access::open, bind(&Impl::wall)},
+        {kRead, "/index.html", Access::open, bind(&Impl::wall)},
+        {kRead, "/healthz", Access::open, bind(&Impl::healthz)},
+        {kRead, "/readyz", Access::open, bind(&Impl::readyz)},
+        {kRead, "/metrics", Access::open, bind(&Impl::metrics)},
+        {kRead, "/api/v1/cameras", Access::open, bind(&Impl::list_cameras)},
+        {kPost, "/api/v1/cameras", Access::admin, bind(&Impl::add_camera)},
+        {kRead, "/api/v1/cameras/{camera}", Access::open, bind(&Impl::show_camera)},
+        {kDelete, "/api/v1/cameras/{camera}", Access::admin, bind(&Impl::remove_camera)},
+        {kRead, "/api/v1/cameras/{camera}/snapshot.jpg", Access::open, bind(&Impl::snapshot)},
+        {kRead, "/api/v1/cameras/{camera}/detections", Access::open, bind(&Impl::detections)},
+        {kGet, "/api/v1/cameras/{camera}/stream.mjpg", Access::open, bind(&Impl::mjpeg)},
+        {kRead, "/api/v1/events", Access::open, bind(&Impl::events)},
+        {kGet, "/api/v1/events/stream", Access::open, bind(&Impl::event_stream)},
+        {kRead, "/api/v1/events/{event}/face.jpg", Access::open, bind(&Impl::event_face)},
+    };
+  }
+
+  static std::vector<ParamRule> param_rules() {
+    return {{"camera", [](std::string_view id) { return valid_camera_id(std::string(id)); }, "invalid camera id"},
+            {"event", valid_event_id, "invalid event id"}};
+  }
+
+  static bool valid_event_id(std::string_view text) {
+    return !text.empty() && text.size() <= 19 && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
   }
 
   static void reply_json(HttpResponse& response, const json& body, int status = 200) {
@@ -311,27 +319,6 @@ struct ApiServer::Impl {
     response.content_type = "application/json";
     response.body = body.dump();
     response.headers.emplace_back("Cache-Control", "no-store");
-  }
-
-  bool only(const HttpRequest& request, HttpResponse& response, std::initializer_list<const char*> methods) {
-    for (const char* m : methods) {
-      if (request.method == m) return true;
-    }
-    std::string allow;
-    for (const char* m : methods) allow += (allow.empty() ? "" : ", ") + std::string(m);
-    json_error(response, 405, "method not allowed");
-    response.headers.emplace_back("Allow", allow);
-    return false;
-  }
-
-  bool authorised(const HttpRequest& request, HttpResponse& response) {
-    if (options.token.empty()) return true;
-    const std::string header = request.header("authorization");
-    const std::string prefix = "Bearer ";
-    if (header.rfind(prefix, 0) == 0 && same_secret(header.substr(prefix.size()), options.token)) return true;
-    json_error(response, 401, "missing or wrong bearer token");
-    response.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return false;
   }
 
   json camera_json(const CameraStatus& c) {
@@ -359,130 +346,123 @@ struct ApiServer::Impl {
     return out;
   }
 
-  void cameras(const HttpRequest& request, HttpResponse& response) {
-    if (!only(request, response, {"GET", "HEAD", "POST"})) return;
-    if (request.method == "POST") return add_camera(request, response);
+  Status healthz(const HttpRequest&, const RouteParams&, HttpResponse& response) {
+    reply_json(response, {{"status", "ok"}});
+    return {};
+  }
+
+  Status list_cameras(const HttpRequest&, const RouteParams&, HttpResponse& response) {
     json list = json::array();
     for (const CameraStatus& c : engine.status().cameras) list.push_back(camera_json(c));
     reply_json(response, {{"cameras", std::move(list)}});
+    return {};
   }
 
-  void camera(const HttpRequest& request, HttpResponse& response, const std::string& id) {
-    if (!only(request, response, {"GET", "HEAD", "DELETE"})) return;
-    if (request.method == "DELETE") {
-      if (!authorised(request, response)) return;
-      const Status removed = engine.remove_camera(id);
-      if (!removed.ok()) {
-        return json_error(response, removed.error().code == ErrorCode::not_found ? 404 : 500, removed.error().message);
-      }
-      cache.drop(id);
-      return reply_json(response, {{"removed", id}});
-    }
+  Status show_camera(const HttpRequest&, const RouteParams& params, HttpResponse& response) {
     for (const CameraStatus& c : engine.status().cameras) {
-      if (c.id == id) return reply_json(response, camera_json(c));
+      if (c.id == params["camera"]) {
+        reply_json(response, camera_json(c));
+        return {};
+      }
     }
-    json_error(response, 404, "unknown camera");
+    return Error{ErrorCode::not_found, "unknown camera"};
   }
 
-  void add_camera(const HttpRequest& request, HttpResponse& response) {
-    if (!authorised(request, response)) return;
-    if (!options.parse_camera) return json_error(response, 501, "adding cameras is not enabled");
-    if (request.body.empty()) return json_error(response, 400, "empty body: expected a camera as JSON");
-    if (!json::accept(request.body)) return json_error(response, 400, "body is not valid JSON");
+  Status remove_camera(const HttpRequest&, const RouteParams& params, HttpResponse& response) {
+    const std::string& id = params["camera"];
+    VIGIL_RETURN_IF_ERROR(engine.remove_camera(id));
+    cache.drop(id);
+    reply_json(response, {{"removed", id}});
+    return {};
+  }
+
+  Status add_camera(const HttpRequest& request, const RouteParams&, HttpResponse& response) {
+    if (!options.parse_camera) return Error{ErrorCode::unimplemented, "adding cameras is not enabled"};
+    if (request.body.empty()) return Error{ErrorCode::invalid_argument, "empty body: expected a camera as JSON"};
+    if (!json::accept(request.body)) return Error{ErrorCode::invalid_argument, "body is not valid JSON"};
     auto parsed = options.parse_camera(request.body);
-    if (!parsed.ok()) return json_error(response, 400, redact(parsed.error().message));
-    if (!valid_camera_id(parsed->id)) return json_error(response, 400, "invalid camera id");
-    const Status added = engine.add_camera(*parsed);
-    if (!added.ok()) {
-      const ErrorCode code = added.error().code;
-      const bool duplicate = added.error().message.find("already") != std::string::npos;
-      return json_error(response, duplicate ? 409 : code == ErrorCode::invalid_argument || code == ErrorCode::not_found ? 400 : 500,
-                        redact(added.error().message));
+    if (!parsed.ok()) return Error{ErrorCode::invalid_argument, redact(parsed.error().message)};
+    if (!valid_camera_id(parsed->id)) return Error{ErrorCode::invalid_argument, "invalid camera id"};
+    if (Status added = engine.add_camera(*parsed); !added.ok()) {
+      // A source the body names that is missing is the body's fault, not a missing resource.
+      const ErrorCode code = added.error().code == ErrorCode::not_found ? ErrorCode::invalid_argument : added.error().code;
+      return Error{code, redact(added.error().message)};
     }
     reply_json(response, {{"added", parsed->id}}, 201);
     response.headers.emplace_back("Location", std::string(kCameras) + "/" + parsed->id);
+    return {};
   }
 
-  // The camera's newest result when it is live and has one; else a 404 saying why.
-  std::shared_ptr<const FrameResult> live_result(const std::string& id, HttpResponse& response) {
+  // The camera's newest result when it is live and has one; else not_found saying why.
+  Result<std::shared_ptr<const FrameResult>> live_result(const std::string& id) {
     const std::optional<CameraLatest> latest = engine.latest(id);
-    if (!latest) {
-      json_error(response, 404, "unknown camera");
-      return nullptr;
-    }
+    if (!latest) return Error{ErrorCode::not_found, "unknown camera"};
     if (latest->state != CameraState::live) {
       cache.drop(id);
-      json_error(response, 404, std::string("camera is ") + to_string(latest->state));
-      return nullptr;
+      return Error{ErrorCode::not_found, std::string("camera is ") + to_string(latest->state)};
     }
-    if (!latest->result) {
-      json_error(response, 404, "camera has produced no frame yet");
-      return nullptr;
-    }
+    if (!latest->result) return Error{ErrorCode::not_found, "camera has produced no frame yet"};
     return latest->result;
   }
 
-  void snapshot(const HttpRequest& request, HttpResponse& response, const std::string& id) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
-    const auto quality = int_arg(request, "quality", 80, 1, 100);
+  // ?quality=&width=&annotate= of a snapshot or stream.
+  static Result<JpegOptions> jpeg_args(const HttpRequest& request, long default_quality) {
+    const auto quality = int_arg(request, "quality", default_quality, 1, 100);
     const auto width = int_arg(request, "width", 0, 0, 8192);
     const auto annotate = int_arg(request, "annotate", 0, 0, 1);
-    if (!quality || !width || !annotate) return json_error(response, 400, "quality must be 1..100, width 0..8192, annotate 0 or 1");
-    const std::shared_ptr<const FrameResult> result = live_result(id, response);
-    if (!result) return;
+    if (!quality || !width || !annotate) return Error{ErrorCode::invalid_argument, "quality must be 1..100, width 0..8192, annotate 0 or 1"};
     JpegOptions jpeg;
     jpeg.quality = static_cast<int>(*quality);
     jpeg.width = static_cast<int>(*width);
     jpeg.annotate = *annotate == 1;
-    const std::string etag = SnapshotCache::etag_of(result->frame->seq, jpeg);
-    const double age_ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - result->frame->captured_steady).count();
+    return jpeg;
+  }
+
+  Status snapshot(const HttpRequest& request, const RouteParams& params, HttpResponse& response) {
+    const auto jpeg = jpeg_args(request, 80);
+    if (!jpeg.ok()) return jpeg.error();
+    const auto result = live_result(params["camera"]);
+    if (!result.ok()) return result.error();
+    const Frame& frame = *(*result)->frame;
+    const std::string etag = SnapshotCache::etag_of(frame.seq, *jpeg);
+    const double age_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - frame.captured_steady).count();
     response.headers.emplace_back("ETag", etag);
     response.headers.emplace_back("Cache-Control", "no-cache");
-    response.headers.emplace_back("X-Frame-Seq", std::to_string(result->frame->seq));
-    response.headers.emplace_back("X-Frame-Timestamp", std::to_string(epoch_seconds(result->frame->captured_at)));
+    response.headers.emplace_back("X-Frame-Seq", std::to_string(frame.seq));
+    response.headers.emplace_back("X-Frame-Timestamp", std::to_string(epoch_seconds(frame.captured_at)));
     response.headers.emplace_back("X-Frame-Age-Ms", std::to_string(static_cast<long long>(age_ms)));
     if (request.header("if-none-match") == etag) {
       response.status = 304;
       response.content_type.clear();
-      return;
+      return {};
     }
-    auto snapshot = cache.get(*result, jpeg);
-    if (!snapshot.ok()) {
-      const int status = snapshot.error().code == ErrorCode::invalid_argument ? 400 : 500;
-      json_error(response, status, snapshot.error().message);
-      return;
-    }
+    auto snapshot = cache.get(**result, *jpeg);
+    if (!snapshot.ok()) return snapshot.error();
     const std::shared_ptr<const Snapshot>& s = *snapshot;
     response.status = 200;
     response.content_type = "image/jpeg";
     response.owner = s;
     response.data = s->jpeg.data();
     response.size = s->jpeg.size();
+    return {};
   }
 
-  void mjpeg(const HttpRequest& request, HttpResponse& response, const std::string& id) {
-    if (!only(request, response, {"GET"})) return;
-    const auto quality = int_arg(request, "quality", 70, 1, 100);
-    const auto width = int_arg(request, "width", 0, 0, 8192);
-    const auto annotate = int_arg(request, "annotate", 0, 0, 1);
+  Status mjpeg(const HttpRequest& request, const RouteParams& params, HttpResponse& response) {
+    const auto jpeg = jpeg_args(request, 70);
     const auto fps = int_arg(request, "fps", 5, 1, 30);
-    if (!quality || !width || !annotate || !fps) {
-      return json_error(response, 400, "quality must be 1..100, width 0..8192, annotate 0 or 1, fps 1..30");
+    if (!jpeg.ok() || !fps) {
+      return Error{ErrorCode::invalid_argument, "quality must be 1..100, width 0..8192, annotate 0 or 1, fps 1..30"};
     }
-    if (!live_result(id, response)) return;
-    JpegOptions jpeg;
-    jpeg.quality = static_cast<int>(*quality);
-    jpeg.width = static_cast<int>(*width);
-    jpeg.annotate = *annotate == 1;
+    const std::string& id = params["camera"];
+    if (const auto result = live_result(id); !result.ok()) return result.error();
     response.status = 200;
     response.content_type = std::string("multipart/x-mixed-replace; boundary=") + MjpegStream::kBoundary;
     response.headers.emplace_back("Cache-Control", "no-cache");
-    response.stream = std::make_shared<MjpegStream>(engine, cache, id, jpeg, static_cast<double>(*fps));
+    response.stream = std::make_shared<MjpegStream>(engine, cache, id, *jpeg, static_cast<double>(*fps));
+    return {};
   }
 
-  void event_stream(const HttpRequest& request, HttpResponse& response) {
-    if (!only(request, response, {"GET"})) return;
+  Status event_stream(const HttpRequest& request, const RouteParams&, HttpResponse& response) {
     const std::string last_event_id = request.header("last-event-id");
     std::optional<long> since = int_arg(request, "since", 0, 0, std::numeric_limits<long>::max());
     if (!last_event_id.empty()) {
@@ -490,29 +470,26 @@ struct ApiServer::Impl {
       const long value = std::strtol(last_event_id.c_str(), &end, 10);
       since = *end == '\0' && value >= 0 ? std::optional<long>(value) : std::nullopt;
     }
-    if (!since) return json_error(response, 400, "since and Last-Event-ID must be event ids");
-    if (request.query.count("type") && !known_event_type(request.query.at("type"))) {
-      return json_error(response, 400, "unknown event type '" + request.query.at("type") + "'");
-    }
+    if (!since) return Error{ErrorCode::invalid_argument, "since and Last-Event-ID must be event ids"};
+    const std::string type = query_arg(request, "type");
+    if (!type.empty() && !known_event_type(type)) return Error{ErrorCode::invalid_argument, "unknown event type '" + type + "'"};
     response.status = 200;
     response.content_type = "text/event-stream";
     response.headers.emplace_back("Cache-Control", "no-cache");
-    response.stream = std::make_shared<EventStream>(engine.events(), static_cast<std::uint64_t>(*since),
-                                                    request.query.count("camera") ? request.query.at("camera") : "",
-                                                    request.query.count("type") ? request.query.at("type") : "");
+    response.stream = std::make_shared<EventStream>(engine.events(), static_cast<std::uint64_t>(*since), query_arg(request, "camera"), type);
     response.stream_kind = kEventStreams;
+    return {};
   }
 
-  void detections(const HttpRequest& request, HttpResponse& response, const std::string& id) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
-    const std::shared_ptr<const FrameResult> result = live_result(id, response);
-    if (!result) return;
-    reply_json(response, result_json(*result));
+  Status detections(const HttpRequest&, const RouteParams& params, HttpResponse& response) {
+    const auto result = live_result(params["camera"]);
+    if (!result.ok()) return result.error();
+    reply_json(response, result_json(**result));
+    return {};
   }
 
   // The wall page: static, compiled in; it polls the API and listens to the event stream.
-  void wall(const HttpRequest& request, HttpResponse& response) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
+  Status wall(const HttpRequest&, const RouteParams&, HttpResponse& response) {
     response.status = 200;
     response.content_type = "text/html; charset=utf-8";
     response.data = web::kWallHtml;
@@ -520,34 +497,38 @@ struct ApiServer::Impl {
     response.headers.emplace_back("Cache-Control", "no-cache");
     response.headers.emplace_back("Content-Security-Policy",
                                   "default-src 'self'; img-src 'self' blob: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+    return {};
   }
 
-  void readyz(HttpResponse& response) {
+  Status readyz(const HttpRequest&, const RouteParams&, HttpResponse& response) {
     json waiting = json::array();
     const EngineStatus status = engine.status();
     for (const CameraStatus& c : status.cameras) {
       if (c.state != CameraState::live) waiting.push_back({{"id", c.id}, {"state", to_string(c.state)}});
     }
-    if (waiting.empty()) return reply_json(response, {{"status", "ready"}, {"cameras", status.cameras.size()}});
-    reply_json(response, {{"status", "starting"}, {"not_live", std::move(waiting)}}, 503);
+    if (waiting.empty()) {
+      reply_json(response, {{"status", "ready"}, {"cameras", status.cameras.size()}});
+    } else {
+      reply_json(response, {{"status", "starting"}, {"not_live", std::move(waiting)}}, 503);
+    }
+    return {};
   }
 
-  void metrics(const HttpRequest& request, HttpResponse& response) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
+  Status metrics(const HttpRequest&, const RouteParams&, HttpResponse& response) {
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = prometheus_text(engine.metrics().snapshot());
+    return {};
   }
 
   // Events after `since`: from the store when there is one (everything retention kept, across
   // runs), else from the bus's ring (recent events of this run).
-  void events(const HttpRequest& request, HttpResponse& response) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
+  Status events(const HttpRequest& request, const RouteParams&, HttpResponse& response) {
     const auto since = int_arg(request, "since", 0, 0, std::numeric_limits<long>::max());
     const auto limit = int_arg(request, "limit", 100, 1, 1000);
-    if (!since || !limit) return json_error(response, 400, "since must be an event id, limit 1..1000");
-    const auto camera = request.query.count("camera") ? request.query.at("camera") : std::string();
-    const auto type = request.query.count("type") ? request.query.at("type") : std::string();
-    if (!camera.empty() && !valid_camera_id(camera)) return json_error(response, 400, "invalid camera id");
+    if (!since || !limit) return Error{ErrorCode::invalid_argument, "since must be an event id, limit 1..1000"};
+    const std::string camera = query_arg(request, "camera"), type = query_arg(request, "type");
+    if (!camera.empty() && !valid_camera_id(camera)) return Error{ErrorCode::invalid_argument, "invalid camera id"};
+    if (!type.empty() && !known_event_type(type)) return Error{ErrorCode::invalid_argument, "unknown event type '" + type + "'"};
     json list = json::array();
     std::uint64_t next = static_cast<std::uint64_t>(*since);
     bool complete = true;
@@ -558,16 +539,13 @@ struct ApiServer::Impl {
       query.type = type;
       query.limit = static_cast<std::size_t>(*limit);
       auto found = options.store->query(query);
-      if (!found.ok()) {
-        return json_error(response, found.error().code == ErrorCode::invalid_argument ? 400 : 503, found.error().message);
-      }
+      if (!found.ok()) return store_error(found.error());
       for (const StoredEvent& row : found->events) {
         next = row.event.id;
         list.push_back(event_json(row.event, row.has_face));
       }
       complete = found->complete;
     } else {
-      if (!type.empty() && !known_event_type(type)) return json_error(response, 400, "unknown event type '" + type + "'");
       std::vector<Event> found;
       complete = engine.events().read(next, 4096, found);
       for (const Event& e : found) {
@@ -578,18 +556,19 @@ struct ApiServer::Impl {
       }
     }
     reply_json(response, {{"events", std::move(list)}, {"next", next}, {"complete", complete}});
+    return {};
   }
 
-  // /api/v1/events/{id}/face.jpg: the face an identity event came from, from the bus's ring
+  // The store could not answer: the client may try again (its own mistakes stay 400s).
+  static Error store_error(const Error& error) {
+    return error.code == ErrorCode::invalid_argument || error.code == ErrorCode::not_found ? error
+                                                                                          : Error{ErrorCode::unavailable, error.message};
+  }
+
+  // /api/v1/events/{event}/face.jpg: the face an identity event came from, from the bus's ring
   // while it is there (the store may not have written it yet), else from the store.
-  void event_resource(const HttpRequest& request, HttpResponse& response, const std::string& rest) {
-    if (!only(request, response, {"GET", "HEAD"})) return;
-    const std::size_t slash = rest.find('/');
-    const std::string number = rest.substr(0, slash);
-    if (slash == std::string::npos || rest.substr(slash + 1) != "face.jpg") return json_error(response, 404, "no such resource");
-    if (number.empty() || number.size() > 19 || !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      return json_error(response, 400, "invalid event id");
-    }
+  Status event_face(const HttpRequest&, const RouteParams& params, HttpResponse& response) {
+    const std::string& number = params["event"];
     const std::uint64_t id = std::stoull(number);
     std::vector<Event> found;
     if (id > 0) engine.events().read(id - 1, 1, found);
@@ -597,16 +576,17 @@ struct ApiServer::Impl {
     if (!found.empty() && found[0].id == id) jpeg = found[0].face_jpeg;
     if (!jpeg && options.store) {
       auto stored = options.store->face(id);
-      if (!stored.ok() && stored.error().code != ErrorCode::not_found) return json_error(response, 503, stored.error().message);
+      if (!stored.ok() && stored.error().code != ErrorCode::not_found) return store_error(stored.error());
       if (stored.ok()) jpeg = std::make_shared<const std::vector<std::uint8_t>>(std::move(stored).value());
     }
-    if (!jpeg) return json_error(response, 404, "no face for event " + number);
+    if (!jpeg) return Error{ErrorCode::not_found, "no face for event " + number};
     response.status = 200;
     response.content_type = "image/jpeg";
     response.headers.emplace_back("Cache-Control", "max-age=86400, immutable");  // an id's face never changes
     response.owner = jpeg;
     response.data = jpeg->data();
     response.size = jpeg->size();
+    return {};
   }
 };
 
@@ -614,13 +594,16 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(Engine& engine, ApiOptions o
   std::unique_ptr<ApiServer> api(new ApiServer());
   api->impl_ = std::make_unique<Impl>(engine, std::move(options));
   Impl* impl = api->impl_.get();
+  auto router = Router::create(Impl::routes(*impl), Impl::param_rules(), impl->options.token);
+  if (!router.ok()) return router.error();
+  impl->router = std::move(router).value();
   // A camera that leaves the live state loses its cached pictures at once.
   impl->subscription = engine.events().subscribe([impl](const Event& e) {
     if (e.kind == EventKind::camera_state && e.to != CameraState::live) impl->cache.drop(e.camera);
     if (HttpServer* s = impl->serving.load(std::memory_order_acquire)) s->wake(kEventStreams);
   });
   auto server = HttpServer::start(impl->options.server, [impl](const HttpRequest& request, HttpResponse& response) {
-    impl->handle(request, response);
+    impl->router.dispatch(request, response);
   });
   if (!server.ok()) {
     engine.events().unsubscribe(impl->subscription);

@@ -42,7 +42,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotCache::get(const FrameResult& re
   const std::uint64_t seq = result.frame->seq;
   std::shared_ptr<Entry> entry;
   {
-    std::unique_lock lock(mu_);
+    MutexLock lock(mu_);
     CameraEntries& c = cameras_[camera];
     if (!c.entries.empty() && seq < c.seq) {
       // An older frame than the cached one (a reader that looked before a newer result):
@@ -60,7 +60,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotCache::get(const FrameResult& re
       if (!same(e->options, options)) continue;
       // Present: ready, or being encoded by another request (wait for it).
       std::shared_ptr<Entry> found = e;
-      ready_cv_.wait(lock, [&] { return found->ready; });
+      while (!found->ready) ready_cv_.wait(mu_);
       hits_.fetch_add(1, std::memory_order_relaxed);
       if (found->error) return *found->error;
       return found->snapshot;
@@ -74,7 +74,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotCache::get(const FrameResult& re
   encodes_.fetch_add(1, std::memory_order_relaxed);
   auto encoded = encode(result, options);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     entry->ready = true;
     if (encoded.ok()) {
       entry->snapshot = *encoded;
@@ -90,7 +90,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotCache::get(const FrameResult& re
 }
 
 void SnapshotCache::drop(const std::string& camera) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   cameras_.erase(camera);
 }
 

@@ -11,15 +11,14 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/frame_result.h"
 #include "vigil/core/status.h"
 #include "vigil/http/jpeg.h"
@@ -65,9 +64,10 @@ class SnapshotCache {
 
   std::size_t variants_;
   bool enabled_;
-  mutable std::mutex mu_;
-  std::condition_variable ready_cv_;
-  std::map<std::string, CameraEntries, std::less<>> cameras_;
+  mutable Mutex mu_;
+  CondVar ready_cv_;  // an entry became ready
+  // Entries' fields are guarded by mu_ too.
+  std::map<std::string, CameraEntries, std::less<>> cameras_ GUARDED_BY(mu_);
   std::atomic<std::uint64_t> encodes_{0}, hits_{0}, misses_{0};
 };
 

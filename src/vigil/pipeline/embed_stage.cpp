@@ -15,14 +15,14 @@ using namespace engine_internal;
 void Engine::Impl::to_face_stage(const std::shared_ptr<Camera>& cam, Model& from) {
   Model& to = *models[*cam->faces_model];
   {
-    std::lock_guard lock(mu);
-    --from.inflight;
-    if (!cam->removed && !stopping) {
-      to.edge.push(cam, SteadyClock::now());
+    MutexLock lock(mu);
+    --from.queue.get(mu).inflight;
+    if (!cam->turn.get(mu).removed && !stopping) {
+      to.queue.get(mu).edge.push(cam, SteadyClock::now());
       work_cv.notify_one();
       return;
     }
-    cam->inflight = false;
+    cam->turn.get(mu).inflight = false;
   }
   cam->result.frame.reset();
   cam->pending = false;
