@@ -8,9 +8,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <utility>
+
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -18,11 +19,11 @@ template <class T>
 class CameraSlot {
  public:
   // Stores item as the newest; returns true if it replaced one nobody took.
-  bool publish(T item) {
+  bool publish(T item) EXCLUDES(mu_) {
     [[maybe_unused]] T old;  // destroyed after the lock is released
     bool replaced = false;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       replaced = has_;
       if (replaced) old = std::move(value_);  // destroyed outside the lock
       value_ = std::move(item);
@@ -34,8 +35,8 @@ class CameraSlot {
   }
 
   // Removes and returns the newest item, if any.
-  std::optional<T> take() {
-    std::lock_guard lock(mu_);
+  std::optional<T> take() EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (!has_) return std::nullopt;
     has_ = false;
     return std::optional<T>(std::move(value_));
@@ -43,22 +44,22 @@ class CameraSlot {
 
   // Removes and returns the newest item if there is one and pred(item) holds.
   template <class Pred>
-  std::optional<T> take_if(Pred pred) {
-    std::lock_guard lock(mu_);
+  std::optional<T> take_if(Pred pred) EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     if (!has_ || !pred(std::as_const(value_))) return std::nullopt;
     has_ = false;
     return std::optional<T>(std::move(value_));
   }
 
-  bool has_item() const {
-    std::lock_guard lock(mu_);
+  bool has_item() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
     return has_;
   }
 
   // Drops the item, if any (not counted as replaced).
-  void clear() {
+  void clear() EXCLUDES(mu_) {
     [[maybe_unused]] T old;  // destroyed after the lock is released
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (has_) old = std::move(value_);
     has_ = false;
   }
@@ -67,9 +68,9 @@ class CameraSlot {
   std::uint64_t replaced() const { return replaced_.load(std::memory_order_relaxed); }
 
  private:
-  mutable std::mutex mu_;
-  T value_{};        // guarded by mu_
-  bool has_ = false;  // guarded by mu_
+  mutable Mutex mu_;
+  T value_ GUARDED_BY(mu_){};
+  bool has_ GUARDED_BY(mu_) = false;
   std::atomic<std::uint64_t> published_{0};
   std::atomic<std::uint64_t> replaced_{0};
 };

@@ -14,7 +14,11 @@ CpuGovernor::CpuGovernor(double budget_cores, bool enforce, CpuSeconds cpu_secon
       cpu_seconds_(cpu_seconds ? std::move(cpu_seconds) : CpuSeconds(&process_cpu_seconds)) {}
 
 double CpuGovernor::wait_seconds(double used_s, SteadyTime now) {
-  // Caller holds mu_ (or is a test with no concurrency).
+  MutexLock lock(mu_);
+  return wait_seconds_locked(used_s, now);
+}
+
+double CpuGovernor::wait_seconds_locked(double used_s, SteadyTime now) {
   if (!started_) {
     started_ = true;
     base_time_ = now;
@@ -34,20 +38,20 @@ double CpuGovernor::wait_seconds(double used_s, SteadyTime now) {
 
 bool CpuGovernor::admit() {
   if (!enforce_) return true;
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     if (stopped_) return false;
-    const double wait = wait_seconds(cpu_seconds_(), std::chrono::steady_clock::now());
+    const double wait = wait_seconds_locked(cpu_seconds_(), std::chrono::steady_clock::now());
     if (wait <= 0) return true;
     // At least 1 ms per wait: never a busy loop.
     const auto d = std::chrono::duration<double>(std::max(wait, 0.001));
-    stopped_cv_.wait_for(lock, std::chrono::duration_cast<std::chrono::microseconds>(d));
+    stopped_cv_.wait_for(mu_, std::chrono::duration_cast<std::chrono::microseconds>(d));
   }
 }
 
 void CpuGovernor::stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopped_ = true;
   }
   stopped_cv_.notify_all();

@@ -10,11 +10,10 @@
 // Threading: admit() from any worker, stop() from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 
 #include "vigil/core/frame.h"
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -26,12 +25,12 @@ class CpuGovernor {
   CpuGovernor(double budget_cores, bool enforce, CpuSeconds cpu_seconds = {});
 
   // Waits until the process is within budget; false if stopped meanwhile.
-  bool admit();
-  void stop();
+  bool admit() EXCLUDES(mu_);
+  void stop() EXCLUDES(mu_);
 
   // Seconds admit() would wait if called now, given process CPU `used_s` at `now` (pure;
   // exposed for tests).
-  double wait_seconds(double used_s, SteadyTime now);
+  double wait_seconds(double used_s, SteadyTime now) EXCLUDES(mu_);
 
   double budget_cores() const { return budget_; }
   bool enforced() const { return enforce_; }
@@ -42,12 +41,14 @@ class CpuGovernor {
   const bool enforce_;
   const double burst_core_s_;
   CpuSeconds cpu_seconds_;
-  std::mutex mu_;
-  std::condition_variable stopped_cv_;
-  bool stopped_ = false;       // guarded by mu_
-  bool started_ = false;       // guarded by mu_
-  SteadyTime base_time_{};     // guarded by mu_
-  double base_cpu_s_ = 0;      // guarded by mu_
+  double wait_seconds_locked(double used_s, SteadyTime now) REQUIRES(mu_);
+
+  Mutex mu_;
+  CondVar stopped_cv_;
+  bool stopped_ GUARDED_BY(mu_) = false;
+  bool started_ GUARDED_BY(mu_) = false;
+  SteadyTime base_time_ GUARDED_BY(mu_){};
+  double base_cpu_s_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace vigil

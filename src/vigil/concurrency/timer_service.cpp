@@ -8,7 +8,7 @@ TimerService::TimerService(int threads) {
 
 TimerService::~TimerService() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
   wake_.notify_all();
@@ -18,7 +18,7 @@ TimerService::~TimerService() {
 TimerService::TaskId TimerService::schedule(SteadyTime first_due, Task task) {
   TaskId id = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     id = next_id_++;
     entries_[id] = Entry{std::move(task)};
     queue_.push({first_due, id});
@@ -28,28 +28,29 @@ TimerService::TaskId TimerService::schedule(SteadyTime first_due, Task task) {
 }
 
 void TimerService::cancel(TaskId id) {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
   it->second.cancelled = true;
-  finished_.wait(lock, [&] {
-    auto e = entries_.find(id);
-    return e == entries_.end() || !e->second.running;
-  });
+  for (;;) {
+    const auto e = entries_.find(id);
+    if (e == entries_.end() || !e->second.running) break;
+    finished_.wait(mu_);
+  }
   entries_.erase(id);  // its queue entry, if any, is skipped when it comes up
 }
 
 std::size_t TimerService::task_count() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return entries_.size();
 }
 
 void TimerService::loop() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(mu_);
   for (;;) {
     if (stopping_) return;
     if (queue_.empty()) {
-      wake_.wait(lock);
+      wake_.wait(mu_);
       continue;
     }
     const Due next = queue_.top();
@@ -59,7 +60,7 @@ void TimerService::loop() {
       continue;
     }
     if (std::chrono::steady_clock::now() < next.when) {
-      wake_.wait_until(lock, next.when);
+      wake_.wait_until(mu_, next.when);
       continue;
     }
     queue_.pop();

@@ -10,17 +10,16 @@
 // must not call cancel() on itself.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <queue>
 #include <thread>
 #include <vector>
 
 #include "vigil/core/frame.h"
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -35,9 +34,9 @@ class TimerService {
   TimerService(const TimerService&) = delete;
   TimerService& operator=(const TimerService&) = delete;
 
-  TaskId schedule(SteadyTime first_due, Task task);
-  void cancel(TaskId id);
-  std::size_t task_count() const;
+  TaskId schedule(SteadyTime first_due, Task task) EXCLUDES(mu_);
+  void cancel(TaskId id) EXCLUDES(mu_);
+  std::size_t task_count() const EXCLUDES(mu_);
   int thread_count() const { return static_cast<int>(threads_.size()); }
 
  private:
@@ -51,15 +50,15 @@ class TimerService {
     TaskId id;
     bool operator>(const Due& o) const { return when > o.when || (when == o.when && id > o.id); }
   };
-  void loop();
+  void loop() EXCLUDES(mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;      // new earliest task, or stopping
-  std::condition_variable finished_;  // a task finished running
-  std::priority_queue<Due, std::vector<Due>, std::greater<>> queue_;  // guarded by mu_
-  std::map<TaskId, Entry> entries_;                                    // guarded by mu_
-  TaskId next_id_ = 1;                                                 // guarded by mu_
-  bool stopping_ = false;                                              // guarded by mu_
+  mutable Mutex mu_;
+  CondVar wake_;      // new earliest task, or stopping
+  CondVar finished_;  // a task finished running
+  std::priority_queue<Due, std::vector<Due>, std::greater<>> queue_ GUARDED_BY(mu_);
+  std::map<TaskId, Entry> entries_ GUARDED_BY(mu_);
+  TaskId next_id_ GUARDED_BY(mu_) = 1;
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

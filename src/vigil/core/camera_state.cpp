@@ -33,7 +33,7 @@ CameraStateMachine::CameraStateMachine(SteadyTime created, Listener listener) : 
 bool CameraStateMachine::transition(CameraState to, SteadyTime now) {
   CameraState from;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     from = state_.load(std::memory_order_relaxed);
     if (from == to) return false;
     if (!allowed_transition(from, to)) {
@@ -49,7 +49,7 @@ bool CameraStateMachine::transition(CameraState to, SteadyTime now) {
 }
 
 std::vector<CameraStateMachine::Entry> CameraStateMachine::history() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return {history_.begin(), history_.end()};
 }
 

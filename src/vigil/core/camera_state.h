@@ -17,9 +17,9 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/frame.h"
 
 namespace vigil {
@@ -54,8 +54,8 @@ class CameraStateMachine {
  private:
   Listener listener_;
   std::atomic<CameraState> state_{CameraState::connecting};
-  mutable std::mutex mu_;
-  std::deque<Entry> history_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::deque<Entry> history_ GUARDED_BY(mu_);
   std::atomic<std::uint64_t> refused_{0};
 };
 

@@ -22,9 +22,9 @@ EventBus::EventBus(std::size_t capacity) : capacity_(std::max<std::size_t>(1, ca
 std::uint64_t EventBus::publish(Event event) {
   if (event.at == SystemTime{}) event.at = std::chrono::system_clock::now();
   // Delivery order equals id order: ids are assigned under deliver_mu_ too.
-  std::lock_guard deliver(deliver_mu_);
+  MutexLock deliver(deliver_mu_);
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     event.id = next_id_++;
     ring_.push_back(event);
     if (ring_.size() > capacity_) {
@@ -39,19 +39,19 @@ std::uint64_t EventBus::publish(Event event) {
 }
 
 EventBus::SubscriptionId EventBus::subscribe(Subscriber subscriber) {
-  std::lock_guard deliver(deliver_mu_);
+  MutexLock deliver(deliver_mu_);
   const SubscriptionId id = next_subscription_++;
   subscribers_.emplace_back(id, std::move(subscriber));
   return id;
 }
 
 void EventBus::unsubscribe(SubscriptionId id) {
-  std::lock_guard deliver(deliver_mu_);
+  MutexLock deliver(deliver_mu_);
   std::erase_if(subscribers_, [id](const auto& s) { return s.first == id; });
 }
 
 bool EventBus::read(std::uint64_t after_id, std::size_t max, std::vector<Event>& out) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Ids increase along the ring but may jump (continue_after), so the start is searched.
   auto it = std::upper_bound(ring_.begin(), ring_.end(), after_id, [](std::uint64_t id, const Event& e) { return id < e.id; });
   for (; it != ring_.end() && max > 0; ++it, --max) out.push_back(*it);
@@ -59,31 +59,33 @@ bool EventBus::read(std::uint64_t after_id, std::size_t max, std::vector<Event>&
 }
 
 bool EventBus::wait(std::uint64_t after_id, SteadyTime deadline) const {
-  std::unique_lock lock(mu_);
-  cv_.wait_until(lock, deadline, [&] { return closed_ || next_id_ - 1 > after_id; });
+  MutexLock lock(mu_);
+  while (!closed_ && next_id_ - 1 <= after_id) {
+    if (!cv_.wait_until(mu_, deadline)) break;
+  }
   return next_id_ - 1 > after_id;
 }
 
 void EventBus::close() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
   }
   cv_.notify_all();
 }
 
 void EventBus::continue_after(std::uint64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (id >= next_id_) next_id_ = id + 1;
 }
 
 std::uint64_t EventBus::last_id() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return next_id_ - 1;
 }
 
 std::uint64_t EventBus::dropped() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return dropped_;
 }
 

@@ -13,15 +13,14 @@
 // Threading: all methods from any thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/camera_state.h"
 #include "vigil/core/detection.h"
 #include "vigil/core/frame.h"
@@ -87,17 +86,17 @@ class EventBus {
 
  private:
   const std::size_t capacity_;
-  mutable std::mutex mu_;
-  mutable std::condition_variable cv_;
-  std::deque<Event> ring_;   // guarded by mu_
-  std::uint64_t next_id_ = 1;  // guarded by mu_
-  std::uint64_t dropped_ = 0;  // guarded by mu_
-  std::uint64_t evicted_through_ = 0;  // guarded by mu_: the id of the last event dropped from the ring
-  bool closed_ = false;        // guarded by mu_
+  mutable Mutex mu_;
+  mutable CondVar cv_;
+  std::deque<Event> ring_ GUARDED_BY(mu_);
+  std::uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  std::uint64_t dropped_ GUARDED_BY(mu_) = 0;
+  std::uint64_t evicted_through_ GUARDED_BY(mu_) = 0;  // the id of the last event dropped from the ring
+  bool closed_ GUARDED_BY(mu_) = false;
   // Subscribers are called under deliver_mu_ so they see events one at a time, in id order.
-  std::mutex deliver_mu_;
-  std::vector<std::pair<SubscriptionId, Subscriber>> subscribers_;  // guarded by deliver_mu_
-  SubscriptionId next_subscription_ = 1;  // guarded by deliver_mu_
+  Mutex deliver_mu_;
+  std::vector<std::pair<SubscriptionId, Subscriber>> subscribers_ GUARDED_BY(deliver_mu_);
+  SubscriptionId next_subscription_ GUARDED_BY(deliver_mu_) = 1;
 };
 
 }  // namespace vigil

@@ -32,14 +32,14 @@ void MetricsRegistry::callback(const std::string& name, const std::string& help,
 }
 
 void MetricsRegistry::add(Series series) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   series_.push_back(std::move(series));
 }
 
 void MetricsRegistry::remove_matching(const std::string& key, const std::string& value) {
   std::vector<Series> removed;  // destroyed outside the lock (callbacks may own things)
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = std::stable_partition(series_.begin(), series_.end(), [&](const Series& s) {
       return std::none_of(s.labels.begin(), s.labels.end(), [&](const auto& l) { return l.first == key && l.second == value; });
     });
@@ -56,7 +56,7 @@ double MetricsRegistry::read_value(const Series& s) const {
 }
 
 std::vector<MetricSample> MetricsRegistry::snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Group by name, keeping the order in which names first appeared.
   std::map<std::string, std::size_t> first_seen;
   for (const auto& s : series_) first_seen.emplace(s.name, first_seen.size());
@@ -83,7 +83,7 @@ std::vector<MetricSample> MetricsRegistry::snapshot() const {
 }
 
 double MetricsRegistry::total(const std::string& name, const MetricLabels& filter) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   double sum = 0;
   for (const auto& s : series_) {
     if (s.name != name || s.histogram) continue;

@@ -20,11 +20,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/histogram.h"
 
 namespace vigil {
@@ -101,8 +101,8 @@ class MetricsRegistry {
   void add(Series series);
   double read_value(const Series& s) const;
 
-  mutable std::mutex mu_;
-  std::vector<Series> series_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<Series> series_ GUARDED_BY(mu_);
 };
 
 // Prometheus text exposition format 0.0.4: one HELP and TYPE line per name, then its series;

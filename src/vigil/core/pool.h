@@ -19,9 +19,10 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <utility>
 #include <vector>
+
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -41,11 +42,11 @@ struct PoolSlot {
 
 template <class T>
 struct PoolShared {
-  std::mutex mu;
-  std::vector<PoolSlot<T>*> free;  // guarded by mu
-  std::size_t created = 0;         // guarded by mu
-  std::size_t outstanding = 0;     // guarded by mu
-  bool closed = false;             // guarded by mu
+  Mutex mu;
+  std::vector<PoolSlot<T>*> free GUARDED_BY(mu);
+  std::size_t created GUARDED_BY(mu) = 0;
+  std::size_t outstanding GUARDED_BY(mu) = 0;
+  bool closed GUARDED_BY(mu) = false;
   std::size_t max_slots = 0;
   std::function<void(T&)> on_release;  // set before the first acquire, then read-only
 
@@ -54,7 +55,7 @@ struct PoolShared {
     if (shared.on_release) shared.on_release(slot->value);
     bool destroy = false;
     {
-      std::lock_guard lock(shared.mu);
+      MutexLock lock(shared.mu);
       --shared.outstanding;
       if (shared.closed) {
         destroy = true;
@@ -120,7 +121,7 @@ class Pool {
   ~Pool() {
     std::vector<internal::PoolSlot<T>*> idle;
     {
-      std::lock_guard lock(shared_->mu);
+      MutexLock lock(shared_->mu);
       shared_->closed = true;
       idle.swap(shared_->free);
     }
@@ -132,7 +133,7 @@ class Pool {
   Ref<T> acquire() {
     internal::PoolSlot<T>* slot = nullptr;
     {
-      std::lock_guard lock(shared_->mu);
+      MutexLock lock(shared_->mu);
       if (!shared_->free.empty()) {
         slot = shared_->free.back();
         shared_->free.pop_back();
@@ -151,12 +152,12 @@ class Pool {
 
   // Objects currently referenced by at least one Ref.
   std::size_t outstanding() const {
-    std::lock_guard lock(shared_->mu);
+    MutexLock lock(shared_->mu);
     return shared_->outstanding;
   }
   // Objects ever created (idle + outstanding).
   std::size_t created() const {
-    std::lock_guard lock(shared_->mu);
+    MutexLock lock(shared_->mu);
     return shared_->created;
   }
 

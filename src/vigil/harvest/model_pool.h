@@ -11,16 +11,15 @@
 // owned by the caller and must outlive their wait().
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "vigil/concurrency/cpu_governor.h"
 #include "vigil/core/frame.h"
+#include "vigil/core/mutex.h"
 #include "vigil/core/status.h"
 #include "vigil/vision/blazeface.h"
 #include "vigil/vision/face_embedder.h"
@@ -40,7 +39,7 @@ struct ModelJob {
   Status status;  // the model's error, if any
  private:
   friend class ModelPool;
-  bool done_ = false;  // guarded by the pool's mutex
+  bool done_ = false;  // guarded by the pool's mutex (ModelPool::mu_)
 };
 
 class ModelPool {
@@ -52,9 +51,9 @@ class ModelPool {
   ModelPool(const ModelPool&) = delete;
   ModelPool& operator=(const ModelPool&) = delete;
 
-  void submit(ModelJob& job);
+  void submit(ModelJob& job) EXCLUDES(mu_);
   // Blocks until `job` has run.
-  void wait(ModelJob& job);
+  void wait(ModelJob& job) EXCLUDES(mu_);
   std::size_t workers() const { return threads_.size(); }
   // The first worker's models (for their sizes; not to be called while jobs run).
   BlazeFace& detector() { return *detectors_.front(); }
@@ -66,10 +65,10 @@ class ModelPool {
   std::vector<std::unique_ptr<BlazeFace>> detectors_;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders_;
   CpuGovernor& governor_;
-  std::mutex mu_;
-  std::condition_variable queued_cv_, done_cv_;
-  std::deque<ModelJob*> queue_;  // guarded by mu_
-  bool stopping_ = false;        // guarded by mu_
+  Mutex mu_;
+  CondVar queued_cv_, done_cv_;
+  std::deque<ModelJob*> queue_ GUARDED_BY(mu_);
+  bool stopping_ GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -45,7 +45,7 @@ Identity Gallery::match(const Embedding& query, float threshold, float margin) c
 }
 
 Identity AnonymousClusters::assign(const Embedding& embedding) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   int best = -1;
   float best_similarity = -2.0f;
   for (std::size_t c = 0; c < centroids_.size(); ++c) {
@@ -70,7 +70,7 @@ Identity AnonymousClusters::assign(const Embedding& embedding) {
 }
 
 std::size_t AnonymousClusters::clusters() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return centroids_.size();
 }
 

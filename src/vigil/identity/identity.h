@@ -19,11 +19,11 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/face.h"
 
 namespace vigil {
@@ -71,9 +71,9 @@ class AnonymousClusters {
 
  private:
   float threshold_;
-  mutable std::mutex mu_;
-  std::vector<Embedding> sums_;  // guarded by mu_: un-normalised sums; centroid = normalised
-  std::vector<Embedding> centroids_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::vector<Embedding> sums_ GUARDED_BY(mu_);  // un-normalised sums; centroid = normalised
+  std::vector<Embedding> centroids_ GUARDED_BY(mu_);
 };
 
 class TrackIdentities {

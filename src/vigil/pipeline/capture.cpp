@@ -25,7 +25,7 @@ void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) 
 void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal) {
   if (fatal) {
     cam->record_error(*fatal);
-    std::lock_guard lock(cam->info_mu);
+    MutexLock lock(cam->info_mu);
     cam->fatal = fatal;
   }
   cam->set_state(final_state);
@@ -43,7 +43,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
   while (!cam->stopping) {
     Source* source = nullptr;
     {
-      std::lock_guard lock(cam->source_mu);
+      MutexLock lock(cam->source_mu);
       source = cam->source.get();
     }
     if (!source) {
@@ -59,7 +59,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
         if (!cam->reconnect_wait.wait_until(SteadyClock::now() + backoff.next())) break;
         continue;
       }
-      std::lock_guard lock(cam->source_mu);
+      MutexLock lock(cam->source_mu);
       if (cam->stopping) break;
       cam->source = std::move(opened).value();
       source = cam->source.get();
@@ -73,7 +73,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
         cam->set_state(CameraState::stalled);
         std::unique_ptr<Source> dead;
         {
-          std::lock_guard lock(cam->source_mu);
+          MutexLock lock(cam->source_mu);
           dead = std::move(cam->source);  // closed outside the lock
         }
         continue;  // reconnect
@@ -84,7 +84,7 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
     if (!*frame) {  // end of stream
       if (may_reconnect) {
         cam->set_state(CameraState::stalled);
-        std::lock_guard lock(cam->source_mu);
+        MutexLock lock(cam->source_mu);
         cam->source.reset();
         continue;
       }
@@ -149,7 +149,7 @@ std::optional<SteadyTime> Engine::Impl::synthetic_tick(const std::shared_ptr<Cam
 }
 
 void Engine::Impl::start_capture(const std::shared_ptr<Camera>& cam) {
-  std::lock_guard lifecycle(cam->lifecycle_mu);
+  MutexLock lifecycle(cam->lifecycle_mu);
   if (cam->stopping) return;  // stopped before it started (engine stopping meanwhile)
   cam->started_ns = to_ns(SteadyClock::now());
   if (cam->synthetic) {
@@ -162,11 +162,11 @@ void Engine::Impl::start_capture(const std::shared_ptr<Camera>& cam) {
 }
 
 void Engine::Impl::stop_capture(Camera& cam) {
-  std::lock_guard lifecycle(cam.lifecycle_mu);
+  MutexLock lifecycle(cam.lifecycle_mu);
   cam.stopping = true;
   cam.reconnect_wait.interrupt();
   {
-    std::lock_guard lock(cam.source_mu);
+    MutexLock lock(cam.source_mu);
     if (cam.source) cam.source->interrupt();
   }
   cam.input.close();

@@ -14,7 +14,7 @@ Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() {
   bool running = false;
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     running = impl_->started && !impl_->stopped;
   }
   if (running) {
@@ -65,7 +65,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   }
   // The camera's frames wait on the edge its detector stage declares for its kind.
   const bool live = config.source.live;
-  auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}));
+  auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}), s.mu);
   cam->model = found->second;
   if (!config.faces_model.empty()) {
     const auto faces = s.model_index.find(config.faces_model);
@@ -85,7 +85,7 @@ Status Engine::add_camera(const CameraConfig& config) {
         event.from = from;
         event.to = to;
         {
-          std::lock_guard lock(raw->info_mu);
+          MutexLock lock(raw->info_mu);
           if (to != CameraState::live) event.detail = raw->last_error;
         }
         s.bus.publish(std::move(event));
@@ -104,6 +104,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     if (!source.ok()) return with_context(source.error(), "camera " + config.id);
     spdlog::info("camera {}: {}", config.id, (*source)->info().description);
     cam->interval_s = (*source)->info().fps > 0 ? 1.0 / (*source)->info().fps : 0;
+    MutexLock lock(cam->source_mu);  // no other thread knows the camera yet; the analysis cannot tell
     cam->source = std::move(source).value();
   } else {
     cam->interval_s = sc.fps > 0 ? 1.0 / sc.fps : 0;
@@ -111,19 +112,19 @@ Status Engine::add_camera(const CameraConfig& config) {
   cam->cadence.configure(config.detect, cam->interval_s);
   bool start_now = false;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (const auto& other : s.cameras) {
       if (other->config.id == config.id) {
-        return Error{ErrorCode::invalid_argument, "camera " + config.id + ": a camera with this id already runs"};
+        return Error{ErrorCode::already_exists, "camera " + config.id + ": a camera with this id already runs"};
       }
     }
     if (!cam->live) {  // starts level with the slowest queued camera of its model
-      cam->fair_offset = s.slowest_queued_position(cam->model);
-      ++s.models[cam->model]->queued_cameras;
+      cam->turn.get(s.mu).fair_offset = s.slowest_queued_position(cam->model);
+      ++s.models[cam->model]->queue.get(s.mu).queued_cameras;
     }
     s.cameras.push_back(cam);
-    ++s.models[cam->model]->cameras;
-    if (cam->faces_model) ++s.models[*cam->faces_model]->cameras;
+    ++s.models[cam->model]->queue.get(s.mu).cameras;
+    if (cam->faces_model) ++s.models[*cam->faces_model]->queue.get(s.mu).cameras;
     start_now = s.started && !s.stopped;
   }
   s.register_camera_metrics(cam);  // before capture starts: the hot path records into it
@@ -136,21 +137,22 @@ Status Engine::remove_camera(const std::string& id) {
   Impl& s = *impl_;
   std::shared_ptr<Camera> cam;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
     if (it == s.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};
     cam = *it;
     s.cameras.erase(it);
-    cam->removed = true;
-    --s.models[cam->model]->cameras;
-    if (!cam->live) --s.models[cam->model]->queued_cameras;
-    s.models[cam->model]->edge.remove_if([&](const CameraRef& c) { return c == cam; });
+    cam->turn.get(s.mu).removed = true;
+    Model::Queue& detector = s.models[cam->model]->queue.get(s.mu);
+    --detector.cameras;
+    if (!cam->live) --detector.queued_cameras;
+    detector.edge.remove_if([&](const CameraRef& c) { return c == cam; });
     if (cam->faces_model) {
       // A result waiting for its faces is dropped with the camera (the token came with it).
-      Model& faces = *s.models[*cam->faces_model];
+      Model::Queue& faces = s.models[*cam->faces_model]->queue.get(s.mu);
       --faces.cameras;
       if (faces.edge.remove_if([&](const CameraRef& c) { return c == cam; }) > 0) {
-        cam->inflight = false;
+        cam->turn.get(s.mu).inflight = false;
         cam->result.frame.reset();
         cam->pending = false;
       }
@@ -160,12 +162,12 @@ Status Engine::remove_camera(const std::string& id) {
   {
     // In-flight work finishes before the decoder goes.
     cam->removed_wait = true;
-    std::unique_lock lock(s.mu);
-    s.idle_cv.wait(lock, [&] { return !cam->inflight; });
+    MutexLock lock(s.mu);
+    while (cam->turn.get(s.mu).inflight) s.idle_cv.wait(s.mu);
   }
   cam->input.clear();
   {
-    std::lock_guard lock(cam->source_mu);
+    MutexLock lock(cam->source_mu);
     cam->source.reset();  // releases the decoder
   }
   cam->synthetic.reset();
@@ -180,13 +182,13 @@ void Engine::start() {
   Impl& s = *impl_;
   std::vector<std::shared_ptr<Camera>> cameras;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     if (s.started) return;
     s.started = true;
     cameras = s.cameras;
   }
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     s.idle_workers = static_cast<std::size_t>(s.workers_count);
   }
   for (int w = 0; w < s.workers_count; ++w) s.workers.emplace_back([&s, w] { s.worker_loop(w); });
@@ -195,7 +197,7 @@ void Engine::start() {
 
 void Engine::request_stop() {
   {
-    std::lock_guard lock(impl_->mu);
+    MutexLock lock(impl_->mu);
     impl_->stop_requested = true;
   }
   impl_->idle_cv.notify_all();
@@ -212,7 +214,7 @@ Status Engine::run(std::optional<double> duration_s) {
   auto next_status = begin + status_every;
   Impl::StatusLine line{0, 0, process_cpu_seconds(), begin};
 
-  std::unique_lock lock(s.mu);
+  MutexLock lock(s.mu);
   if (s.stopped) return s.first_error ? Status(*s.first_error) : Status{};
   for (;;) {
     if (s.stop_requested || SteadyClock::now() >= deadline) break;
@@ -220,7 +222,7 @@ Status Engine::run(std::optional<double> duration_s) {
       return c->ended.load() && !c->pending.load() && !s.has_frame(*c);
     });
     if (all_done && !s.cameras.empty()) break;
-    s.idle_cv.wait_until(lock, std::min(deadline, next_status));
+    s.idle_cv.wait_until(s.mu, std::min(deadline, next_status));
     if (SteadyClock::now() >= next_status && s.config.status_interval_s > 0) {
       s.log_status(line);  // under mu (it reads the camera list)
       next_status = SteadyClock::now() + status_every;
@@ -235,7 +237,7 @@ Status Engine::run(std::optional<double> duration_s) {
   for (auto& cam : cameras) s.stop_capture(*cam);
   s.governor->stop();
   {
-    std::lock_guard guard(s.mu);
+    MutexLock guard(s.mu);
     s.stopping = true;
   }
   s.work_cv.notify_all();
@@ -248,7 +250,7 @@ Status Engine::run(std::optional<double> duration_s) {
   lock.lock();
   if (!s.first_error) {
     for (const auto& cam : cameras) {
-      std::lock_guard info(cam->info_mu);
+      MutexLock info(cam->info_mu);
       if (cam->fatal) {
         s.first_error = with_context(*cam->fatal, "camera " + cam->config.id);
         break;

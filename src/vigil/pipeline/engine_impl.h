@@ -10,7 +10,6 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 #include "vigil/concurrency/batcher.h"
@@ -21,6 +20,7 @@
 #include "vigil/core/clock.h"
 #include "vigil/core/event_bus.h"
 #include "vigil/core/metrics.h"
+#include "vigil/core/mutex.h"
 #include "vigil/core/histogram.h"
 #include "vigil/core/process_setup.h"
 #include "vigil/core/process_stats.h"
@@ -59,9 +59,10 @@ struct PendingFrame {
 inline bool not_due(const PendingFrame& p) { return !p.due; }
 
 struct Camera {
-  // input: the edge its model stage declares for this kind of camera (ModelStage::spec).
-  Camera(CameraConfig cfg, bool is_live, EdgeSpec input_edge)
-      : config(std::move(cfg)), live(is_live), input(input_edge) {}
+  // input: the edge its model stage declares for this kind of camera (ModelStage::spec);
+  // scheduler_mu: the engine's scheduler mutex (Impl::mu), which guards `turn`.
+  Camera(CameraConfig cfg, bool is_live, EdgeSpec input_edge, const Mutex& scheduler_mu)
+      : config(std::move(cfg)), live(is_live), input(input_edge), turn(scheduler_mu) {}
 
   CameraConfig config;
   std::size_t model = 0;
@@ -77,21 +78,27 @@ struct Camera {
   // (a track-only step inline, or a place in its model's ready queue and then inference),
   // so one frame per camera is in the pipeline at a time and results stay in frame order.
   std::atomic<bool> pending{false};
-  bool inflight = false;  // guarded by Impl::mu
-  // Fair share between queued cameras: detections so far plus this offset is the camera's
-  // position (a camera added later starts level with the slowest). Guarded by Impl::mu.
-  std::int64_t fair_offset = 0;
-  std::int64_t fair_position() const { return static_cast<std::int64_t>(inferred.load()) + fair_offset; }
-  bool removed = false;   // guarded by Impl::mu
+  // Its place in the scheduler, guarded by the scheduler's mutex (Impl::mu).
+  struct Turn {
+    bool inflight = false;  // in a model stage now
+    bool removed = false;
+    // Fair share between queued cameras: detections so far plus this offset is the camera's
+    // position (a camera added later starts level with the slowest).
+    std::int64_t fair_offset = 0;
+  };
+  Guarded<Turn> turn;
+  std::int64_t fair_position(const Mutex& scheduler_mu) const REQUIRES(scheduler_mu) {
+    return static_cast<std::int64_t>(inferred.load()) + turn.get(scheduler_mu).fair_offset;
+  }
   std::atomic<bool> removed_wait{false};  // remove_camera() waits for inference to finish
   Cadence cadence;  // which frames the detector sees (configured in add_camera)
 
   // Capture.
-  std::mutex lifecycle_mu;  // serialises start_capture and stop_capture
-  std::mutex source_mu;
-  std::unique_ptr<Source> source;  // guarded by source_mu
-  std::thread thread;
-  std::optional<TimerService::TaskId> timer;
+  Mutex lifecycle_mu;  // serialises start_capture and stop_capture
+  Mutex source_mu;
+  std::unique_ptr<Source> source GUARDED_BY(source_mu);
+  std::thread thread GUARDED_BY(lifecycle_mu);
+  std::optional<TimerService::TaskId> timer GUARDED_BY(lifecycle_mu);
   Pacer reconnect_wait;  // interruptible sleeps between reconnects
   std::atomic<bool> stopping{false};
   std::atomic<bool> ended{false};  // capture finished for good
@@ -125,20 +132,20 @@ struct Camera {
   std::atomic<std::int64_t> last_error_log_ns{0};    // rate limit of those errors' log lines
   std::shared_ptr<Histogram> age_ms;  // in the engine's metrics registry
 
-  mutable std::mutex info_mu;
-  std::string last_error;             // guarded by info_mu
-  std::optional<Error> fatal;         // guarded by info_mu: failed for good
+  mutable Mutex info_mu;
+  std::string last_error GUARDED_BY(info_mu);
+  std::optional<Error> fatal GUARDED_BY(info_mu);  // failed for good
 
   // The newest delivered result, for readers outside the pipeline (the HTTP API): the token
   // holder copies each result in (its vectors keep their capacity, so steady state
   // allocates nothing) under latest_mu, a lock of this camera only; a reader copies it out.
-  mutable std::mutex latest_mu;
-  FrameResult latest;  // guarded by latest_mu; latest.frame empty until the first result
+  mutable Mutex latest_mu;
+  FrameResult latest GUARDED_BY(latest_mu);  // latest.frame empty until the first result
 
   void set_state(CameraState s) { machine->transition(s, SteadyClock::now()); }
   CameraState state() const { return machine->state(); }
-  void record_error(const Error& error) {
-    std::lock_guard lock(info_mu);
+  void record_error(const Error& error) EXCLUDES(info_mu) {
+    MutexLock lock(info_mu);
     last_error = error.message;
   }
 
@@ -152,18 +159,6 @@ inline BatchPolicy batch_policy_of(const ModelConfig& config) {
   policy.max_batch = static_cast<std::size_t>(std::max(1, config.max_batch()));
   policy.max_delay = std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, config.max_delay_ms) * 1000));
   return policy;
-}
-
-// A model call that throws is an error like any other, never std::terminate.
-template <class Call>
-Status guarded_call(Call&& call) {
-  try {
-    return call();
-  } catch (const std::exception& e) {
-    return Error{ErrorCode::internal, std::string("exception: ") + e.what()};
-  } catch (...) {
-    return Error{ErrorCode::internal, "unknown exception"};
-  }
 }
 
 // A model stage: one model call on a batch of cameras, each holding its token. The scheduler
@@ -182,14 +177,19 @@ class ModelStage {
 };
 
 struct Model {
+  explicit Model(const Mutex& scheduler_mu) : queue(scheduler_mu) {}
   std::size_t index = 0;  // in Impl::models
   std::string name;
   bool detector = true;   // else a face embedder (its batches count faces)
   ModelConfig config;
-  Batcher<CameraRef> edge;       // guarded by Impl::mu: cameras ready for this stage
-  std::size_t cameras = 0;       // guarded by Impl::mu: cameras using this model
-  std::size_t inflight = 0;      // guarded by Impl::mu: of them, in inference now
-  std::size_t queued_cameras = 0;  // guarded by Impl::mu: of them, queued (file) cameras
+  // Its ready queue, guarded by the scheduler's mutex (Impl::mu).
+  struct Queue {
+    Batcher<CameraRef> edge;         // cameras ready for this stage
+    std::size_t cameras = 0;         // cameras using this model
+    std::size_t inflight = 0;        // of them, in inference now
+    std::size_t queued_cameras = 0;  // of them, queued (file) cameras
+  };
+  Guarded<Queue> queue;
   std::unique_ptr<ModelStage> stage;
   Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
   FaceEmbedder* first_embedder = nullptr;
@@ -225,17 +225,17 @@ struct Engine::Impl {
   EventBus bus;
 
   // Scheduler state.
-  mutable std::mutex mu;
-  std::condition_variable work_cv;    // a camera became ready, or stopping
-  std::condition_variable idle_cv;    // a camera left inference, or a camera ended
-  bool stopping = false;              // guarded by mu
-  std::size_t idle_workers = 0;       // guarded by mu: workers not running a batch
-  std::vector<std::shared_ptr<Camera>> cameras;  // guarded by mu
-  std::optional<Error> first_error;              // guarded by mu
-  bool stop_requested = false;                   // guarded by mu
-  bool started = false;                          // guarded by mu
-  bool stopped = false;                          // guarded by mu
-  std::vector<std::thread> workers;
+  mutable Mutex mu;
+  CondVar work_cv;  // a camera became ready, or stopping
+  CondVar idle_cv;  // a camera left inference, or a camera ended
+  bool stopping GUARDED_BY(mu) = false;
+  std::size_t idle_workers GUARDED_BY(mu) = 0;  // workers not running a batch
+  std::vector<std::shared_ptr<Camera>> cameras GUARDED_BY(mu);
+  std::optional<Error> first_error GUARDED_BY(mu);
+  bool stop_requested GUARDED_BY(mu) = false;
+  bool started GUARDED_BY(mu) = false;
+  bool stopped GUARDED_BY(mu) = false;
+  std::vector<std::thread> workers;  // started by start(), joined by run() on the main thread
   Gallery gallery;                       // immutable once the engine is created
   std::unique_ptr<AnonymousClusters> clusters;  // shared by all cameras (own mutex)
 
@@ -247,21 +247,21 @@ struct Engine::Impl {
   // detection, in order, then either hands the token to the model's ready queue (a due frame
   // waits) or gives it back. A thread that finds the token taken returns at once: the holder
   // will see the new frame.
-  void pump(const CameraRef& cam);
+  void pump(const CameraRef& cam) EXCLUDES(mu);
   // A camera's inference finished in `model`: give its token back and let it go on.
-  void finish(const CameraRef& cam, Model& model);
-  void worker_loop(int w);
+  void finish(const CameraRef& cam, Model& model) EXCLUDES(mu);
+  void worker_loop(int w) EXCLUDES(mu);
   // Fair share between a model's queued cameras (see scheduler.cpp). Caller holds mu.
   struct FairPlan {
     bool go = true;                 // a batch may close now...
     std::int64_t max_position = 0;  // ...of queued cameras at or below this position
     SteadyTime wait_until{};        // else wait for the slowest camera until then
   };
-  FairPlan fair_plan(const Model& model, SteadyTime now) const;
-  std::int64_t slowest_queued_position(std::size_t model) const;  // caller holds mu
+  FairPlan fair_plan(const Model& model, SteadyTime now) const REQUIRES(mu);
+  std::int64_t slowest_queued_position(std::size_t model) const REQUIRES(mu);
   // Hands a result to the sinks and the result hook. A sink that fails stops the run.
-  void deliver(Camera& cam, const FrameResult& result);
-  void fail(const Error& error);
+  void deliver(Camera& cam, const FrameResult& result) EXCLUDES(mu);
+  void fail(const Error& error) EXCLUDES(mu);
 
   // --- stages (detect_stage.cpp, embed_stage.cpp) -------------------------------------------
   // Each model is a stage with one model instance per worker.
@@ -278,7 +278,7 @@ struct Engine::Impl {
   void publish_track_events(const Camera& cam, const FrameResult& r);
   // A detected frame whose faces are to be embedded: the camera leaves the detector and
   // waits in its embedder's ready queue, still holding its token (results stay in order).
-  void to_face_stage(const CameraRef& cam, Model& from);
+  void to_face_stage(const CameraRef& cam, Model& from) EXCLUDES(mu);
   void publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed);
   // Counts a model's failure on one of the camera's frames and logs it at most once a
   // second per camera, so a model failing on every frame cannot flood the log.
@@ -293,8 +293,8 @@ struct Engine::Impl {
   void capture_loop(const CameraRef& cam);
   // One tick of a live synthetic camera, on a shared timer thread.
   std::optional<SteadyTime> synthetic_tick(const CameraRef& cam, SteadyTime due);
-  void start_capture(const CameraRef& cam);
-  void stop_capture(Camera& cam);
+  void start_capture(const CameraRef& cam) EXCLUDES(mu);
+  void stop_capture(Camera& cam) EXCLUDES(mu);
 
   // --- metrics (engine_metrics.cpp) ----------------------------------------------------------
   // A camera's and a model's numbers in the registry: the atomics the hot path already
@@ -312,7 +312,7 @@ struct Engine::Impl {
     double decoded = 0, inferred = 0, cpu = 0;
     SteadyTime at{};
   };
-  void log_status(StatusLine& last);  // caller holds mu
+  void log_status(StatusLine& last) REQUIRES(mu);
 };
 
 }  // namespace vigil

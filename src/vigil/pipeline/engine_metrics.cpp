@@ -57,7 +57,7 @@ void Engine::reset_histograms() {
   s.end_to_end_ms->reset();
   s.age_ms->reset();
   for (auto& m : s.models) m->latency_ms->reset();
-  std::lock_guard lock(s.mu);
+  MutexLock lock(s.mu);
   for (auto& c : s.cameras) c->age_ms->reset();
 }
 
@@ -68,7 +68,7 @@ std::optional<CameraLatest> Engine::latest(const std::string& camera_id) const {
   const Impl& s = *impl_;
   std::shared_ptr<Camera> cam;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (const auto& c : s.cameras) {
       if (c->config.id == camera_id) {
         cam = c;
@@ -79,7 +79,7 @@ std::optional<CameraLatest> Engine::latest(const std::string& camera_id) const {
   if (!cam) return std::nullopt;
   CameraLatest out;
   out.state = cam->state();
-  std::lock_guard lock(cam->latest_mu);
+  MutexLock lock(cam->latest_mu);
   if (cam->latest.frame) out.result = std::make_shared<const FrameResult>(cam->latest);
   return out;
 }
@@ -92,7 +92,7 @@ EngineStatus Engine::status() const {
   out.timer_threads = s.timers->thread_count();
   std::vector<std::shared_ptr<Camera>> cameras;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     cameras = s.cameras;
   }
   const std::vector<MetricSample> samples = s.metrics.snapshot();
@@ -105,7 +105,7 @@ EngineStatus Engine::status() const {
     cs.source_type = c->config.source.type;
     cs.source_url = c->config.source.type == SourceType::synthetic ? c->config.source.path : c->config.source.url;
     {
-      std::lock_guard lock(c->info_mu);
+      MutexLock lock(c->info_mu);
       cs.last_error = c->last_error;
       for (const auto& entry : c->machine->history()) cs.history.push_back(entry.state);
     }

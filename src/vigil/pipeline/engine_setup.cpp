@@ -22,7 +22,7 @@ Status Engine::Impl::build_models() {
   }
   const auto instances_per_model = static_cast<std::size_t>(workers_count);
   for (const auto& [name, model_config] : config.models) {
-    auto model = std::make_unique<Model>();
+    auto model = std::make_unique<Model>(mu);
     model->index = models.size();
     model->name = name;
     model->config = model_config;
@@ -48,7 +48,10 @@ Status Engine::Impl::build_models() {
     }
     // The stage's declaration decides how cameras wait for it and how it batches.
     const BatchPolicy policy = model->stage->spec(false).batch.value_or(BatchPolicy{});
-    model->edge = Batcher<CameraRef>(policy);
+    {
+      MutexLock lock(mu);  // no worker runs yet; the analysis wants it all the same
+      model->queue.get(mu).edge = Batcher<CameraRef>(policy);
+    }
     model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(policy.max_batch + 1);
     register_model_metrics(*model);
     model_index[name] = models.size();
@@ -98,7 +101,7 @@ Result<std::vector<StageSpec>> Engine::pipeline(const std::string& camera_id) co
   const Impl& s = *impl_;
   std::shared_ptr<Camera> cam;
   {
-    std::lock_guard lock(s.mu);
+    MutexLock lock(s.mu);
     for (const auto& c : s.cameras) {
       if (c->config.id == camera_id) cam = c;
     }

@@ -26,12 +26,12 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
     }
     if (has_frame(*cam)) {
       {
-        std::lock_guard lock(mu);
-        if (cam->removed || stopping) {
+        MutexLock lock(mu);
+        if (cam->turn.get(mu).removed || stopping) {
           cam->pending = false;
           return;
         }
-        models[cam->model]->edge.push(cam, SteadyClock::now());
+        models[cam->model]->queue.get(mu).edge.push(cam, SteadyClock::now());
       }
       work_cv.notify_one();
       return;
@@ -51,16 +51,16 @@ void Engine::Impl::deliver(Camera& cam, const FrameResult& result) {
     if (Status st = sink->write(result); !st.ok()) fail(st.error());
   }
   if (hooks.on_result) hooks.on_result(result);
-  std::lock_guard lock(cam.latest_mu);
+  MutexLock lock(cam.latest_mu);
   cam.latest = result;  // the previous frame goes back to its pool here
 }
 
 // A camera's inference finished in `model`: give its token back and let it go on.
 void Engine::Impl::finish(const std::shared_ptr<Camera>& cam, Model& model) {
   {
-    std::lock_guard lock(mu);
-    cam->inflight = false;
-    --model.inflight;
+    MutexLock lock(mu);
+    cam->turn.get(mu).inflight = false;
+    --model.queue.get(mu).inflight;
   }
   cam->pending = false;
   if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
@@ -73,7 +73,7 @@ void Engine::Impl::finish(const std::shared_ptr<Camera>& cam, Model& model) {
 // the process; model errors never get here (the stages count them per camera).
 void Engine::Impl::worker_loop(int w) {
   std::vector<CameraRef> batch;
-  std::unique_lock lock(mu);
+  MutexLock lock(mu);
   for (;;) {
     if (stopping) return;
     const SteadyTime now = SteadyClock::now();
@@ -82,11 +82,12 @@ void Engine::Impl::worker_loop(int w) {
     std::size_t take = 0;
     FairPlan fair;
     for (auto& model : models) {
-      const BatchDecision d = model->edge.decide(now, idle_workers, model->cameras, model->inflight,
-                                                 static_cast<std::size_t>(workers_count));
+      Model::Queue& queue = model->queue.get(mu);
+      const BatchDecision d = queue.edge.decide(now, idle_workers, queue.cameras, queue.inflight,
+                                                static_cast<std::size_t>(workers_count));
       SteadyTime until = d.wait_until;
       if (d.close) {
-        fair = model->queued_cameras > 1 ? fair_plan(*model, now) : FairPlan{};
+        fair = queue.queued_cameras > 1 ? fair_plan(*model, now) : FairPlan{};
         if (fair.go) {
           chosen = model.get();
           take = d.take;
@@ -94,24 +95,28 @@ void Engine::Impl::worker_loop(int w) {
         }
         until = fair.wait_until;
       }
-      if (!model->edge.empty() && (!wake || until < *wake)) wake = until;
+      if (!queue.edge.empty() && (!wake || until < *wake)) wake = until;
     }
     if (!chosen) {
       if (wake) {
-        work_cv.wait_until(lock, *wake);
+        work_cv.wait_until(mu, *wake);
       } else {
-        work_cv.wait(lock);
+        work_cv.wait(mu);
       }
       continue;
     }
-    if (chosen->queued_cameras > 1) {
-      chosen->edge.take_if(take, batch, [&](const CameraRef& c) { return c->live || c->fair_position() <= fair.max_position; });
+    Model::Queue& queue = chosen->queue.get(mu);
+    if (queue.queued_cameras > 1) {
+      queue.edge.take_if(take, batch, [&](const CameraRef& c) {
+        mu.assert_held();  // called by take_if, under this lock
+        return c->live || c->fair_position(mu) <= fair.max_position;
+      });
     } else {
-      chosen->edge.take(take, batch);
+      queue.edge.take(take, batch);
     }
-    for (auto& cam : batch) cam->inflight = true;
-    chosen->inflight += batch.size();
-    if (!chosen->edge.empty()) work_cv.notify_one();  // another worker can start the next batch
+    for (auto& cam : batch) cam->turn.get(mu).inflight = true;
+    queue.inflight += batch.size();
+    if (!queue.edge.empty()) work_cv.notify_one();  // another worker can start the next batch
     --idle_workers;
     lock.unlock();
     try {
@@ -147,38 +152,40 @@ constexpr auto kFairHold = std::chrono::milliseconds(50);
 // affected: their slots already give each the newest frame at its own rate.
 Engine::Impl::FairPlan Engine::Impl::fair_plan(const Model& model, SteadyTime now) const {
   FairPlan plan;
+  const Model::Queue& queue = model.queue.get(mu);
   std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
   std::int64_t ready_min = std::numeric_limits<std::int64_t>::max();
-  model.edge.for_each([&](const CameraRef& c) {
-    if (!c->live) ready_min = std::min(ready_min, c->fair_position());
+  queue.edge.for_each([&](const CameraRef& c) {
+    mu.assert_held();  // called by for_each, under the caller's lock
+    if (!c->live) ready_min = std::min(ready_min, c->fair_position(mu));
   });
   for (const auto& c : cameras) {
-    if (c->model == model.index && !c->live && c->inflight) slowest = std::min(slowest, c->fair_position());
+    if (c->model == model.index && !c->live && c->turn.get(mu).inflight) slowest = std::min(slowest, c->fair_position(mu));
   }
   slowest = std::min(slowest, ready_min);
   plan.max_position = slowest == std::numeric_limits<std::int64_t>::max() ? slowest : slowest + kFairLead;
   bool live_ready = false;
-  model.edge.for_each([&](const CameraRef& c) { live_ready = live_ready || c->live; });
-  if (live_ready || ready_min <= plan.max_position || now >= model.edge.oldest() + kFairHold) {
+  queue.edge.for_each([&](const CameraRef& c) { live_ready = live_ready || c->live; });
+  if (live_ready || ready_min <= plan.max_position || now >= queue.edge.oldest() + kFairHold) {
     if (!(live_ready || ready_min <= plan.max_position)) plan.max_position = std::numeric_limits<std::int64_t>::max();
     return plan;
   }
   plan.go = false;
-  plan.wait_until = model.edge.oldest() + kFairHold;
+  plan.wait_until = queue.edge.oldest() + kFairHold;
   return plan;
 }
 
 std::int64_t Engine::Impl::slowest_queued_position(std::size_t model) const {
   std::int64_t slowest = std::numeric_limits<std::int64_t>::max();
   for (const auto& c : cameras) {
-    if (c->model == model && !c->live && !c->ended.load()) slowest = std::min(slowest, c->fair_position());
+    if (c->model == model && !c->live && !c->ended.load()) slowest = std::min(slowest, c->fair_position(mu));
   }
   return slowest == std::numeric_limits<std::int64_t>::max() ? 0 : slowest;
 }
 
 void Engine::Impl::fail(const Error& error) {
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(mu);
     if (!first_error) first_error = error;
     stop_requested = true;
   }

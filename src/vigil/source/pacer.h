@@ -3,10 +3,8 @@
 // thread, interrupt() from any thread.
 #pragma once
 
-#include <condition_variable>
-#include <mutex>
-
 #include "vigil/core/frame.h"
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -14,25 +12,28 @@ class Pacer {
  public:
   // Returns false if interrupted (before or during the wait).
   bool wait_until(SteadyTime when) {
-    std::unique_lock lock(mu_);
-    return !cv_.wait_until(lock, when, [this] { return interrupted_; });
+    MutexLock lock(mu_);
+    while (!interrupted_) {
+      if (!cv_.wait_until(mu_, when)) break;
+    }
+    return !interrupted_;
   }
   void interrupt() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       interrupted_ = true;
     }
     cv_.notify_all();
   }
   bool interrupted() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     return interrupted_;
   }
 
  private:
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool interrupted_ = false;  // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool interrupted_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace vigil
