@@ -88,6 +88,7 @@ int bench_model_command(const BenchModelOptions& options) {
   }
   // One loaded backend per (backend, threads): XNNPACK sizes its thread pool at load.
   std::map<std::pair<std::string, int>, std::unique_ptr<Backend>> loaded;
+  std::map<std::pair<std::string, int>, std::vector<std::string>> refusals;  // backend auto: who refused, why
   for (const Setting& s : settings) {
     auto& slot = loaded[{s.backend, s.threads}];
     if (slot) continue;
@@ -97,12 +98,17 @@ int bench_model_command(const BenchModelOptions& options) {
     auto kind = parse_backend_kind(bf16 ? s.backend.substr(0, s.backend.size() - 5) : s.backend);
     BackendOptions backend_options{options.model_path, {}, kind.ok() ? *kind : BackendKind::automatic};
     backend_options.precision = bf16 ? Precision::bf16 : Precision::fp32;
+    backend_options.threads = s.threads;
+    backend_options.refusals = &refusals[{s.backend, s.threads}];
     auto backend = kind.ok() ? create_backend(backend_options) : Result<std::unique_ptr<Backend>>(kind.error());
     if (!backend.ok()) {
       std::fprintf(stderr, "vigil: error: %s: %s\n", s.backend.c_str(), backend.error().message.c_str());
       return 2;
     }
     slot = std::move(backend).value();
+    for (const std::string& why : refusals[{s.backend, s.threads}]) {
+      std::fprintf(stderr, "vigil bench model: %s took %s; refused by %s\n", s.backend.c_str(), slot->name().c_str(), why.c_str());
+    }
   }
   Tensor input;
   std::vector<Tensor> outputs;
@@ -141,6 +147,7 @@ int bench_model_command(const BenchModelOptions& options) {
     }
     results.push_back({{"backend", s.backend},
                        {"backend_name", loaded[{s.backend, s.threads}]->name()},
+                       {"refused", refusals[{s.backend, s.threads}]},
                        {"threads", s.threads},
                        {"batch", s.batch},
                        {"ms_per_image", summary(ms)},

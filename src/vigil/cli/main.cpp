@@ -58,9 +58,10 @@ int main(int argc, char** argv) {
   bench_model->add_option("-m,--model", model.model_path, "ONNX model (its input shape is read from the file)")
       ->capture_default_str();
   bench_model->add_option("--backend", model.backends,
-                          "backends to compare (opencv, xnnpack, onednn, onednn-bf16; comma-separate)")
+                          "backends to compare (auto, opencv, xnnpack, onednn, onednn-bf16; comma-separate); auto prints "
+                          "which backends refused the model and why")
       ->delimiter(',')
-      ->check(CLI::IsMember({"opencv", "xnnpack", "onednn", "onednn-bf16"}));
+      ->check(CLI::IsMember({"auto", "opencv", "xnnpack", "onednn", "onednn-bf16"}));
   bench_model->add_option("-b,--batch", model.batches, "batch sizes to measure (repeat or comma-separate)")
       ->delimiter(',')
       ->check(CLI::Range(1, 1024));

@@ -1,5 +1,7 @@
 #include "vigil/infer/backend.h"
 
+#include <spdlog/spdlog.h>
+
 #include "vigil/infer/backend_threads.h"
 
 namespace vigil {
@@ -46,10 +48,20 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
     case BackendKind::onednn: return create_onednn_backend(options);
     case BackendKind::automatic: break;
   }
-  auto onednn = create_onednn_backend(options);
+  // oneDNN where it runs the whole graph on optimised kernels, else XNNPACK, else OpenCV DNN;
+  // each refusal is logged with the operator or shape that refused it.
+  BackendOptions onednn_options = options;
+  onednn_options.refuse_reference_kernels = options.precision == Precision::fp32;
+  const auto refused = [&](const char* name, const Error& why) {
+    spdlog::debug("backend auto: {} refused {}", name, why.message);
+    if (options.refusals != nullptr) options.refusals->push_back(std::string(name) + ": " + why.message);
+  };
+  auto onednn = create_onednn_backend(onednn_options);
   if (onednn.ok() || onednn.error().code == ErrorCode::not_found || options.precision != Precision::fp32) return onednn;
+  refused("onednn", onednn.error());
   auto xnnpack = create_xnnpack_backend(options);
   if (xnnpack.ok()) return xnnpack;
+  refused("xnnpack", xnnpack.error());
   return create_opencv_backend(options);
 }
 

@@ -21,7 +21,7 @@
 namespace vigil {
 
 enum class BackendKind {
-  automatic,  // oneDNN where it can run the graph, else XNNPACK, else OpenCV DNN
+  automatic,  // oneDNN where it runs the graph on optimised kernels, else XNNPACK, else OpenCV DNN
   opencv,
   xnnpack,
   onednn,
@@ -51,6 +51,16 @@ struct BackendOptions {
   int max_chunk = 0;
   // bf16 is only run by oneDNN (automatic then means oneDNN, and fails where it cannot).
   Precision precision = Precision::fp32;
+  // oneDNN: refuse the model (at load) when a layer would run on oneDNN's reference code, tens
+  // of times slower than its JIT kernels (on CPUs without AVX-512 this oneDNN has none for
+  // channels-last depthwise convolutions). automatic sets it, so such a CPU gets XNNPACK.
+  bool refuse_reference_kernels = false;
+  // Intra-op threads of this model instance (oneDNN, XNNPACK); 0: set_inference_threads's.
+  // OpenCV DNN has only a process-wide count.
+  int threads = 0;
+  // automatic: where to append, per backend refused, why ("onednn: PATH: ... (Conv 'x')");
+  // also logged at debug level.
+  std::vector<std::string>* refusals = nullptr;
 };
 
 class Backend {
@@ -65,9 +75,9 @@ class Backend {
 // it once from the CPU budget.
 void set_inference_threads(int threads);
 
-// Loads an ONNX model with the backend options.kind names. automatic tries XNNPACK first
-// and falls back to OpenCV DNN when the graph uses what vigil's importer does not lower
-// (a missing or unreadable file fails either way).
+// Loads an ONNX model with the backend options.kind names. automatic tries oneDNN (refused
+// where a layer would run on its reference code), then XNNPACK, then OpenCV DNN, and logs why
+// each refused (a missing or unreadable file fails either way).
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
 
 // Loads an ONNX model into OpenCV's DNN module (CPU).

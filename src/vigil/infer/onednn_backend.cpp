@@ -1,44 +1,43 @@
-// oneDNN backend: the ONNX graph lowered into a sequence of oneDNN primitives.
+// oneDNN backend: the imported graph (model_graph.h) lowered into a sequence of oneDNN
+// primitives.
 //
 // Every value is a oneDNN memory descriptor over the ONNX (logical) dims: convolutions choose
 // their own layouts (channels-last on AVX-512), a Transpose only permutes a descriptor's
 // strides, a Reshape reinterprets dense data (a blocked or permuted value is reordered first),
-// and an activation that is the only consumer of a convolution or an elementwise operation
-// runs as its post-op. Buffers are reused once their last reader has run, so the working set
-// of a small model stays in cache. Graph inputs and outputs are float32 in ONNX order; with
-// bf16 precision the values in between are bfloat16 (weights converted at load, accumulation
-// in float32), on CPUs with AVX512_BF16.
+// and the activation the importer fused into a convolution, a fully connected layer or an
+// elementwise op runs as its post-op; a convolution whose only reader is a residual Add
+// accumulates into the Add's other operand (a sum post-op). Buffers are reused once their last
+// reader has run, so the working set of a small model stays in cache. Graph inputs and
+// outputs are float32 in ONNX order; with bf16 precision the values in between are bfloat16
+// (weights converted at load, accumulation in float32), on CPUs with AVX512_BF16.
 //
-// Batches are run in chunks of at most max_chunk items (measured at load unless given, as for
-// XNNPACK: BlazeFace at 256 runs fastest image by image). One plan per chunk size, made on first use: primitives, buffers and the argument arrays are
-// fixed, so a steady-state call allocates nothing (scratchpads are vigil's). Debian's oneDNN
-// threads with OpenMP, and a primitive keeps the thread count it was created with: plans are
-// made, and calls run, with the calling thread's OpenMP count set to the backend's threads,
-// so workers with one intra-op thread each never start an OpenMP team.
+// One plan per chunk size (graph_backend.h), made on first use: primitives, buffers and the
+// argument arrays are fixed, so a steady-state call allocates nothing (scratchpads are
+// vigil's). Debian's oneDNN threads with OpenMP, and a primitive keeps the thread count it was
+// created with: plans are made, and calls run, with the calling thread's OpenMP count set to
+// the backend's threads, so workers with one intra-op thread each never start an OpenMP team.
+// A layer that would run on oneDNN's reference code is noted, and refused when the options ask
+// (backend: auto), with the layer and the CPU named.
 #include <omp.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
-#include <numeric>
-#include <optional>
 #include <oneapi/dnnl/dnnl.hpp>
-#include <set>
+#include <optional>
 
 #include "vigil/infer/backend.h"
 #include "vigil/infer/backend_threads.h"
-#include "vigil/infer/onnx_model.h"
+#include "vigil/infer/graph_backend.h"
 
 namespace vigil {
 
 namespace {
 
 using dnnl::memory;
-using Dims = memory::dims;
 using DataType = memory::data_type;
 using Tag = memory::format_tag;
 
@@ -47,17 +46,26 @@ std::atomic<int> g_onednn_threads{1};
 constexpr int kInputBuffer = -1;  // the caller's input tensor
 // Buffers -2, -3, ... are the caller's output tensors (output i is -2 - i).
 int output_buffer(std::size_t i) { return -2 - static_cast<int>(i); }
+constexpr int kConstantBase = -1000;  // buffer ids at or below: plan.constants[kConstantBase - id]
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
 }
 
-std::int64_t product(const Dims& dims) {
-  return std::accumulate(dims.begin(), dims.end(), std::int64_t{1}, std::multiplies<>());
+// The instruction set oneDNN dispatches to on this CPU, for errors.
+std::string isa_name() {
+  switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "SSE4.1";
+    case dnnl_cpu_isa_avx: return "AVX";
+    case dnnl_cpu_isa_avx2: return "AVX2";
+    case dnnl_cpu_isa_avx512_core: return "AVX-512";
+    case dnnl_cpu_isa_avx512_core_vnni: return "AVX-512 VNNI";
+    case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 BF16";
+    case dnnl_cpu_isa_avx512_core_amx: return "AVX-512 AMX";
+    default: return "this ISA";
+  }
 }
-
-Dims to_dims(const std::vector<std::int64_t>& v) { return Dims(v.begin(), v.end()); }
 
 // Plain row-major descriptor.
 memory::desc plain_desc(const Dims& dims, DataType type) {
@@ -130,53 +138,40 @@ struct Plan {
   std::vector<memory> constants;  // kept alive for the primitives that read them
 };
 
-// One ONNX graph lowered at one batch size.
+// The imported graph lowered at one batch size into a Plan.
 class Lowering {
  public:
-  Lowering(const OnnxModel& model, std::int64_t batch, const std::vector<std::string>& outputs, DataType compute,
+  Lowering(const ModelGraph& graph, std::map<std::string, Dims> shapes, DataType compute, bool refuse_reference_kernels,
            WeightCache& weights, Plan& plan)
-      : model_(model), batch_(batch), outputs_(outputs), compute_(compute), weights_(weights), plan_(plan) {}
+      : g_(graph), shapes_(std::move(shapes)), compute_(compute), refuse_reference_(refuse_reference_kernels),
+        weights_(weights), plan_(plan) {}
 
-  Status build() {
-    plan_.batch = batch_;
-    for (std::size_t i = 0; i < model_.nodes.size(); ++i) {
-      for (const auto& name : model_.nodes[i].inputs) {
-        last_use_[name] = static_cast<int>(i);
-        consumers_[name].push_back(static_cast<int>(i));
-      }
+  Status build(std::int64_t batch) {
+    plan_.batch = batch;
+    for (std::size_t i = 0; i < g_.ops.size(); ++i) {
+      for (const auto& name : g_.ops[i].inputs) readers_[name].push_back(static_cast<int>(i));
     }
-    for (const auto& o : outputs_) last_use_[o] = std::numeric_limits<int>::max();
-    Dims in_dims = to_dims(model_.inputs[0].dims);
-    in_dims[0] = batch_;
-    Value input{plain_desc(in_dims, DataType::f32), kInputBuffer};
+    Value input{plain_desc(shapes_.at(g_.input), DataType::f32), kInputBuffer};
     if (compute_ != DataType::f32) {
-      Value converted = allocate(model_.inputs[0].name, plain_desc(in_dims, compute_));
+      Value converted = allocate(g_.input, plain_desc(shapes_.at(g_.input), compute_));
       VIGIL_RETURN_IF_ERROR(add_reorder(input, converted));
       input = converted;
     }
-    values_[model_.inputs[0].name] = input;
-    skipped_.assign(model_.nodes.size(), false);
+    values_[g_.input] = input;
+    skipped_.assign(g_.ops.size(), false);
     try {
-      for (std::size_t i = 0; i < model_.nodes.size(); ++i) {
+      for (std::size_t i = 0; i < g_.ops.size(); ++i) {
         index_ = static_cast<int>(i);
-        node_ = &model_.nodes[i];
-        if (!skipped_[i]) VIGIL_RETURN_IF_ERROR(lower(*node_));
+        op_ = &g_.ops[i];
+        if (!skipped_[i]) VIGIL_RETURN_IF_ERROR(lower(*op_));
         release_after(index_);
       }
-      node_ = nullptr;
-      for (std::size_t i = 0; i < outputs_.size(); ++i) {
-        const auto it = values_.find(outputs_[i]);
-        if (it == values_.end()) {
-          return Error{ErrorCode::invalid_argument, model_.path + ": output '" + outputs_[i] + "' is not computed by the graph"};
-        }
-        const Dims dims = it->second.md.dims();
-        Value out{plain_desc(dims, DataType::f32), output_buffer(i)};
-        VIGIL_RETURN_IF_ERROR(add_reorder(it->second, out));
-        plan_.output_dims.push_back(dims);
-      }
+      op_ = nullptr;
+      VIGIL_RETURN_IF_ERROR(bind_outputs());
     } catch (const dnnl::error& e) {
       return fail(std::string("rejected by oneDNN: ") + e.what());
     }
+    if (refuse_reference_ && reference_kernel_) return *reference_kernel_;
     plan_.buffer_bytes.resize(buffers_.size());
     for (std::size_t b = 0; b < buffers_.size(); ++b) plan_.buffer_bytes[b] = buffers_[b].bytes;
     return {};
@@ -190,13 +185,24 @@ class Lowering {
   };
 
   Error fail(const std::string& what) const {
-    std::string where = node_ == nullptr ? std::string() : " (" + node_->op + " '" + node_->name + "')";
-    return Error{ErrorCode::invalid_argument, model_.path + ": onednn: " + what + where};
+    const std::string where = op_ == nullptr ? std::string() : " (" + op_->describe() + ")";
+    return Error{ErrorCode::invalid_argument, g_.path + ": onednn: " + what + where};
+  }
+
+  Status bind_outputs() {
+    for (std::size_t i = 0; i < g_.outputs.size(); ++i) {
+      const auto it = values_.find(g_.outputs[i]);
+      if (it == values_.end()) return fail("output '" + g_.outputs[i] + "' is not computed by the graph");
+      const Dims dims = it->second.md.dims();
+      VIGIL_RETURN_IF_ERROR(add_reorder(it->second, Value{plain_desc(dims, DataType::f32), output_buffer(i)}));
+      plan_.output_dims.push_back(dims);
+    }
+    return {};
   }
 
   int last_use(const std::string& name) const {
-    const auto it = last_use_.find(name);
-    return it == last_use_.end() ? index_ : std::max(index_, it->second);
+    const auto it = g_.last_use.find(name);
+    return it == g_.last_use.end() ? index_ : std::max(index_, it->second);
   }
 
   // A buffer for a new value named `name` (reusing one whose readers have all run).
@@ -206,8 +212,8 @@ class Lowering {
     for (std::size_t b = 0; b < buffers_.size(); ++b) {
       if (!buffers_[b].free) continue;
       // Prefer a buffer already large enough, the smallest such.
-      if (chosen < 0 || (buffers_[b].bytes >= bytes && (buffers_[static_cast<std::size_t>(chosen)].bytes < bytes ||
-                                                         buffers_[b].bytes < buffers_[static_cast<std::size_t>(chosen)].bytes))) {
+      const auto c = static_cast<std::size_t>(chosen);
+      if (chosen < 0 || (buffers_[b].bytes >= bytes && (buffers_[c].bytes < bytes || buffers_[b].bytes < buffers_[c].bytes))) {
         chosen = static_cast<int>(b);
       }
     }
@@ -242,6 +248,12 @@ class Lowering {
     return static_cast<int>(plan_.refs.size() - 1);
   }
 
+  // Constants are bound as their own memories: a ref with buffer = kConstantBase - index.
+  int constant_ref(const memory& m) {
+    plan_.constants.push_back(m);
+    return ref(m.get_desc(), kConstantBase - static_cast<int>(plan_.constants.size() - 1));
+  }
+
   dnnl::primitive_attr attr(const dnnl::post_ops& ops = dnnl::post_ops()) const {
     dnnl::primitive_attr a;
     a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -251,6 +263,13 @@ class Lowering {
 
   template <typename Primitive, typename PrimitiveDesc>
   void add_step(const PrimitiveDesc& pd, std::vector<std::pair<int, int>> args) {
+    // oneDNN's reference kernels are correct and tens of times slower than its JIT ones (this
+    // oneDNN has no AVX2 kernel for channels-last depthwise or plain-weight convolutions).
+    const std::string impl = pd.impl_info_str();
+    if (!reference_kernel_ && impl.rfind("ref", 0) == 0) {
+      reference_kernel_ = fail("no optimised kernel for this layer on this CPU (" + impl + ", " + isa_name() +
+                               "); oneDNN would run its reference code");
+    }
     plan_.scratch_bytes = std::max(plan_.scratch_bytes, pd.scratchpad_desc().get_size());
     Step step;
     step.primitive = Primitive(pd);
@@ -268,66 +287,34 @@ class Lowering {
     return {};
   }
 
-  Result<Value> input(const OnnxNode& node, std::size_t i) const {
-    if (i >= node.inputs.size() || node.inputs[i].empty()) return fail("input " + std::to_string(i) + " is missing");
-    const auto it = values_.find(node.inputs[i]);
-    if (it == values_.end()) {
-      if (model_.constant(node.inputs[i]) != nullptr) return fail("input '" + node.inputs[i] + "' is a constant here");
-      return fail("input '" + node.inputs[i] + "' is not computed before this node");
-    }
+  Result<Value> input(const GraphOp& op, std::size_t i) const {
+    const auto it = values_.find(op.inputs.at(i));
+    if (it == values_.end()) return fail("input '" + op.inputs[i] + "' is not computed before this op");
     return it->second;
   }
 
-  const OnnxTensor* constant(const OnnxNode& node, std::size_t i) const {
-    return i < node.inputs.size() && !node.inputs[i].empty() ? model_.constant(node.inputs[i]) : nullptr;
-  }
+  bool is_output(const std::string& name) const { return std::find(g_.outputs.begin(), g_.outputs.end(), name) != g_.outputs.end(); }
 
-  bool is_output(const std::string& name) const { return std::find(outputs_.begin(), outputs_.end(), name) != outputs_.end(); }
-
-  // The activation that is the only reader of `name`, to run as a post-op (nullptr if none).
-  const OnnxNode* fusable_activation(const std::string& name) const {
-    if (is_output(name)) return nullptr;
-    const auto it = consumers_.find(name);
-    if (it == consumers_.end() || it->second.size() != 1) return nullptr;
-    const OnnxNode& next = model_.nodes[static_cast<std::size_t>(it->second[0])];
-    auto alg = activation(next);
-    return alg.ok() ? &next : nullptr;
-  }
-
-  struct Activation {
+  struct Eltwise {
     dnnl::algorithm alg;
     float alpha = 0, beta = 0;
   };
-
-  Result<Activation> activation(const OnnxNode& node) const {
-    if (node.op == "Relu") return Activation{dnnl::algorithm::eltwise_relu, 0.0f, 0.0f};
-    if (node.op == "LeakyRelu") return Activation{dnnl::algorithm::eltwise_relu, node.attr_float("alpha", 0.01f), 0.0f};
-    if (node.op == "Sigmoid") return Activation{dnnl::algorithm::eltwise_logistic, 0.0f, 0.0f};
-    if (node.op == "Elu") return Activation{dnnl::algorithm::eltwise_elu, node.attr_float("alpha", 1.0f), 0.0f};
-    if (node.op == "HardSwish") return Activation{dnnl::algorithm::eltwise_hardswish, 0.0f, 0.0f};
-    if (node.op == "Clip") {
-      const float inf = std::numeric_limits<float>::infinity();
-      float lo = node.attr_float("min", -inf), hi = node.attr_float("max", inf);
-      if (const OnnxTensor* c = constant(node, 1); c != nullptr && !c->floats.empty()) lo = c->floats[0];
-      if (const OnnxTensor* c = constant(node, 2); c != nullptr && !c->floats.empty()) hi = c->floats[0];
-      if ((node.inputs.size() > 1 && !node.inputs[1].empty() && constant(node, 1) == nullptr) ||
-          (node.inputs.size() > 2 && !node.inputs[2].empty() && constant(node, 2) == nullptr)) {
-        return fail("Clip bounds must be constants");
-      }
-      return Activation{dnnl::algorithm::eltwise_clip, lo, hi};
+  static Eltwise eltwise_of(const Activation& a) {
+    switch (a.kind) {
+      case Activation::none:
+      case Activation::relu: return {dnnl::algorithm::eltwise_relu};
+      case Activation::leaky_relu: return {dnnl::algorithm::eltwise_relu, a.alpha};
+      case Activation::sigmoid: return {dnnl::algorithm::eltwise_logistic};
+      case Activation::elu: return {dnnl::algorithm::eltwise_elu, a.alpha};
+      case Activation::hardswish: return {dnnl::algorithm::eltwise_hardswish};
+      case Activation::clip: return {dnnl::algorithm::eltwise_clip, a.alpha, a.beta};
     }
-    return fail("not an activation");
+    return {dnnl::algorithm::eltwise_relu};
   }
-
-  // Post-ops for a node whose output may be consumed by a fusable activation; returns the
-  // name the node's result is known by (the activation's output when fused).
-  std::string fuse_activation(const std::string& output, dnnl::post_ops& ops) {
-    const OnnxNode* next = fusable_activation(output);
-    if (next == nullptr) return output;
-    auto a = activation(*next);
-    ops.append_eltwise(1.0f, a->alg, a->alpha, a->beta);
-    skipped_[static_cast<std::size_t>(&*next - model_.nodes.data())] = true;
-    return next->outputs.at(0);
+  static void append_activation(const Activation& a, dnnl::post_ops& ops) {
+    if (a.kind == Activation::none) return;
+    const Eltwise e = eltwise_of(a);
+    ops.append_eltwise(1.0f, e.alg, e.alpha, e.beta);
   }
 
   // A float constant as a memory of `dims` (broadcastable) in `type`.
@@ -342,78 +329,43 @@ class Lowering {
     return converted;
   }
 
-  Status lower(const OnnxNode& node) {
-    const std::string& op = node.op;
-    if (op == "Conv") return conv(node);
-    if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div" || op == "Max" || op == "Min") return binary(node);
-    if (op == "Relu" || op == "Sigmoid" || op == "HardSwish" || op == "LeakyRelu" || op == "Elu" || op == "Clip") {
-      return eltwise(node);
-    }
-    if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") return pool(node);
-    if (op == "Pad") return pad(node);
-    if (op == "Transpose") return transpose(node);
-    if (op == "Reshape" || op == "Flatten") return reshape(node);
-    if (op == "Identity") {
-      auto x = input(node, 0);
-      if (!x.ok()) return x.error();
-      share(node.outputs.at(0), *x);
-      return {};
-    }
-    if (op == "Gemm" || op == "MatMul") return gemm(node);
-    return fail("operator " + op + " is not supported");
-  }
-
-  // A 4-D value a convolution or pooling reads: strided, not blocked (any strides are fine).
-  Result<Value> spatial_input(const OnnxNode& node) {
-    auto x = input(node, 0);
-    if (!x.ok()) return x.error();
-    if (x->md.dims().size() != 4) return fail("expects a 4-D NCHW input, got " + dims_string(x->md.dims()));
-    return x;
-  }
-
-  static std::array<std::int64_t, 2> pair(const std::vector<std::int64_t>& v, std::int64_t fallback) {
-    return v.size() == 2 ? std::array<std::int64_t, 2>{v[0], v[1]} : std::array<std::int64_t, 2>{fallback, fallback};
-  }
-
-  // Explicit or auto_pad padding as {top, left, bottom, right}.
-  Result<std::array<std::int64_t, 4>> window_pads(const OnnxNode& node, std::int64_t h, std::int64_t w,
-                                                  std::array<std::int64_t, 2> kernel, std::array<std::int64_t, 2> stride,
-                                                  std::array<std::int64_t, 2> dilation) const {
-    std::array<std::int64_t, 4> p{0, 0, 0, 0};
-    const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
-    if (auto_pad == "NOTSET") {
-      const auto pads = node.attr_ints("pads");
-      if (!pads.empty() && pads.size() != 4) return fail("expects 4 pads");
-      if (!pads.empty()) p = {pads[0], pads[1], pads[2], pads[3]};
-    } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const std::array<std::int64_t, 2> in{h, w};
-      for (int i = 0; i < 2; ++i) {
-        const std::int64_t out = (in[i] + stride[i] - 1) / stride[i];
-        const std::int64_t total = std::max<std::int64_t>(0, (out - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1 - in[i]);
-        const std::int64_t small = total / 2;
-        p[i] = auto_pad == "SAME_UPPER" ? small : total - small;
-        p[i + 2] = total - p[i];
+  Status lower(const GraphOp& op) {
+    switch (op.kind) {
+      case OpKind::conv: return conv(op);
+      case OpKind::binary: return binary(op);
+      case OpKind::activation: return eltwise(op);
+      case OpKind::max_pool:
+      case OpKind::average_pool:
+      case OpKind::global_average_pool: return pool(op);
+      case OpKind::batch_norm: return batch_norm(op);
+      case OpKind::pad: return pad(op);
+      case OpKind::transpose: return transpose(op);
+      case OpKind::reshape: return reshape(op);
+      case OpKind::fully_connected: return fully_connected(op);
+      case OpKind::identity: {
+        auto x = input(op, 0);
+        if (!x.ok()) return x.error();
+        share(op.output, *x);
+        return {};
       }
-    } else if (auto_pad != "VALID") {
-      return fail("auto_pad " + auto_pad);
+      case OpKind::prelu:
+      case OpKind::softmax: break;
     }
-    for (const std::int64_t v : p) {
-      if (v < 0) return fail("negative padding");
-    }
-    return p;
+    return fail("operator " + op.op_type + " is not lowered to oneDNN");
   }
 
   // For a convolution output read only by an Add: that Add and its other operand, when the
   // operand is computed already, has the convolution's dims and type, lives in vigil's own
   // buffer (not the one the convolution reads) and nothing reads that buffer after the Add.
-  std::optional<std::pair<const OnnxNode*, Value>> residual_operand(const std::string& output, const Dims& dims, int src_buffer) const {
-    if (is_output(output)) return std::nullopt;
-    const auto readers = consumers_.find(output);
-    if (readers == consumers_.end() || readers->second.size() != 1) return std::nullopt;
+  std::optional<std::pair<const GraphOp*, Value>> residual_operand(const GraphOp& conv, const Dims& dims, int src_buffer) const {
+    const auto readers = readers_.find(conv.output);
+    if (is_output(conv.output) || readers == readers_.end() || readers->second.size() != 1) return std::nullopt;
     const int at = readers->second[0];
-    const OnnxNode& add = model_.nodes[static_cast<std::size_t>(at)];
-    if (add.op != "Add" || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1] || is_output(add.outputs.at(0))) return std::nullopt;
-    const std::string& other = add.inputs[0] == output ? add.inputs[1] : add.inputs[0];
+    const GraphOp& add = g_.ops[static_cast<std::size_t>(at)];
+    if (add.kind != OpKind::binary || add.binary != BinaryOp::add || add.inputs[0] == add.inputs[1] || is_output(add.output)) {
+      return std::nullopt;
+    }
+    const std::string& other = add.inputs[0] == conv.output ? add.inputs[1] : add.inputs[0];
     const auto it = values_.find(other);
     if (it == values_.end() || it->second.buffer < 0 || it->second.buffer == src_buffer) return std::nullopt;
     const Value& v = it->second;
@@ -422,83 +374,55 @@ class Lowering {
     return std::make_pair(&add, v);
   }
 
-  Status conv(const OnnxNode& node) {
-    auto x = spatial_input(node);
+  Status conv(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
-    const OnnxTensor* w = constant(node, 1);
-    if (w == nullptr || w->dims.size() != 4 || !w->is_float()) return fail("weights must be a 4-D float constant");
-    const Dims xd = x->md.dims();
-    const std::int64_t c = xd[1], h = xd[2], wd = xd[3];
-    const std::int64_t out_c = w->dims[0], group_in = w->dims[1], kh = w->dims[2], kw = w->dims[3];
-    const std::int64_t group = node.attr_int("group", 1);
-    if (group <= 0 || c % group != 0 || out_c % group != 0 || c / group != group_in) {
-      return fail("weights " + dims_string(w->dims) + " do not fit input " + dims_string(xd) + " in " + std::to_string(group) +
-                  " groups");
-    }
-    const auto stride = pair(node.attr_ints("strides"), 1);
-    const auto dilation = pair(node.attr_ints("dilations"), 1);
-    auto p = window_pads(node, h, wd, {kh, kw}, stride, dilation);
-    if (!p.ok()) return p.error();
-    auto [pt, pl, pb, pr] = *p;
-    // A zero Pad of height and width read only by this convolution is its padding.
-    if (const auto folded = folded_pads_.find(node.inputs[0]); folded != folded_pads_.end()) {
-      pt += folded->second[0];
-      pl += folded->second[1];
-      pb += folded->second[2];
-      pr += folded->second[3];
-    }
-    const std::int64_t oh = (h + pt + pb - dilation[0] * (kh - 1) - 1) / stride[0] + 1;
-    const std::int64_t ow = (wd + pl + pr - dilation[1] * (kw - 1) - 1) / stride[1] + 1;
-    if (oh <= 0 || ow <= 0) return fail("kernel larger than its input");
-
-    std::vector<float> bias(static_cast<std::size_t>(out_c), 0.0f);
-    if (const OnnxTensor* b = constant(node, 2); b != nullptr) {
-      if (b->element_count() != out_c || !b->is_float()) return fail("bias does not have one value per output channel");
-      bias = b->floats;
-    } else if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
-      return fail("bias must be a constant");
-    }
-    const Dims weight_dims = group > 1 ? Dims{group, out_c / group, group_in, kh, kw} : Dims{out_c, group_in, kh, kw};
+    const OnnxTensor& w = *g_.constant(op.inputs[1]);
+    const OnnxTensor& b = *g_.constant(op.inputs[2]);
+    const Dims& out_dims = shapes_.at(op.output);
+    const std::int64_t out_c = w.dims[0], group_in = w.dims[1], kh = w.dims[2], kw = w.dims[3];
+    const Window& win = op.window;
+    const Dims weight_dims = op.group > 1 ? Dims{op.group, out_c / op.group, group_in, kh, kw} : Dims{out_c, group_in, kh, kw};
     const memory::desc weights_any(weight_dims, compute_, Tag::any);
     const memory::desc bias_md({out_c}, DataType::f32, Tag::a);
-    const memory::desc dst_any({xd[0], out_c, oh, ow}, compute_, Tag::any);
-    const Dims out_dims{xd[0], out_c, oh, ow};
+    const Dims conv_dims{x->md.dims()[0], out_c, out_dims[2], out_dims[3]};
+    const memory::desc dst_any(conv_dims, compute_, Tag::any);
     const auto make_desc = [&](const memory::desc& dst) {
       return dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, x->md,
-                                             weights_any, bias_md, dst, {stride[0], stride[1]},
-                                             {dilation[0] - 1, dilation[1] - 1}, {pt, pl}, {pb, pr});
+                                             weights_any, bias_md, dst, {win.stride[0], win.stride[1]},
+                                             {win.dilation[0] - 1, win.dilation[1] - 1}, {win.pads[0], win.pads[1]},
+                                             {win.pads[2], win.pads[3]});
     };
     // A residual Add whose other operand is not read after it: the convolution accumulates
     // into that operand's buffer (a sum post-op) instead of a separate pass over both.
     std::optional<dnnl::convolution_forward::primitive_desc> pd;
     std::string result_name;
     Value out;
-    if (const auto residual = residual_operand(node.outputs.at(0), out_dims, x->buffer); residual) {
+    if (const auto residual = residual_operand(op, conv_dims, x->buffer); residual && op.activation.kind == Activation::none) {
       dnnl::post_ops ops;
       ops.append_sum(1.0f);
-      const OnnxNode& add = *residual->first;
-      const std::string name = fuse_activation(add.outputs.at(0), ops);
+      const GraphOp& add = *residual->first;
+      append_activation(add.activation, ops);
       try {
         pd.emplace(make_desc(residual->second.md), attr(ops), cpu_engine());
-        skipped_[static_cast<std::size_t>(&add - model_.nodes.data())] = true;
-        result_name = name;
+        skipped_[static_cast<std::size_t>(&add - g_.ops.data())] = true;
+        result_name = add.output;
         out = residual->second;
         share(result_name, out);
       } catch (const dnnl::error&) {
-        // Not offered for this layout: the Add runs on its own (and its activation with it).
-        if (name != add.outputs.at(0)) skipped_[static_cast<std::size_t>(fusable_activation(add.outputs.at(0)) - model_.nodes.data())] = false;
-        pd.reset();
+        pd.reset();  // not offered for this layout: the Add runs on its own
       }
     }
     if (!pd) {
       dnnl::post_ops ops;
-      result_name = fuse_activation(node.outputs.at(0), ops);
+      append_activation(op.activation, ops);
+      result_name = op.output;
       pd.emplace(make_desc(dst_any), attr(ops), cpu_engine());
       out = allocate(result_name, pd->dst_desc());
     }
-    const memory weights = weights_.get(node.inputs[1], pd->weights_desc(), plain_desc(weight_dims, DataType::f32), w->floats.data());
+    const memory weights = weights_.get(op.inputs[1], pd->weights_desc(), plain_desc(weight_dims, DataType::f32), w.floats.data());
     memory bias_memory(bias_md, cpu_engine());
-    std::memcpy(bias_memory.get_data_handle(), bias.data(), bias.size() * sizeof(float));
+    std::memcpy(bias_memory.get_data_handle(), b.floats.data(), b.floats.size() * sizeof(float));
     add_step<dnnl::convolution_forward>(*pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)},
                                               {DNNL_ARG_WEIGHTS, constant_ref(weights)},
                                               {DNNL_ARG_BIAS, constant_ref(bias_memory)},
@@ -507,52 +431,63 @@ class Lowering {
     return {};
   }
 
-  // Constants are bound as their own memories: a ref with buffer = kConstant + index.
-  int constant_ref(const memory& m) {
-    plan_.constants.push_back(m);
-    return ref(m.get_desc(), kConstantBase - static_cast<int>(plan_.constants.size() - 1));
+  // The operand memory of a constant broadcast against `like`.
+  Result<int> broadcast_constant(const OnnxTensor& c, const Dims& like, memory::desc& md) {
+    Dims cd = c.dims;
+    if (cd.size() > like.size()) return fail("constant of rank " + std::to_string(cd.size()) + " broadcast to a lower rank");
+    cd.insert(cd.begin(), like.size() - cd.size(), 1);
+    for (std::size_t i = 0; i < cd.size(); ++i) {
+      if (cd[i] != 1 && cd[i] != like[i]) return fail("constant " + dims_string(c.dims) + " does not broadcast to " + dims_string(like));
+    }
+    const memory m = constant_memory(c, cd, compute_);
+    md = m.get_desc();
+    return constant_ref(m);
   }
 
- public:
-  static constexpr int kConstantBase = -1000;  // buffer ids at or below: plan_.constants[kConstantBase - id]
+  Status binary_step(dnnl::algorithm alg, const Value& a, const memory::desc& b_md, int b_ref, const Activation& activation,
+                     const std::string& result_name) {
+    dnnl::post_ops ops;
+    append_activation(activation, ops);
+    const memory::desc dst_md = a.md.dims().size() == 4 && is_strided(a.md) ? a.md : plain_desc(a.md.dims(), compute_);
+    const dnnl::binary::desc desc(alg, a.md, b_md, dst_md);
+    const dnnl::binary::primitive_desc pd(desc, attr(ops), cpu_engine());
+    const Value out = allocate(result_name, pd.dst_desc());
+    add_step<dnnl::binary>(pd, {{DNNL_ARG_SRC_0, ref(a.md, a.buffer)}, {DNNL_ARG_SRC_1, b_ref}, {DNNL_ARG_DST, ref(out.md, out.buffer)}});
+    values_[result_name] = out;
+    return {};
+  }
 
- private:
-  Status binary(const OnnxNode& node) {
-    const OnnxTensor* c0 = constant(node, 0);
-    const OnnxTensor* c1 = constant(node, 1);
-    if (c0 != nullptr && c1 != nullptr) return fail("both operands are constants");
-    const std::string& op = node.op;
-    const bool commutative = op == "Add" || op == "Mul" || op == "Max" || op == "Min";
-    dnnl::algorithm alg = dnnl::algorithm::binary_add;
-    if (op == "Sub") alg = dnnl::algorithm::binary_sub;
-    if (op == "Mul") alg = dnnl::algorithm::binary_mul;
-    if (op == "Div") alg = dnnl::algorithm::binary_div;
-    if (op == "Max") alg = dnnl::algorithm::binary_max;
-    if (op == "Min") alg = dnnl::algorithm::binary_min;
+  static dnnl::algorithm algorithm(BinaryOp op) {
+    switch (op) {
+      case BinaryOp::add: return dnnl::algorithm::binary_add;
+      case BinaryOp::sub: return dnnl::algorithm::binary_sub;
+      case BinaryOp::mul: return dnnl::algorithm::binary_mul;
+      case BinaryOp::div: return dnnl::algorithm::binary_div;
+      case BinaryOp::max: return dnnl::algorithm::binary_max;
+      case BinaryOp::min: return dnnl::algorithm::binary_min;
+    }
+    return dnnl::algorithm::binary_add;
+  }
 
-    Value a;
+  Status binary(const GraphOp& op) {
+    const OnnxTensor* c0 = g_.constant(op.inputs[0]);
+    const OnnxTensor* c1 = g_.constant(op.inputs[1]);
+    const bool commutative = op.binary == BinaryOp::add || op.binary == BinaryOp::mul || op.binary == BinaryOp::max ||
+                             op.binary == BinaryOp::min;
     memory::desc b_md;
     int b_ref = -1;
+    Value a;
     if (c0 != nullptr || c1 != nullptr) {
-      if (c0 != nullptr && !commutative) return fail("a constant first operand of " + op);
-      auto x = input(node, c0 != nullptr ? 1 : 0);
+      if (c0 != nullptr && !commutative) return fail("a constant first operand");
+      auto x = input(op, c0 != nullptr ? 1 : 0);
       if (!x.ok()) return x.error();
-      const OnnxTensor& c = c0 != nullptr ? *c0 : *c1;
-      if (!c.is_float()) return fail("integer constant in arithmetic");
       a = *x;
-      const Dims xd = a.md.dims();
-      Dims cd = to_dims(c.dims);
-      if (cd.size() > xd.size()) return fail("constant of rank " + std::to_string(cd.size()) + " broadcast to a lower rank");
-      cd.insert(cd.begin(), xd.size() - cd.size(), 1);
-      for (std::size_t i = 0; i < cd.size(); ++i) {
-        if (cd[i] != 1 && cd[i] != xd[i]) return fail("constant " + dims_string(c.dims) + " does not broadcast to " + dims_string(xd));
-      }
-      const memory m = constant_memory(c, cd, compute_);
-      b_md = m.get_desc();
-      b_ref = constant_ref(m);
+      auto r = broadcast_constant(c0 != nullptr ? *c0 : *c1, a.md.dims(), b_md);
+      if (!r.ok()) return r.error();
+      b_ref = *r;
     } else {
-      auto x = input(node, 0);
-      auto y = input(node, 1);
+      auto x = input(op, 0);
+      auto y = input(op, 1);
       if (!x.ok()) return x.error();
       if (!y.ok()) return y.error();
       const Dims xd = x->md.dims(), yd = y->md.dims();
@@ -564,73 +499,56 @@ class Lowering {
       b_md = b.md;
       b_ref = ref(b.md, b.buffer);
     }
-    dnnl::post_ops ops;
-    const std::string result_name = fuse_activation(node.outputs.at(0), ops);
-    const memory::desc dst_md = a.md.dims().size() == 4 && is_strided(a.md) ? a.md : plain_desc(a.md.dims(), compute_);
-    const dnnl::binary::desc desc(alg, a.md, b_md, dst_md);
-    const dnnl::binary::primitive_desc pd(desc, attr(ops), cpu_engine());
-    const Value out = allocate(result_name, pd.dst_desc());
-    add_step<dnnl::binary>(pd, {{DNNL_ARG_SRC_0, ref(a.md, a.buffer)}, {DNNL_ARG_SRC_1, b_ref}, {DNNL_ARG_DST, ref(out.md, out.buffer)}});
-    values_[result_name] = out;
-    return {};
+    return binary_step(algorithm(op.binary), a, b_md, b_ref, op.activation, op.output);
   }
 
-  Status eltwise(const OnnxNode& node) {
-    auto x = input(node, 0);
-    if (!x.ok()) return x.error();
-    auto a = activation(node);
-    if (!a.ok()) return a.error();
-    const dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, a->alg, x->md, a->alpha, a->beta);
-    const dnnl::eltwise_forward::primitive_desc pd(desc, attr(), cpu_engine());
-    const Value out = allocate(node.outputs.at(0), pd.dst_desc());
-    add_step<dnnl::eltwise_forward>(pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)}, {DNNL_ARG_DST, ref(out.md, out.buffer)}});
-    values_[node.outputs[0]] = out;
-    return {};
-  }
-
-  Status pool(const OnnxNode& node) {
-    auto x = spatial_input(node);
+  // y = x * scale + shift per channel: two binary steps.
+  Status batch_norm(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
     const Dims xd = x->md.dims();
-    const std::int64_t n = xd[0], c = xd[1], h = xd[2], w = xd[3];
-    std::array<std::int64_t, 2> kernel{h, w}, stride{1, 1};
-    std::array<std::int64_t, 4> p{0, 0, 0, 0};
-    std::int64_t oh = 1, ow = 1;
+    Dims per_channel(xd.size(), 1);
+    per_channel[1] = xd[1];
+    const memory scale = constant_memory(*g_.constant(op.inputs[1]), per_channel, compute_);
+    const memory shift = constant_memory(*g_.constant(op.inputs[2]), per_channel, compute_);
+    VIGIL_RETURN_IF_ERROR(binary_step(dnnl::algorithm::binary_mul, *x, scale.get_desc(), constant_ref(scale), {}, op.output));
+    return binary_step(dnnl::algorithm::binary_add, values_.at(op.output), shift.get_desc(), constant_ref(shift), {}, op.output);
+  }
+
+  Status eltwise(const GraphOp& op) {
+    auto x = input(op, 0);
+    if (!x.ok()) return x.error();
+    const Eltwise e = eltwise_of(op.activation);
+    const dnnl::eltwise_forward::desc desc(dnnl::prop_kind::forward_inference, e.alg, x->md, e.alpha, e.beta);
+    const dnnl::eltwise_forward::primitive_desc pd(desc, attr(), cpu_engine());
+    const Value out = allocate(op.output, pd.dst_desc());
+    add_step<dnnl::eltwise_forward>(pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)}, {DNNL_ARG_DST, ref(out.md, out.buffer)}});
+    values_[op.output] = out;
+    return {};
+  }
+
+  Status pool(const GraphOp& op) {
+    auto x = input(op, 0);
+    if (!x.ok()) return x.error();
+    const Dims xd = x->md.dims();
+    const Dims& od = shapes_.at(op.output);
+    Window w = op.window;
     dnnl::algorithm alg = dnnl::algorithm::pooling_avg_exclude_padding;
-    if (node.op != "GlobalAveragePool") {
-      kernel = pair(node.attr_ints("kernel_shape"), 0);
-      if (kernel[0] <= 0 || kernel[1] <= 0) return fail("kernel_shape must have 2 positive values");
-      stride = pair(node.attr_ints("strides"), 1);
-      const auto dilation = pair(node.attr_ints("dilations"), 1);
-      if (dilation[0] != 1 || dilation[1] != 1) return fail("dilated pooling");
-      auto pads = window_pads(node, h, w, kernel, stride, dilation);
-      if (!pads.ok()) return pads.error();
-      p = *pads;
-      const auto out_size = [&](std::int64_t in, std::int64_t before, std::int64_t after, int i, bool ceil) {
-        const std::int64_t span = in + before + after - kernel[i];
-        return (ceil ? (span + stride[i] - 1) / stride[i] : span / stride[i]) + 1;
-      };
-      const bool ceil = node.attr_int("ceil_mode", 0) != 0;
-      oh = out_size(h, p[0], p[2], 0, ceil);
-      ow = out_size(w, p[1], p[3], 1, ceil);
-      if (oh <= 0 || ow <= 0) return fail("window larger than its input");
-      if (ceil) {
-        while (out_size(h, p[0], p[2], 0, false) < oh) ++p[2];
-        while (out_size(w, p[1], p[3], 1, false) < ow) ++p[3];
-      }
-      if (node.op == "MaxPool") {
-        alg = dnnl::algorithm::pooling_max;
-      } else if (node.attr_int("count_include_pad", 0) != 0) {
-        alg = dnnl::algorithm::pooling_avg_include_padding;
-      }
+    if (op.kind == OpKind::global_average_pool) {
+      w.kernel = {xd[2], xd[3]};
+    } else if (op.kind == OpKind::max_pool) {
+      alg = dnnl::algorithm::pooling_max;
+    } else if (w.count_include_pad) {
+      alg = dnnl::algorithm::pooling_avg_include_padding;
     }
-    const memory::desc dst_any({n, c, oh, ow}, x->md.data_type(), Tag::any);
-    const dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, alg, x->md, dst_any, {stride[0], stride[1]},
-                                           {kernel[0], kernel[1]}, {p[0], p[1]}, {p[2], p[3]});
+    if (w.dilation[0] != 1 || w.dilation[1] != 1) return fail("dilated pooling");
+    const memory::desc dst_any({xd[0], xd[1], od[2], od[3]}, x->md.data_type(), Tag::any);
+    const dnnl::pooling_forward::desc desc(dnnl::prop_kind::forward_inference, alg, x->md, dst_any, {w.stride[0], w.stride[1]},
+                                           {w.kernel[0], w.kernel[1]}, {w.pads[0], w.pads[1]}, {w.pads[2], w.pads[3]});
     const dnnl::pooling_forward::primitive_desc pd(desc, attr(), cpu_engine());
-    const Value out = allocate(node.outputs.at(0), pd.dst_desc());
+    const Value out = allocate(op.output, pd.dst_desc());
     add_step<dnnl::pooling_forward>(pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)}, {DNNL_ARG_DST, ref(out.md, out.buffer)}});
-    values_[node.outputs[0]] = out;
+    values_[op.output] = out;
     return {};
   }
 
@@ -644,185 +562,98 @@ class Lowering {
     return out;
   }
 
-  Status pad(const OnnxNode& node) {
-    auto x = input(node, 0);
+  Status pad(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
-    if (node.attr_string("mode", "constant") != "constant") return fail("only constant padding");
-    std::vector<std::int64_t> pads = node.attr_ints("pads");
-    if (const OnnxTensor* c = constant(node, 1); c != nullptr) pads = c->ints;
-    float value = node.attr_float("value", 0.0f);
-    if (const OnnxTensor* c = constant(node, 2); c != nullptr && !c->floats.empty()) value = c->floats[0];
-    if ((node.inputs.size() > 1 && !node.inputs[1].empty() && constant(node, 1) == nullptr) ||
-        (node.inputs.size() > 2 && !node.inputs[2].empty() && constant(node, 2) == nullptr)) {
-      return fail("pads and value must be constants");
-    }
+    auto src = strided(*x, op.output);
+    if (!src.ok()) return src.error();
     const Dims xd = x->md.dims();
     const std::size_t rank = xd.size();
-    if (pads.size() != 2 * rank) return fail("pads " + dims_string(pads) + " for a tensor " + dims_string(xd));
-    for (const std::int64_t v : pads) {
-      if (v < 0) return fail("negative padding (cropping)");
-    }
-    // Zero padding of height and width read only by a convolution: folded into it.
-    const auto readers = consumers_.find(node.outputs.at(0));
-    if (rank == 4 && value == 0.0f && pads[0] == 0 && pads[1] == 0 && pads[4] == 0 && pads[5] == 0 &&
-        !is_output(node.outputs[0]) && readers != consumers_.end() && readers->second.size() == 1 &&
-        model_.nodes[static_cast<std::size_t>(readers->second[0])].op == "Conv" &&
-        model_.nodes[static_cast<std::size_t>(readers->second[0])].attr_string("auto_pad", "NOTSET") == "NOTSET") {
-      folded_pads_[node.outputs[0]] = {pads[2], pads[3], pads[6], pads[7]};
-      share(node.outputs[0], *x);
-      return {};
-    }
-    auto src = strided(*x, node.outputs[0]);
-    if (!src.ok()) return src.error();
-    Dims out_dims(rank), offsets(rank);
-    for (std::size_t i = 0; i < rank; ++i) {
-      out_dims[i] = xd[i] + pads[i] + pads[i + rank];
-      offsets[i] = pads[i];
-    }
+    const Dims offsets(op.pads.begin(), op.pads.begin() + static_cast<std::ptrdiff_t>(rank));
+    const Dims& out_dims = shapes_.at(op.output);
     const memory::desc out_md = rank == 4 ? memory::desc(out_dims, x->md.data_type(), Tag::acdb) : plain_desc(out_dims, x->md.data_type());
-    const Value out = allocate(node.outputs[0], out_md);
+    const Value out = allocate(op.output, out_md);
     Step fill;
     fill.fill_ref = ref(out.md, out.buffer);
     if (out.md.data_type() == DataType::bf16) {
       std::uint32_t bits = 0;
-      std::memcpy(&bits, &value, sizeof(bits));
+      std::memcpy(&bits, &op.pad_value, sizeof(bits));
       fill.fill_pattern = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;  // round to nearest even
       fill.fill_element = 2;
     } else {
-      std::memcpy(&fill.fill_pattern, &value, sizeof(value));
+      std::memcpy(&fill.fill_pattern, &op.pad_value, sizeof(op.pad_value));
     }
     plan_.steps.push_back(std::move(fill));
     VIGIL_RETURN_IF_ERROR(add_reorder(*src, Value{out.md.submemory_desc(xd, offsets), out.buffer}));
-    values_[node.outputs[0]] = out;
+    values_[op.output] = out;
     return {};
   }
 
-  Status transpose(const OnnxNode& node) {
-    auto x = input(node, 0);
+  Status transpose(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
-    const Dims xd = x->md.dims();
-    auto perm = node.attr_ints("perm");
-    if (perm.empty()) {
-      for (std::size_t i = xd.size(); i-- > 0;) perm.push_back(static_cast<std::int64_t>(i));
-    }
-    if (perm.size() != xd.size()) return fail("perm " + dims_string(perm) + " for a tensor " + dims_string(xd));
-    auto src = strided(*x, node.outputs.at(0));
+    auto src = strided(*x, op.output);
     if (!src.ok()) return src.error();
     // oneDNN's permutation maps input axis -> output axis; ONNX's output axis -> input axis.
-    std::vector<int> to(perm.size());
-    for (std::size_t i = 0; i < perm.size(); ++i) {
-      if (perm[i] < 0 || perm[i] >= static_cast<std::int64_t>(perm.size())) return fail("perm out of range");
-      to[static_cast<std::size_t>(perm[i])] = static_cast<int>(i);
-    }
-    share(node.outputs[0], Value{src->md.permute_axes(to), src->buffer});
+    std::vector<int> to(op.perm.size());
+    for (std::size_t i = 0; i < op.perm.size(); ++i) to[static_cast<std::size_t>(op.perm[i])] = static_cast<int>(i);
+    share(op.output, Value{src->md.permute_axes(to), src->buffer});
     return {};
   }
 
-  Status reshape(const OnnxNode& node) {
-    auto x = input(node, 0);
+  Status reshape(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
-    const Dims xd = x->md.dims();
-    const std::int64_t total = product(xd);
-    Dims shape;
-    if (node.op == "Flatten") {
-      std::int64_t axis = node.attr_int("axis", 1);
-      if (axis < 0) axis += static_cast<std::int64_t>(xd.size());
-      if (axis < 0 || axis > static_cast<std::int64_t>(xd.size())) return fail("axis out of range");
-      const std::int64_t outer = product(Dims(xd.begin(), xd.begin() + axis));
-      shape = {outer, total / std::max<std::int64_t>(1, outer)};
-    } else {
-      const OnnxTensor* s = constant(node, 1);
-      if (s == nullptr || s->is_float()) return fail("the shape must be an integer constant");
-      shape = to_dims(s->ints);
-      std::int64_t known = 1;
-      int unknown = -1;
-      for (std::size_t i = 0; i < shape.size(); ++i) {
-        if (shape[i] == 0 && i < xd.size()) shape[i] = xd[i];
-        if (shape[i] == -1) {
-          if (unknown >= 0) return fail("more than one -1 in the shape");
-          unknown = static_cast<int>(i);
-        } else {
-          known *= shape[i];
-        }
-      }
-      // A batch dim written into the file as 1 follows the batch.
-      if (!shape.empty() && shape[0] == 1 && batch_ != 1 && unknown != 0 && product(shape) * batch_ == total) shape[0] = batch_;
-      if (unknown >= 0 && known > 0) shape[static_cast<std::size_t>(unknown)] = total / known;
-    }
-    if (product(shape) != total) return fail("cannot reshape " + dims_string(xd) + " to " + dims_string(shape));
     Value src = *x;
     if (!is_row_major(src.md)) {
-      const Value dense = allocate(node.outputs.at(0), plain_desc(xd, src.md.data_type()));
+      const Value dense = allocate(op.output, plain_desc(src.md.dims(), src.md.data_type()));
       VIGIL_RETURN_IF_ERROR(add_reorder(src, dense));
       src = dense;
     }
-    share(node.outputs.at(0), Value{plain_desc(shape, src.md.data_type()), src.buffer});
+    share(op.output, Value{plain_desc(shapes_.at(op.output), src.md.data_type()), src.buffer});
     return {};
   }
 
-  // Gemm (alpha = beta = 1) and MatMul with a constant 2-D right operand: an inner product.
-  Status gemm(const OnnxNode& node) {
-    auto x = input(node, 0);
+  // y = x W^T + b: an inner product.
+  Status fully_connected(const GraphOp& op) {
+    auto x = input(op, 0);
     if (!x.ok()) return x.error();
-    const OnnxTensor* w = constant(node, 1);
-    if (w == nullptr || w->dims.size() != 2 || !w->is_float()) return fail("the right operand must be a 2-D float constant");
     const Dims xd = x->md.dims();
     if (xd.size() != 2) return fail("the left operand must be 2-D, got " + dims_string(xd));
-    if (node.attr_int("transA", 0) != 0) return fail("transA");
-    if (node.attr_float("alpha", 1.0f) != 1.0f || node.attr_float("beta", 1.0f) != 1.0f) return fail("alpha or beta other than 1");
-    const bool trans_b = node.op == "Gemm" && node.attr_int("transB", 0) != 0;
-    const std::int64_t k = trans_b ? w->dims[1] : w->dims[0];
-    const std::int64_t out_n = trans_b ? w->dims[0] : w->dims[1];
-    if (k != xd[1]) return fail("weights " + dims_string(w->dims) + " do not fit input " + dims_string(xd));
-    std::vector<float> bias(static_cast<std::size_t>(out_n), 0.0f);
-    if (node.op == "Gemm") {
-      if (const OnnxTensor* b = constant(node, 2); b != nullptr) {
-        if (!b->is_float()) return fail("integer bias");
-        if (b->element_count() == out_n) {
-          bias = b->floats;
-        } else if (b->element_count() == 1) {
-          std::fill(bias.begin(), bias.end(), b->floats[0]);
-        } else {
-          return fail("bias " + dims_string(b->dims) + " is not one value per output");
-        }
-      } else if (node.inputs.size() > 2 && !node.inputs[2].empty()) {
-        return fail("bias must be a constant");
-      }
-    }
+    const OnnxTensor& w = *g_.constant(op.inputs[1]);
+    const OnnxTensor& b = *g_.constant(op.inputs[2]);
+    const std::int64_t out_n = w.dims[0], k = w.dims[1];
     const memory::desc weights_any({out_n, k}, compute_, Tag::any);
     const memory::desc bias_md({out_n}, DataType::f32, Tag::a);
-    const memory::desc dst_md = plain_desc({xd[0], out_n}, compute_);
     dnnl::post_ops ops;
-    const std::string result_name = fuse_activation(node.outputs.at(0), ops);
-    const dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, x->md, weights_any, bias_md, dst_md);
+    append_activation(op.activation, ops);
+    const dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, x->md, weights_any, bias_md,
+                                                 plain_desc({xd[0], out_n}, compute_));
     const dnnl::inner_product_forward::primitive_desc pd(desc, attr(ops), cpu_engine());
-    // The file's [k, n] (or [n, k] with transB) as oneDNN's [n, k].
-    const memory::desc source = trans_b ? plain_desc({out_n, k}, DataType::f32) : memory::desc({out_n, k}, DataType::f32, Tag::ba);
-    const memory weights = weights_.get(node.inputs[1], pd.weights_desc(), source, w->floats.data());
+    const memory weights = weights_.get(op.inputs[1], pd.weights_desc(), plain_desc({out_n, k}, DataType::f32), w.floats.data());
     memory bias_memory(bias_md, cpu_engine());
-    std::memcpy(bias_memory.get_data_handle(), bias.data(), bias.size() * sizeof(float));
-    const Value out = allocate(result_name, pd.dst_desc());
+    std::memcpy(bias_memory.get_data_handle(), b.floats.data(), b.floats.size() * sizeof(float));
+    const Value out = allocate(op.output, pd.dst_desc());
     add_step<dnnl::inner_product_forward>(pd, {{DNNL_ARG_SRC, ref(x->md, x->buffer)},
                                                {DNNL_ARG_WEIGHTS, constant_ref(weights)},
                                                {DNNL_ARG_BIAS, constant_ref(bias_memory)},
                                                {DNNL_ARG_DST, ref(out.md, out.buffer)}});
-    values_[result_name] = out;
+    values_[op.output] = out;
     return {};
   }
 
-  const OnnxModel& model_;
-  std::int64_t batch_;
-  const std::vector<std::string>& outputs_;
-  DataType compute_;
+  const ModelGraph& g_;
+  const std::map<std::string, Dims> shapes_;  // every value's dims at this batch
+  const DataType compute_;
+  const bool refuse_reference_;
+  std::optional<Error> reference_kernel_;  // the first layer that got a reference kernel
   WeightCache& weights_;
   Plan& plan_;
   std::map<std::string, Value> values_;
-  std::map<std::string, int> last_use_;
-  std::map<std::string, std::vector<int>> consumers_;
-  std::map<std::string, std::array<std::int64_t, 4>> folded_pads_;
+  std::map<std::string, std::vector<int>> readers_;  // value -> the ops that read it
   std::vector<BufferState> buffers_;
-  std::vector<bool> skipped_;
-  const OnnxNode* node_ = nullptr;
+  std::vector<bool> skipped_;  // ops run inside an earlier one (a residual Add)
+  const GraphOp* op_ = nullptr;
   int index_ = 0;
 };
 
@@ -837,8 +668,8 @@ void bind(Plan& plan) {
   for (std::size_t r = 0; r < plan.refs.size(); ++r) {
     const MemRef& m = plan.refs[r];
     void* handle = nullptr;
-    if (m.buffer <= Lowering::kConstantBase) {
-      plan.memories.push_back(plan.constants[static_cast<std::size_t>(Lowering::kConstantBase - m.buffer)]);
+    if (m.buffer <= kConstantBase) {
+      plan.memories.push_back(plan.constants[static_cast<std::size_t>(kConstantBase - m.buffer)]);
       continue;
     }
     if (m.buffer >= 0) {
@@ -857,92 +688,42 @@ void bind(Plan& plan) {
   plan.stream = std::make_unique<dnnl::stream>(cpu_engine());
 }
 
-class OnednnBackend final : public Backend {
+class OnednnBackend final : public GraphBackend {
  public:
-  OnednnBackend(OnnxModel model, std::vector<std::string> outputs, DataType compute, int threads, int max_chunk)
-      : model_(std::move(model)), output_names_(std::move(outputs)), compute_(compute), threads_(threads), max_chunk_(max_chunk) {}
+  OnednnBackend(ModelGraph graph, DataType compute, const BackendOptions& options)
+      : GraphBackend(std::move(graph), options.max_chunk, false), compute_(compute),
+        threads_(options.threads > 0 ? options.threads : g_onednn_threads.load()),
+        refuse_reference_(options.refuse_reference_kernels) {}
 
-  Result<Plan*> plan_for(std::int64_t batch) {
-    const auto it = plans_.find(batch);
-    if (it != plans_.end()) return it->second.get();
-    auto plan = std::make_unique<Plan>();
-    // oneDNN sizes a primitive's work split by the thread count when it is created.
-    omp_set_num_threads(threads_);
-    try {
-      Lowering lowering(model_, batch, output_names_, compute_, weights_, *plan);
-      VIGIL_RETURN_IF_ERROR(lowering.build());
-      bind(*plan);
-    } catch (const dnnl::error& e) {
-      return Error{ErrorCode::invalid_argument, model_.path + ": onednn: " + e.what()};
-    }
-    for (const Dims& d : plan->output_dims) {
-      if (dynamic_batch() && (d.empty() || d[0] != batch)) {
-        return Error{ErrorCode::invalid_argument, model_.path + ": an output " + dims_string(d) + " does not follow the batch of " +
-                                                      std::to_string(batch)};
-      }
-    }
-    return plans_.emplace(batch, std::move(plan)).first->second.get();
-  }
-
-  Status infer(const Tensor& input, std::vector<Tensor>& outputs) override {
-    VIGIL_RETURN_IF_ERROR(check_input(input));
-    const std::int64_t batch = input.dim(0);
-    outputs.resize(output_names_.size());
-    omp_set_num_threads(threads_);
-    // Chunks of at most max_chunk items (one chunk when the batch is fixed by the file).
-    std::int64_t done = 0;
-    while (done < batch) {
-      const std::int64_t chunk = dynamic_batch() ? std::min<std::int64_t>(batch - done, max_chunk_) : batch;
-      auto found = plan_for(chunk);
-      if (!found.ok()) return found.error();
-      Plan& plan = **found;
-      if (done == 0) {
-        for (std::size_t i = 0; i < plan.output_dims.size(); ++i) {
-          Dims d = plan.output_dims[i];
-          if (dynamic_batch()) d[0] = batch;
-          outputs[i].reshape(std::span<const std::int64_t>(d.data(), d.size()));
-        }
-      }
-      VIGIL_RETURN_IF_ERROR(run(plan, input, done, outputs));
-      done += chunk;
-    }
-    return {};
-  }
-
-  // Chooses max_chunk: four images as one batch of 4 against four calls of 1 (best of 3);
-  // a small model whose activations stay in cache runs faster image by image.
-  Status calibrate() {
-    if (!dynamic_batch() || max_chunk_ > 0) return {};
-    Tensor input;
-    Dims dims = to_dims(model_.inputs[0].dims);
-    dims[0] = 4;
-    input.reshape(std::span<const std::int64_t>(dims.data(), dims.size()));
-    std::fill(input.data(), input.data() + input.size(), 0.0f);
-    std::vector<Tensor> outputs;
-    double one_by_one = 1e9, batched = 1e9;
-    for (int round = 0; round < 3; ++round) {
-      for (const int chunk : {1, 4}) {
-        max_chunk_ = chunk;
-        VIGIL_RETURN_IF_ERROR(infer(input, outputs));  // plans on first use
-        const auto start = std::chrono::steady_clock::now();
-        VIGIL_RETURN_IF_ERROR(infer(input, outputs));
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        (chunk == 1 ? one_by_one : batched) = std::min(chunk == 1 ? one_by_one : batched, s);
-      }
-    }
-    max_chunk_ = batched < 0.95 * one_by_one ? 1 << 30 : 1;
-    if (max_chunk_ == 1) plans_.erase(4);
-    return {};
-  }
-
-  const std::vector<std::string>& output_names() const override { return output_names_; }
   std::string name() const override { return compute_ == DataType::bf16 ? "onednn-bf16" : "onednn"; }
 
  private:
-  bool dynamic_batch() const { return model_.inputs[0].dims[0] < 0; }
+  Result<const std::vector<Dims>*> prepare(std::int64_t batch) override {
+    auto found = plans_.find(batch);
+    if (found == plans_.end()) {
+      auto plan = std::make_unique<Plan>();
+      auto shapes = graph().shapes(batch);
+      if (!shapes.ok()) return shapes.error();
+      // oneDNN sizes a primitive's work split by the thread count when it is created.
+      omp_set_num_threads(threads_);
+      try {
+        Lowering lowering(graph(), std::move(shapes).value(), compute_, refuse_reference_, weights_, *plan);
+        VIGIL_RETURN_IF_ERROR(lowering.build(batch));
+        bind(*plan);
+      } catch (const dnnl::error& e) {
+        return fail(e.what());
+      }
+      found = plans_.emplace(batch, std::move(plan)).first;
+    }
+    return &found->second->output_dims;
+  }
 
-  // Items [first, first + plan.batch) of the call, read and written in place.
-  Status run(Plan& plan, const Tensor& input, std::int64_t first, std::vector<Tensor>& outputs) {
+  void forget(std::int64_t batch) override { plans_.erase(batch); }
+
+  // Items [first, first + batch) of the call, read and written in place.
+  Status run_chunk(std::int64_t batch, const Tensor& input, std::int64_t first, std::vector<Tensor>& outputs, bool) override {
+    Plan& plan = *plans_.at(batch);
+    omp_set_num_threads(threads_);
     for (const int r : plan.external_refs) {
       const int buffer = plan.refs[static_cast<std::size_t>(r)].buffer;
       void* handle = nullptr;
@@ -961,12 +742,10 @@ class OnednnBackend final : public Backend {
       }
       if (dnnl_primitive_execute(step.primitive.get(), plan.stream->get(), static_cast<int>(step.exec.size()), step.exec.data()) !=
           dnnl_success) {
-        return Error{ErrorCode::internal, model_.path + ": onednn: inference failed"};
+        return Error{ErrorCode::internal, graph().path + ": onednn: inference failed"};
       }
     }
-    if (dnnl_stream_wait(plan.stream->get()) != dnnl_success) {
-      return Error{ErrorCode::internal, model_.path + ": onednn: inference failed"};
-    }
+    if (dnnl_stream_wait(plan.stream->get()) != dnnl_success) return Error{ErrorCode::internal, graph().path + ": onednn: inference failed"};
     return {};
   }
 
@@ -984,61 +763,31 @@ class OnednnBackend final : public Backend {
     }
   }
 
-  Status check_input(const Tensor& input) const {
-    const auto& expected = model_.inputs[0].dims;
-    bool fits = input.rank() == expected.size() && input.rank() > 0 && input.dim(0) > 0;
-    for (std::size_t i = 0; fits && i < expected.size(); ++i) fits = expected[i] < 0 || expected[i] == input.dim(i);
-    if (!fits) {
-      return Error{ErrorCode::invalid_argument, model_.path + ": input " + input.shape_string() + " does not fit the model's " +
-                                                    dims_string(expected)};
-    }
-    return {};
-  }
-
-  OnnxModel model_;
-  std::vector<std::string> output_names_;
   DataType compute_;
   int threads_;
-  int max_chunk_;
+  bool refuse_reference_;
   WeightCache weights_;
   std::map<std::int64_t, std::unique_ptr<Plan>> plans_;
 };
 
 }  // namespace
 
+void set_onednn_threads(int threads) { g_onednn_threads.store(threads > 0 ? threads : 1); }
+
 bool cpu_runs_bf16() {
   const auto isa = static_cast<unsigned>(dnnl_get_effective_cpu_isa());
   return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
 }
 
-void set_onednn_threads(int threads) { g_onednn_threads.store(threads > 0 ? threads : 1); }
-
 Result<std::unique_ptr<Backend>> create_onednn_backend(const BackendOptions& options) {
-  auto model = read_onnx_model(options.model_path);
-  if (!model.ok()) return model.error();
-  if (model->inputs.size() != 1) {
-    return Error{ErrorCode::invalid_argument, options.model_path + ": onednn: the model has " + std::to_string(model->inputs.size()) +
-                                                  " inputs; vigil feeds one"};
-  }
-  const auto& dims = model->inputs[0].dims;
-  if (dims.empty() || std::any_of(dims.begin() + 1, dims.end(), [](std::int64_t d) { return d <= 0; })) {
-    return Error{ErrorCode::invalid_argument, options.model_path + ": onednn: the input " + dims_string(dims) +
-                                                  " needs fixed sizes after the batch axis"};
-  }
+  auto graph = import_onnx_model(options.model_path, {options.output_names});
+  if (!graph.ok()) return graph.error();
   if (options.precision == Precision::bf16 && !cpu_runs_bf16()) {
     return Error{ErrorCode::invalid_argument, options.model_path + ": onednn: precision bf16 needs a CPU with AVX512_BF16 (this one has not)"};
   }
   const DataType compute = options.precision == Precision::bf16 ? DataType::bf16 : DataType::f32;
-  std::vector<std::string> outputs = options.output_names;
-  if (outputs.empty()) {
-    for (const auto& o : model->outputs) outputs.push_back(o.name);
-  }
-  const std::int64_t first_batch = dims[0] > 0 ? dims[0] : 1;
-  auto backend = std::make_unique<OnednnBackend>(std::move(*model), outputs, compute, g_onednn_threads.load(), options.max_chunk);
-  // Plan now, so an unsupported graph (or bf16 on a CPU without it) fails at load.
-  auto planned = backend->plan_for(first_batch);
-  if (!planned.ok()) return planned.error();
-  VIGIL_RETURN_IF_ERROR(backend->calibrate());
+  auto backend = std::make_unique<OnednnBackend>(std::move(graph).value(), compute, options);
+  VIGIL_RETURN_IF_ERROR(backend->load());
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
