@@ -812,13 +812,16 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
   // One model worker per whole core of the budget, each on one intra-op thread.
   const int workers = std::max(1, static_cast<int>(cores));
-  set_inference_threads(1);  // before the backends are made: some read it then
+  set_inference_threads(1);  // OpenCV DNN's count is process-wide
+  BlazeFaceConfig detector_config = options.detector;
+  FaceEmbedderConfig embedder_config = options.embedder;
+  detector_config.threads = embedder_config.threads = 1;
   std::vector<std::unique_ptr<BlazeFace>> detectors;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders;
   for (int w = 0; w < workers; ++w) {
-    auto detector = BlazeFace::create(options.detector);
+    auto detector = BlazeFace::create(detector_config);
     if (!detector.ok()) return with_context(detector.error(), "detector");
-    auto embedder = FaceEmbedder::create(options.embedder);
+    auto embedder = FaceEmbedder::create(embedder_config);
     if (!embedder.ok()) return with_context(embedder.error(), "embedder");
     detectors.push_back(std::move(detector).value());
     embedders.push_back(std::move(embedder).value());

@@ -71,8 +71,9 @@ class Backend {
   virtual std::string name() const = 0;  // e.g. "opencv-dnn"
 };
 
-// Sets the intra-op threads of every inference library vigil uses. Process-wide: main calls
-// it once from the CPU budget.
+// Sets the default intra-op threads of every inference library vigil uses (a model whose
+// BackendOptions::threads is 0 takes it when it loads). OpenCV DNN has only this process-wide
+// count; the engine and the harvest give oneDNN and XNNPACK theirs per model instance.
 void set_inference_threads(int threads);
 
 // Loads an ONNX model with the backend options.kind names. automatic tries oneDNN (refused

@@ -36,6 +36,8 @@ struct ModelConfig {
     return blazeface.model_path;
   }
   BackendKind backend() const { return blazeface.backend; }  // the loader sets every kind's alike
+  // Intra-op threads of each instance of this model (the engine sets them from the budget).
+  void set_threads(int threads) { blazeface.threads = yolo.threads = scrfd.threads = embedder.threads = threads; }
   Precision precision() const { return blazeface.precision; }
   int max_batch() const {
     if (kind == "face_embedder") return embedder.max_batch;

@@ -21,7 +21,8 @@ Status Engine::Impl::build_models() {
     };
   }
   const auto instances_per_model = static_cast<std::size_t>(workers_count);
-  for (const auto& [name, model_config] : config.models) {
+  for (auto [name, model_config] : config.models) {
+    model_config.set_threads(inference_threads);
     auto model = std::make_unique<Model>(mu);
     model->index = models.size();
     model->name = name;

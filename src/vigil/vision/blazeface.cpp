@@ -35,7 +35,7 @@ BlazeFace::BlazeFace(BlazeFaceConfig config, std::unique_ptr<Backend> backend)
     : config_(std::move(config)), backend_(std::move(backend)), anchors_(make_anchors()) {}
 
 Result<std::unique_ptr<BlazeFace>> BlazeFace::create(const BlazeFaceConfig& config) {
-  auto backend = create_backend({config.model_path, blazeface_output_names(), config.backend, 0, config.precision});
+  auto backend = create_backend({config.model_path, blazeface_output_names(), config.backend, 0, config.precision, false, config.threads});
   if (!backend.ok()) return backend.error();
   return create(config, std::move(backend).value());
 }

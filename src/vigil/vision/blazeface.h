@@ -41,6 +41,7 @@ struct BlazeFaceConfig {
   InputRange range = InputRange::minus_one_to_one;
   BackendKind backend = BackendKind::automatic;
   Precision precision = Precision::fp32;  // bf16: oneDNN only
+  int threads = 0;  // intra-op threads of this instance (0: the process default)
 };
 
 struct Anchor {

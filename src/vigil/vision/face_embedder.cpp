@@ -35,7 +35,7 @@ Result<std::unique_ptr<FaceEmbedder>> FaceEmbedder::create(const FaceEmbedderCon
                                      "ResNet) or 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace); the file has " +
                      signature_string(*model)};
   }
-  auto backend = create_backend({config.model_path, {}, config.backend, 0, config.precision});
+  auto backend = create_backend({config.model_path, {}, config.backend, 0, config.precision, false, config.threads});
   if (!backend.ok()) return backend.error();
   std::unique_ptr<FaceEmbedder> embedder(new FaceEmbedder(config, std::move(backend).value(),
                                                           arcface ? Family::arcface : Family::dlib, static_cast<std::size_t>(dim)));

@@ -34,6 +34,7 @@ struct FaceEmbedderConfig {
   int max_batch = 16;
   BackendKind backend = BackendKind::automatic;
   Precision precision = Precision::fp32;  // bf16: oneDNN only
+  int threads = 0;  // intra-op threads of this instance (0: the process default)
 };
 
 // One face to embed: the frame it is in and its detection (keypoints align it).

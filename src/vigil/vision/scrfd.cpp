@@ -48,7 +48,7 @@ Result<std::unique_ptr<Scrfd>> Scrfd::create(const ScrfdConfig& config) {
   }
   std::vector<std::string> names;
   for (const auto& o : model->outputs) names.push_back(o.name);
-  auto backend = create_backend({config.model_path, names, config.backend, 0, config.precision});
+  auto backend = create_backend({config.model_path, names, config.backend, 0, config.precision, false, config.threads});
   if (!backend.ok()) return backend.error();
   const bool keypoints = outputs == 9;
   // The batch axis shows in the computed shapes: one black image through the model.

@@ -40,6 +40,7 @@ struct ScrfdConfig {
   int max_batch = 1;
   BackendKind backend = BackendKind::automatic;
   Precision precision = Precision::fp32;  // bf16: oneDNN only
+  int threads = 0;  // intra-op threads of this instance (0: the process default)
 };
 
 class Scrfd final : public Detector {

@@ -63,7 +63,7 @@ Result<std::unique_ptr<Yolo>> Yolo::create(const YoloConfig& config) {
   if (in[0] > 0 && config.max_batch > in[0]) {
     return wrong("the file takes a batch of " + std::to_string(in[0]) + "; export it with dynamic=True to batch");
   }
-  auto backend = create_backend({config.model_path, {model->outputs[0].name}, config.backend, 0, config.precision});
+  auto backend = create_backend({config.model_path, {model->outputs[0].name}, config.backend, 0, config.precision, false, config.threads});
   if (!backend.ok()) return backend.error();
   std::unique_ptr<Yolo> yolo(new Yolo(config, std::move(backend).value(), size, static_cast<int>(rows), static_cast<int>(anchors)));
   // One black frame through the model: the real output shape must be what the file declares.
