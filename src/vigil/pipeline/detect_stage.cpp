@@ -99,6 +99,8 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     std::vector<char> handed;  // owners[i] went on to its face stage (it holds its token there)
   };
   void isolate_failure(Detector& detector, const Error& batch_error, Scratch& s);
+  SteadyTime take_newest_frames(std::vector<CameraRef>& batch, Scratch& s);
+  bool track_and_deliver(Camera& cam, FrameRef frame, const Detections& detections, SteadyTime start);
 
   Engine::Impl& engine_;
   Model& model_;
@@ -117,7 +119,32 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     for (auto& cam : batch) e.finish(cam, model_);
     return;
   }
-  // Take each camera's newest frame now, at the last moment.
+  const SteadyTime start = take_newest_frames(batch, s);
+  if (!s.frames.empty()) {
+    Detector& detector = *detectors_[static_cast<std::size_t>(worker)];
+    Status status = safe_detect(detector, s.images, s.results);
+    if (!status.ok()) isolate_failure(detector, status.error(), s);
+    model_.latency_ms->record(ms_between(start, SteadyClock::now()));
+    model_.batches.fetch_add(1, std::memory_order_relaxed);
+    model_.items.fetch_add(s.frames.size(), std::memory_order_relaxed);
+    model_.batch_sizes[std::min(s.frames.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < s.frames.size(); ++i) {
+      if (s.frames[i]) s.handed[i] = track_and_deliver(*s.owners[i], std::move(s.frames[i]), s.results[i], start) ? 1 : 0;
+    }
+  }
+  s.frames.clear();  // back to the pools before the cameras become ready again
+  for (std::size_t i = 0; i < s.owners.size(); ++i) {
+    if (s.handed[i]) {
+      e.to_face_stage(s.owners[i], model_);
+    } else {
+      e.finish(s.owners[i], model_);
+    }
+  }
+}
+
+// Takes each camera's newest frame now, at the last moment; returns when.
+SteadyTime Engine::Impl::DetectorStage::take_newest_frames(std::vector<CameraRef>& batch, Scratch& s) {
+  Engine::Impl& e = engine_;
   const SteadyTime start = SteadyClock::now();
   for (auto& owner : batch) {
     Camera& cam = *owner;
@@ -136,57 +163,42 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     s.owners.push_back(owner);
     s.handed.push_back(0);
   }
-  if (!s.frames.empty()) {
-    Detector& detector = *detectors_[static_cast<std::size_t>(worker)];
-    Status status = safe_detect(detector, s.images, s.results);
-    const SteadyTime done = SteadyClock::now();
-    if (!status.ok()) isolate_failure(detector, status.error(), s);
-    model_.latency_ms->record(ms_between(start, done));
-    model_.batches.fetch_add(1, std::memory_order_relaxed);
-    model_.items.fetch_add(s.frames.size(), std::memory_order_relaxed);
-    model_.batch_sizes[std::min(s.frames.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < s.frames.size(); ++i) {
-      if (!s.frames[i]) continue;  // the model failed on this frame (counted)
-      Camera& cam = *s.owners[i];
-      FrameResult& r = cam.result;  // this worker holds the camera's token
-      const int steps = Engine::Impl::frame_steps(cam, *s.frames[i]);
-      r.frame = std::move(s.frames[i]);
-      r.model = model_.name;
-      r.detected = true;
-      r.detections.assign(s.results[i].begin(), s.results[i].end());
-      r.tracked = cam.tracker != nullptr;
-      r.track_events.clear();
-      r.tracks.clear();
-      r.faces.clear();
-      r.inference_started = start;
-      if (cam.tracker) {
-        cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
-        cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
-        e.publish_track_events(cam, r);
-      }
-      cam.inferred.fetch_add(1, std::memory_order_relaxed);
-      if (cam.faces_model) {
-        cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
-        select_faces(r, cam.identities.get(), cam.face_jobs);
-        if (!cam.face_jobs.empty()) {  // the result waits for its faces (the token stays held)
-          s.handed[i] = 1;
-          continue;
-        }
-        if (cam.identities) label_tracks(r, *cam.identities);
-      }
-      e.deliver(cam, r);
-      e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
-      r.frame.reset();
-    }
+  return start;
+}
+
+// A detected frame through the camera's tracker into its result (this worker holds the
+// camera's token); delivered, unless its faces are to be embedded first (returns true: the
+// result waits in the face stage).
+bool Engine::Impl::DetectorStage::track_and_deliver(Camera& cam, FrameRef frame, const Detections& detections,
+                                                     SteadyTime start) {
+  Engine::Impl& e = engine_;
+  FrameResult& r = cam.result;
+  const int steps = Engine::Impl::frame_steps(cam, *frame);
+  r.frame = std::move(frame);
+  r.model = model_.name;
+  r.detected = true;
+  r.detections.assign(detections.begin(), detections.end());
+  r.tracked = cam.tracker != nullptr;
+  r.track_events.clear();
+  r.tracks.clear();
+  r.faces.clear();
+  r.inference_started = start;
+  if (cam.tracker) {
+    cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
+    cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
+    e.publish_track_events(cam, r);
   }
-  s.frames.clear();  // back to the pools before the cameras become ready again
-  for (std::size_t i = 0; i < s.owners.size(); ++i) {
-    if (s.handed[i]) {
-      e.to_face_stage(s.owners[i], model_);
-    } else {
-      e.finish(s.owners[i], model_);
-    }
+  cam.inferred.fetch_add(1, std::memory_order_relaxed);
+  if (cam.faces_model) {
+    cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
+    select_faces(r, cam.identities.get(), cam.face_jobs);
+    if (!cam.face_jobs.empty()) return true;  // the result waits for its faces (the token stays held)
+    if (cam.identities) label_tracks(r, *cam.identities);
   }
+  e.deliver(cam, r);
+  e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+  r.frame.reset();
+  return false;
 }
 
 // A sink or hook threw in the middle of run(): give back the tokens this worker still holds.

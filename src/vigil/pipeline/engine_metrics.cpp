@@ -84,6 +84,35 @@ std::optional<CameraLatest> Engine::latest(const std::string& camera_id) const {
   return out;
 }
 
+namespace {
+
+// A camera's series of the registry into its status.
+void read_camera_sample(const MetricSample& m, CameraStatus& cs) {
+  const auto n = static_cast<std::uint64_t>(m.value);
+  static const std::pair<const char*, std::uint64_t CameraStatus::*> kCounters[] = {
+      {"vigil_frames_decoded_total", &CameraStatus::frames_decoded},
+      {"vigil_frames_inferred_total", &CameraStatus::frames_inferred},
+      {"vigil_frames_replaced_total", &CameraStatus::frames_replaced},
+      {"vigil_frames_skipped_total", &CameraStatus::frames_skipped},
+      {"vigil_frames_predicted_total", &CameraStatus::frames_predicted},
+      {"vigil_stage_errors_total", &CameraStatus::stage_errors},
+      {"vigil_tracks_started_total", &CameraStatus::tracks_started},
+      {"vigil_faces_detected_total", &CameraStatus::faces_detected},
+      {"vigil_faces_embedded_total", &CameraStatus::faces_embedded},
+      {"vigil_identities_changed_total", &CameraStatus::identities_changed},
+      {"vigil_decode_errors_total", &CameraStatus::decode_errors},
+      {"vigil_reconnects_total", &CameraStatus::reconnects}};
+  for (const auto& [name, field] : kCounters) {
+    if (m.name == name) {
+      cs.*field = n;
+      return;
+    }
+  }
+  if (m.name == "vigil_frame_age_seconds") cs.age_p50_ms = m.p50 * 1000, cs.age_p99_ms = m.p99 * 1000;
+}
+
+}  // namespace
+
 EngineStatus Engine::status() const {
   const Impl& s = *impl_;
   EngineStatus out;
@@ -141,19 +170,7 @@ EngineStatus Engine::status() const {
       const auto it = camera_index.find(*camera);
       if (it == camera_index.end()) continue;
       CameraStatus& cs = out.cameras[it->second];
-      if (m.name == "vigil_frames_decoded_total") cs.frames_decoded = n;
-      else if (m.name == "vigil_frames_inferred_total") cs.frames_inferred = n;
-      else if (m.name == "vigil_frames_replaced_total") cs.frames_replaced = n;
-      else if (m.name == "vigil_frames_skipped_total") cs.frames_skipped = n;
-      else if (m.name == "vigil_frames_predicted_total") cs.frames_predicted = n;
-      else if (m.name == "vigil_stage_errors_total") cs.stage_errors = n;
-      else if (m.name == "vigil_tracks_started_total") cs.tracks_started = n;
-      else if (m.name == "vigil_faces_detected_total") cs.faces_detected = n;
-      else if (m.name == "vigil_faces_embedded_total") cs.faces_embedded = n;
-      else if (m.name == "vigil_identities_changed_total") cs.identities_changed = n;
-      else if (m.name == "vigil_decode_errors_total") cs.decode_errors = n;
-      else if (m.name == "vigil_reconnects_total") cs.reconnects = n;
-      else if (m.name == "vigil_frame_age_seconds") cs.age_p50_ms = m.p50 * 1000, cs.age_p99_ms = m.p99 * 1000;
+      read_camera_sample(m, cs);
     }
   }
   for (std::size_t i = 0; i < cameras.size(); ++i) {
