@@ -283,6 +283,36 @@ TEST(HarvestCommandTest, AnUnreachableStorageIsOneLineBeforeAnyWorkAndTheRunGoes
   EXPECT_EQ(server.stored_keys().back(), "ep/manifest.json");
 }
 
+// The detector of a harvest is any face detector kind of a config: here SCRFD (the planted
+// fixture: two faces above its threshold, at the same places in every frame), with the
+// face-api embedder.
+TEST(HarvestCommandTest, AnyFaceDetectorKindOfAConfigRunsTheHarvest) {
+  test::TempDir dir;
+  const std::string config = dir.file("scrfd.yaml");
+  std::ofstream(config) << "models:\n"
+                           "  faces: {kind: scrfd, path: " << test::data_file("models/fixtures/det_10g.onnx") << ", max_batch: 1}\n"
+                           "  embedder: {kind: face_embedder, path: " << test::data_file("models/face_recognition_128.onnx") << "}\n"
+                           "cameras:\n  - {id: c, source: {type: synthetic}}\n";
+  int status = 0;
+  const std::string out = dir.file("out");
+  std::string printed = harvest(test::data_file("media/Megamind.avi") + " --stride 9 --config " + config + " --out " + out, &status);
+  ASSERT_EQ(status, 0) << printed;
+  const json manifest = json::parse(test::read_file(out + "/manifest.json"));
+  EXPECT_EQ(manifest["models"]["detector"]["kind"], "scrfd");
+  EXPECT_EQ(manifest["counts"]["sampled"], 30);
+  EXPECT_EQ(manifest["counts"]["faces_detected"], 60) << "the two planted faces in every sampled frame";
+  EXPECT_GE(manifest["counts"]["tracks"], 1);
+
+  const std::string yolo = dir.file("yolo.yaml");
+  std::ofstream(yolo) << "models:\n"
+                         "  things: {kind: yolo, path: " << test::data_file("models/fixtures/yolo11n.onnx") << "}\n"
+                         "  embedder: {kind: face_embedder, path: " << test::data_file("models/face_recognition_128.onnx") << "}\n"
+                         "cameras:\n  - {id: c, source: {type: synthetic}}\n";
+  printed = harvest(test::data_file("media/Megamind.avi") + " --config " + yolo + " --out " + dir.file("y"), &status);
+  EXPECT_EQ(status, 2) << printed;
+  EXPECT_NE(printed.find("needs a face detector (blazeface or scrfd)"), std::string::npos) << printed;
+}
+
 TEST(HarvestCommandTest, BadInputsAreClearErrors) {
   test::TempDir dir;
   int status = 0;

@@ -28,6 +28,7 @@
 #include "vigil/identity/agglomerative.h"
 #include "vigil/infer/backend.h"
 #include "vigil/pipeline/face_stage.h"
+#include "vigil/pipeline/model_factory.h"
 #include "vigil/sink/event_store.h"
 #include "vigil/source/source.h"
 #include "vigil/track/byte_tracker.h"
@@ -669,7 +670,8 @@ Status Run::write_outputs() {
   const json manifest = {
       {"inputs", fingerprint_["inputs"]},
       {"models",
-       {{"detector", {{"path", options_.detector.model_path}, {"sha256", fingerprint_["detector"]["sha256"]}}},
+       {{"detector",
+         {{"kind", options_.detector.kind}, {"path", options_.detector.model_path()}, {"sha256", fingerprint_["detector"]["sha256"]}}},
         {"embedder", {{"path", options_.embedder.model_path}, {"sha256", fingerprint_["embedder"]["sha256"]}}}}},
       {"settings",
        {{"stride", options_.stride},
@@ -744,6 +746,24 @@ Status Run::upload(Uploader& uploader) {
   return status;
 }
 
+// The detector's settings that change what it returns, by kind.
+json detector_settings(const ModelConfig& m) {
+  const auto common = [](const auto& c) {
+    return json{{"score_threshold", c.score_threshold}, {"nms_iou", c.nms_iou}, {"max_batch", c.max_batch},
+                {"backend", static_cast<int>(c.backend)}, {"precision", static_cast<int>(c.precision)}};
+  };
+  if (m.kind == "scrfd") {
+    json j = common(m.scrfd);
+    j["input_size"] = m.scrfd.input_size;
+    return j;
+  }
+  json j = common(m.blazeface);
+  j["input_size"] = m.blazeface.input_size;
+  j["nms"] = static_cast<int>(m.blazeface.nms);
+  j["range"] = static_cast<int>(m.blazeface.range);
+  return j;
+}
+
 // What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
 // changes what the models are given or what they return. (cluster_threshold only regroups
 // tracks at the end, so a resumed run may change it.)
@@ -754,22 +774,13 @@ Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
     if (!sha.ok()) return sha.error();
     inputs.push_back({{"path", in}, {"sha256", *sha}});
   }
-  auto detector = file_sha256(o.detector.model_path);
+  auto detector = file_sha256(o.detector.model_path());
   if (!detector.ok()) return with_context(detector.error(), "detector");
   auto embedder = file_sha256(o.embedder.model_path);
   if (!embedder.ok()) return with_context(embedder.error(), "embedder");
-  const json f = {{"version", 2},
+  const json f = {{"version", 3},
                   {"inputs", inputs},
-                  {"detector",
-                   {{"sha256", *detector},
-                    {"input_size", o.detector.input_size},
-                    {"score_threshold", o.detector.score_threshold},
-                    {"nms_iou", o.detector.nms_iou},
-                    {"nms", static_cast<int>(o.detector.nms)},
-                    {"max_batch", o.detector.max_batch},
-                    {"range", static_cast<int>(o.detector.range)},
-                    {"backend", static_cast<int>(o.detector.backend)},
-                    {"precision", static_cast<int>(o.detector.precision)}}},
+                  {"detector", {{"kind", o.detector.kind}, {"sha256", *detector}, {"settings", detector_settings(o.detector)}}},
                   {"embedder",
                    {{"sha256", *embedder},
                     {"max_batch", o.embedder.max_batch},
@@ -787,6 +798,10 @@ Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
 Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress) {
   if (options.inputs.empty()) return Error{ErrorCode::invalid_argument, "no input videos"};
   if (options.stride < 1) return Error{ErrorCode::invalid_argument, "--stride must be 1 or more"};
+  if (!options.detector.finds_faces()) {
+    return Error{ErrorCode::invalid_argument,
+                 "the detector of a harvest finds faces with keypoints (blazeface or scrfd), not " + options.detector.kind};
+  }
   for (const std::string& in : options.inputs) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(in, ec)) return Error{ErrorCode::not_found, in + ": no such file"};
@@ -813,13 +828,14 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   // One model worker per whole core of the budget, each on one intra-op thread.
   const int workers = std::max(1, static_cast<int>(cores));
   set_inference_threads(1);  // OpenCV DNN's count is process-wide
-  BlazeFaceConfig detector_config = options.detector;
+  ModelConfig detector_config = options.detector;
   FaceEmbedderConfig embedder_config = options.embedder;
-  detector_config.threads = embedder_config.threads = 1;
-  std::vector<std::unique_ptr<BlazeFace>> detectors;
+  detector_config.set_threads(1);
+  embedder_config.threads = 1;
+  std::vector<std::unique_ptr<Detector>> detectors;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders;
   for (int w = 0; w < workers; ++w) {
-    auto detector = BlazeFace::create(detector_config);
+    auto detector = make_detector(detector_config);
     if (!detector.ok()) return with_context(detector.error(), "detector");
     auto embedder = FaceEmbedder::create(embedder_config);
     if (!embedder.ok()) return with_context(embedder.error(), "embedder");

@@ -51,7 +51,7 @@
 #include "vigil/harvest/face_selector.h"
 #include "vigil/harvest/progress.h"
 #include "vigil/harvest/upload.h"
-#include "vigil/vision/blazeface.h"
+#include "vigil/pipeline/engine_config.h"
 #include "vigil/vision/face_embedder.h"
 
 namespace vigil {
@@ -59,7 +59,8 @@ namespace vigil {
 struct HarvestOptions {
   std::vector<std::string> inputs;
   std::string out_dir;
-  BlazeFaceConfig detector;
+  // A face detector (kind blazeface or scrfd): its keypoints align the faces it finds.
+  ModelConfig detector;
   FaceEmbedderConfig embedder;
   int stride = 1;                 // sample every N-th decoded frame
   FaceSelectorConfig select;

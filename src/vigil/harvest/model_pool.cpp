@@ -2,7 +2,7 @@
 
 namespace vigil {
 
-ModelPool::ModelPool(std::vector<std::unique_ptr<BlazeFace>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
+ModelPool::ModelPool(std::vector<std::unique_ptr<Detector>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
                      CpuGovernor& governor)
     : detectors_(std::move(detectors)), embedders_(std::move(embedders)), governor_(governor) {
   for (std::size_t i = 0; i < detectors_.size() && i < embedders_.size(); ++i) threads_.emplace_back([this, i] { work(i); });
@@ -32,7 +32,7 @@ void ModelPool::wait(ModelJob& job) {
 }
 
 void ModelPool::work(std::size_t worker) {
-  BlazeFace& detector = *detectors_[worker];
+  Detector& detector = *detectors_[worker];
   FaceEmbedder& embedder = *embedders_[worker];
   std::vector<const Image*> images;
   for (;;) {

@@ -21,7 +21,7 @@
 #include "vigil/core/frame.h"
 #include "vigil/core/mutex.h"
 #include "vigil/core/status.h"
-#include "vigil/vision/blazeface.h"
+#include "vigil/vision/detector.h"
 #include "vigil/vision/face_embedder.h"
 
 namespace vigil {
@@ -45,7 +45,7 @@ struct ModelJob {
 class ModelPool {
  public:
   // One worker per detector/embedder pair (detectors.size() == embedders.size() >= 1).
-  ModelPool(std::vector<std::unique_ptr<BlazeFace>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
+  ModelPool(std::vector<std::unique_ptr<Detector>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
             CpuGovernor& governor);
   ~ModelPool();  // stops the workers (a job being run finishes first)
   ModelPool(const ModelPool&) = delete;
@@ -56,13 +56,13 @@ class ModelPool {
   void wait(ModelJob& job) EXCLUDES(mu_);
   std::size_t workers() const { return threads_.size(); }
   // The first worker's models (for their sizes; not to be called while jobs run).
-  BlazeFace& detector() { return *detectors_.front(); }
+  Detector& detector() { return *detectors_.front(); }
   FaceEmbedder& embedder() { return *embedders_.front(); }
 
  private:
   void work(std::size_t worker);
 
-  std::vector<std::unique_ptr<BlazeFace>> detectors_;
+  std::vector<std::unique_ptr<Detector>> detectors_;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders_;
   CpuGovernor& governor_;
   Mutex mu_;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vigil/pipeline/engine_impl.h"
+#include "vigil/pipeline/model_factory.h"
 
 namespace vigil {
 
@@ -10,15 +11,7 @@ using namespace engine_internal;
 
 Status Engine::Impl::build_models() {
   if (!hooks.make_detector) {
-    hooks.make_detector = [](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
-      const auto as_detector = [](auto created) -> Result<std::unique_ptr<Detector>> {
-        if (!created.ok()) return created.error();
-        return std::unique_ptr<Detector>(std::move(created).value());
-      };
-      if (m.kind == "yolo" || m.kind == "yolo_pose") return as_detector(Yolo::create(m.yolo));
-      if (m.kind == "scrfd") return as_detector(Scrfd::create(m.scrfd));
-      return as_detector(BlazeFace::create(m.blazeface));
-    };
+    hooks.make_detector = [](const std::string&, const ModelConfig& m) { return make_detector(m); };
   }
   const auto instances_per_model = static_cast<std::size_t>(workers_count);
   for (auto [name, model_config] : config.models) {
@@ -40,7 +33,7 @@ Status Engine::Impl::build_models() {
     } else {
       std::vector<std::unique_ptr<FaceEmbedder>> instances;
       for (std::size_t w = 0; w < instances_per_model; ++w) {
-        auto embedder = FaceEmbedder::create(model_config.embedder);
+        auto embedder = make_embedder(model_config);
         if (!embedder.ok()) return with_context(embedder.error(), "model " + name);
         instances.push_back(std::move(embedder).value());
       }
