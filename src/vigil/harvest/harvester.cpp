@@ -133,6 +133,12 @@ class Run {
   }
 
   Status write_outputs();
+  Status write_faces(std::string& text);
+  Status write_tracks(const std::vector<const TrackRecord*>& tracks, const std::vector<Who>& who, std::string& text,
+                      json& identities, std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& thumbs);
+  Status write_manifest();
+  std::vector<Who> identify(const std::vector<const TrackRecord*>& tracks) const;
+  cv::Mat chip_bgr(const KeptFace& f) const;
   // The outputs to the storage, the manifest last.
   Status upload(Uploader& uploader);
   void finish() {
@@ -537,40 +543,26 @@ Status Run::write_store(const std::vector<const TrackRecord*>& tracks, const std
   return {};
 }
 
-Status Run::write_outputs() {
-  namespace fs = std::filesystem;
-  phase_ = "write";
-  report(true);
-  const fs::path dir(options_.out_dir);
-  std::error_code ec;
-  fs::create_directories(dir / "crops", ec);
-  fs::create_directories(dir / "thumbs", ec);
-  if (ec) return Error{ErrorCode::unavailable, "cannot create " + options_.out_dir + ": " + ec.message()};
-  const FaceTemplate& face_template = face_template_;
-  const int size = face_template.size;
-  const auto chip_mat = [&](const KeptFace& f) {
-    cv::Mat rgb(size, size, CV_8UC3, const_cast<std::uint8_t*>(f.chip.data()));
-    cv::Mat bgr;
-    cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
-    return bgr;
-  };
-  // People: tracks with embeddings, clustered by their mean embedding.
-  std::vector<const TrackRecord*> embedded_tracks;
-  std::vector<Embedding> means;
-  for (const auto& [id, t] : tracks_) {
-    if (t.embedded.empty()) continue;
-    embedded_tracks.push_back(&t);
-    means.push_back(descriptor(t));
-  }
-  // Who each track is: a gallery name when its descriptor matches one by threshold and margin,
-  // else an anonymous person-N from clustering the tracks no name took.
-  std::vector<Who> who(embedded_tracks.size());
+// The aligned chip of a kept face as a BGR image, for its crop and thumbnail files.
+cv::Mat Run::chip_bgr(const KeptFace& f) const {
+  const int size = face_template_.size;
+  cv::Mat rgb(size, size, CV_8UC3, const_cast<std::uint8_t*>(f.chip.data()));
+  cv::Mat bgr;
+  cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+  return bgr;
+}
+
+// Who each track is: a gallery name when its descriptor matches one by threshold and margin,
+// else an anonymous person-N from clustering the tracks no name took.
+std::vector<Who> Run::identify(const std::vector<const TrackRecord*>& tracks) const {
+  std::vector<Who> who(tracks.size());
   std::vector<std::size_t> anonymous;
   std::vector<Embedding> anonymous_means;
-  for (std::size_t i = 0; i < embedded_tracks.size(); ++i) {
+  for (std::size_t i = 0; i < tracks.size(); ++i) {
     Who& w = who[i];
+    const Embedding mean = descriptor(*tracks[i]);
     if (gallery_ && gallery_->people() > 0) {
-      const Gallery::Ranking r = gallery_->rank(means[i]);
+      const Gallery::Ranking r = gallery_->rank(mean);
       w.best_match = gallery_->names()[static_cast<std::size_t>(r.best)];
       w.similarity = r.best_similarity;
       w.margin = r.second < 0 ? 1.0f : r.best_similarity - r.second_similarity;
@@ -581,12 +573,44 @@ Status Run::write_outputs() {
     }
     if (!w.known) {
       anonymous.push_back(i);
-      anonymous_means.push_back(means[i]);
+      anonymous_means.push_back(mean);
     }
   }
   const std::vector<int> labels = cluster_average_linkage(anonymous_means, options_.cluster_threshold);
   for (std::size_t a = 0; a < anonymous.size(); ++a) who[anonymous[a]].label = "person-" + std::to_string(labels[a] + 1);
-  // People in order of their first track.
+  return who;
+}
+
+// faces.jsonl's text, and each embedded face's crop.
+Status Run::write_faces(std::string& text) {
+  for (const FaceRecord& r : faces_) {
+    const KeptFace& f = r.face;
+    face_by_id_[f.candidate.face_id] = &f;
+    json kp = json::array();
+    for (const Point2& p : f.keypoints) kp.push_back({p.x, p.y});
+    text += json{{"face_id", f.candidate.face_id},
+                 {"track_id", f.candidate.track_id},
+                 {"input", f.input},
+                 {"frame", f.frame},
+                 {"ts", f.candidate.ts},
+                 {"bbox", {f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2}},
+                 {"keypoints", kp},
+                 {"quality", f.candidate.quality},
+                 {"row", r.row}}
+                .dump() +
+            "\n";
+    std::vector<std::uint8_t> png;
+    if (!cv::imencode(".png", chip_bgr(f), png)) return Error{ErrorCode::internal, "cannot encode a crop"};
+    VIGIL_RETURN_IF_ERROR(write_output("crops/" + std::to_string(f.candidate.face_id) + ".png",
+                                       std::string_view(reinterpret_cast<const char*>(png.data()), png.size()), "image/png"));
+  }
+  return {};
+}
+
+// tracks.jsonl's text and identities.json's people (in order of their first track), and each
+// track's thumbnail (kept in `thumbs` for vigil.db).
+Status Run::write_tracks(const std::vector<const TrackRecord*>& tracks, const std::vector<Who>& who, std::string& text,
+                         json& identities, std::vector<std::shared_ptr<const std::vector<std::uint8_t>>>& thumbs) {
   std::vector<std::string> people;
   std::vector<bool> people_known;
   std::map<std::string, std::size_t> person_index;
@@ -596,75 +620,73 @@ Status Run::write_outputs() {
       people_known.push_back(w.known);
     }
   }
-
-  std::string faces_text;
-  for (const FaceRecord& r : faces_) {
-    const KeptFace& f = r.face;
-    face_by_id_[f.candidate.face_id] = &f;
-    json kp = json::array();
-    for (const Point2& p : f.keypoints) kp.push_back({p.x, p.y});
-    faces_text += json{{"face_id", f.candidate.face_id},
-                       {"track_id", f.candidate.track_id},
-                       {"input", f.input},
-                       {"frame", f.frame},
-                       {"ts", f.candidate.ts},
-                       {"bbox", {f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2}},
-                       {"keypoints", kp},
-                       {"quality", f.candidate.quality},
-                       {"row", r.row}}
-                      .dump() +
-                  "\n";
-    std::vector<std::uint8_t> png;
-    if (!cv::imencode(".png", chip_mat(f), png)) return Error{ErrorCode::internal, "cannot encode a crop"};
-    VIGIL_RETURN_IF_ERROR(write_output("crops/" + std::to_string(f.candidate.face_id) + ".png",
-                                       std::string_view(reinterpret_cast<const char*>(png.data()), png.size()), "image/png"));
-  }
-  std::string tracks_text;
   std::vector<json> members(people.size(), json::array());
   std::vector<std::uint64_t> person_faces(people.size(), 0);
-  std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> thumbs;
-  for (std::size_t i = 0; i < embedded_tracks.size(); ++i) {
-    const TrackRecord* t = embedded_tracks[i];
+  for (std::size_t i = 0; i < tracks.size(); ++i) {
+    const TrackRecord* t = tracks[i];
     const Who& w = who[i];
-    json line = {{"track_id", t->id},
-                 {"input", t->input},
-                 {"first_frame", t->first_frame},
-                 {"last_frame", t->last_frame},
-                 {"first_ts", t->first_ts},
-                 {"last_ts", t->last_ts},
-                 {"faces_detected", t->faces_detected},
-                 {"embedded_faces", t->embedded},
-                 {"best_face", t->best_face},
-                 {"person", w.label},
-                 {"known", w.known}};
+    json line = {{"track_id", t->id},           {"input", t->input},       {"first_frame", t->first_frame},
+                 {"last_frame", t->last_frame}, {"first_ts", t->first_ts}, {"last_ts", t->last_ts},
+                 {"faces_detected", t->faces_detected}, {"embedded_faces", t->embedded}, {"best_face", t->best_face},
+                 {"person", w.label},           {"known", w.known}};
     if (!w.best_match.empty()) {  // with a gallery: the closest name, taken or not
       line["gallery"] = {{"best", w.best_match}, {"similarity", w.similarity}, {"margin", w.margin}};
     }
-    tracks_text += line.dump() + "\n";
+    text += line.dump() + "\n";
     const std::size_t person = person_index.at(w.label);
     members[person].push_back(t->id);
     person_faces[person] += t->embedded.size();
     auto jpeg = std::make_shared<std::vector<std::uint8_t>>();
-    if (!cv::imencode(".jpg", chip_mat(*face_by_id_.at(t->best_face)), *jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
+    if (!cv::imencode(".jpg", chip_bgr(*face_by_id_.at(t->best_face)), *jpeg, {cv::IMWRITE_JPEG_QUALITY, 90})) {
       return Error{ErrorCode::internal, "cannot encode a thumbnail"};
     }
     VIGIL_RETURN_IF_ERROR(write_output("thumbs/" + std::to_string(t->id) + ".jpg",
                                        std::string_view(reinterpret_cast<const char*>(jpeg->data()), jpeg->size()), "image/jpeg"));
     thumbs.push_back(std::move(jpeg));
   }
-  json identities = json::array();
+  identities = json::array();
   for (std::size_t p = 0; p < people.size(); ++p) {
     identities.push_back({{"id", people[p]}, {"known", people_known[p]}, {"tracks", members[p]}, {"faces", person_faces[p]}});
   }
+  summary.people = people.size();
+  return {};
+}
+
+Status Run::write_outputs() {
+  namespace fs = std::filesystem;
+  phase_ = "write";
+  report(true);
+  const fs::path dir(options_.out_dir);
+  std::error_code ec;
+  fs::create_directories(dir / "crops", ec);
+  fs::create_directories(dir / "thumbs", ec);
+  if (ec) return Error{ErrorCode::unavailable, "cannot create " + options_.out_dir + ": " + ec.message()};
+  std::vector<const TrackRecord*> embedded_tracks;  // the tracks with embedded faces become people
+  for (const auto& [id, t] : tracks_) {
+    if (!t.embedded.empty()) embedded_tracks.push_back(&t);
+  }
+  const std::vector<Who> who = identify(embedded_tracks);
+  std::string faces_text, tracks_text;
+  json identities;
+  std::vector<std::shared_ptr<const std::vector<std::uint8_t>>> thumbs;
+  VIGIL_RETURN_IF_ERROR(write_faces(faces_text));
+  VIGIL_RETURN_IF_ERROR(write_tracks(embedded_tracks, who, tracks_text, identities, thumbs));
   VIGIL_RETURN_IF_ERROR(write_output("faces.jsonl", faces_text, "application/x-ndjson"));
   VIGIL_RETURN_IF_ERROR(write_output("tracks.jsonl", tracks_text, "application/x-ndjson"));
   VIGIL_RETURN_IF_ERROR(write_output("embeddings.npy", npy_bytes(embeddings_, faces_.size(), dim_), "application/octet-stream"));
   VIGIL_RETURN_IF_ERROR(write_output("identities.json", json{{"people", identities}}.dump(1) + "\n", "application/json"));
-
   summary.tracks = embedded_tracks.size();
-  summary.people = people.size();
   VIGIL_RETURN_IF_ERROR(write_store(embedded_tracks, who, thumbs));
   written_.push_back({(dir / "vigil.db").string(), "vigil.db", "application/vnd.sqlite3"});
+  return write_manifest();
+}
+
+// manifest.json: inputs and models with their SHA-256, settings, counts, timings. A rerun (a
+// resumed run, or one that only uploads) keeps the manifest of the run that first wrote it when
+// nothing but the timings and what was resumed differ: the manifest stays the same bytes, and is
+// not uploaded again.
+Status Run::write_manifest() {
+  const std::filesystem::path dir(options_.out_dir);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   summary.cpu_seconds = process_cpu_seconds() - cpu_start_;
   const json manifest = {
@@ -793,11 +815,12 @@ Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
   return f.dump();
 }
 
-}  // namespace
-
-Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress) {
+// The checks that need no model: inputs, the output folder (writable; a killed run's
+// temporaries removed), the gallery folder, the upload target.
+Status check_before_work(const HarvestOptions& options) {
   if (options.inputs.empty()) return Error{ErrorCode::invalid_argument, "no input videos"};
   if (options.stride < 1) return Error{ErrorCode::invalid_argument, "--stride must be 1 or more"};
+  if (options.cpu_budget < 0) return Error{ErrorCode::invalid_argument, "--cpu-budget must be positive"};
   if (!options.detector.finds_faces()) {
     return Error{ErrorCode::invalid_argument,
                  "the detector of a harvest finds faces with keypoints (blazeface or scrfd), not " + options.detector.kind};
@@ -821,19 +844,17 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     Uploader check(*options.upload, {}, {});
     VIGIL_RETURN_IF_ERROR(check.check_bucket());
   }
-  auto fingerprint = harvest_fingerprint(options);
-  if (!fingerprint.ok()) return fingerprint.error();
-  if (options.cpu_budget < 0) return Error{ErrorCode::invalid_argument, "--cpu-budget must be positive"};
-  const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
-  // One model worker per whole core of the budget, each on one intra-op thread.
-  const int workers = std::max(1, static_cast<int>(cores));
+  return {};
+}
+
+// One detector and one embedder per model worker, each on one intra-op thread.
+Status make_models(const HarvestOptions& options, int workers, std::vector<std::unique_ptr<Detector>>& detectors,
+                   std::vector<std::unique_ptr<FaceEmbedder>>& embedders) {
   set_inference_threads(1);  // OpenCV DNN's count is process-wide
   ModelConfig detector_config = options.detector;
   FaceEmbedderConfig embedder_config = options.embedder;
   detector_config.set_threads(1);
   embedder_config.threads = 1;
-  std::vector<std::unique_ptr<Detector>> detectors;
-  std::vector<std::unique_ptr<FaceEmbedder>> embedders;
   for (int w = 0; w < workers; ++w) {
     auto detector = make_detector(detector_config);
     if (!detector.ok()) return with_context(detector.error(), "detector");
@@ -842,6 +863,59 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     detectors.push_back(std::move(detector).value());
     embedders.push_back(std::move(embedder).value());
   }
+  return {};
+}
+
+// The journal: a new one starts with this run's fingerprint; one left by a killed run of the
+// same inputs and settings is replayed (`records`: its records after the header).
+Result<std::unique_ptr<Journal>> open_journal(const HarvestOptions& options, const std::string& fingerprint,
+                                              std::vector<std::string>& records) {
+  const std::string journal_path = (std::filesystem::path(options.out_dir) / "harvest.journal").string();
+  auto journal = Journal::open(journal_path, records);
+  if (!journal.ok()) return journal.error();
+  if (records.empty()) {
+    VIGIL_RETURN_IF_ERROR((*journal)->append(encode_header(fingerprint)));
+    return journal;
+  }
+  auto header = decode_header(records.front());
+  if (!header.ok() || *header != fingerprint) {
+    return Error{ErrorCode::failed_precondition, options.out_dir + " holds a harvest of other inputs or settings (" +
+                                                     journal_path + "); give another --out, or delete that folder to start again"};
+  }
+  records.erase(records.begin());
+  return journal;
+}
+
+// The outputs to the storage; what earlier runs sent comes from their journal records, and
+// this run's are appended to it.
+Status upload_outputs(const HarvestOptions& options, const std::vector<std::string>& records, Journal& journal,
+                      CpuGovernor& governor, Run& run) {
+  UploadLedger ledger;
+  UploadRecord record;
+  for (const std::string& r : records) {
+    const auto kind = record_kind(r);
+    if (kind != RecordKind::uploaded && kind != RecordKind::upload_started) continue;
+    VIGIL_RETURN_IF_ERROR(decode_upload(r, record));
+    (kind == RecordKind::uploaded ? ledger.uploaded : ledger.started)[record.url] = record.md5;
+  }
+  Uploader uploader(*options.upload, std::move(ledger), [&journal](bool uploaded, const std::string& url, const std::string& md5) {
+    return journal.append(encode_upload(uploaded ? RecordKind::uploaded : RecordKind::upload_started, url, md5));
+  });
+  uploader.set_pacing([&governor] { return governor.admit(); });
+  return run.upload(uploader);
+}
+
+}  // namespace
+
+Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress) {
+  VIGIL_RETURN_IF_ERROR(check_before_work(options));
+  auto fingerprint = harvest_fingerprint(options);
+  if (!fingerprint.ok()) return fingerprint.error();
+  const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
+  const int workers = std::max(1, static_cast<int>(cores));  // one per whole core of the budget
+  std::vector<std::unique_ptr<Detector>> detectors;
+  std::vector<std::unique_ptr<FaceEmbedder>> embedders;
+  VIGIL_RETURN_IF_ERROR(make_models(options, workers, detectors, embedders));
   CpuGovernor governor(cores, true);
   Gallery gallery;
   std::vector<std::string> gallery_warnings;
@@ -850,24 +924,9 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     if (!loaded.ok()) return loaded.error();
     gallery = std::move(loaded).value();
   }
-
-  // The journal: a new one starts with this run's fingerprint; one left by a killed run of the
-  // same inputs and settings is replayed.
-  const std::string journal_path = (std::filesystem::path(options.out_dir) / "harvest.journal").string();
   std::vector<std::string> records;
-  auto journal = Journal::open(journal_path, records);
+  auto journal = open_journal(options, *fingerprint, records);
   if (!journal.ok()) return journal.error();
-  if (records.empty()) {
-    VIGIL_RETURN_IF_ERROR((*journal)->append(encode_header(*fingerprint)));
-  } else {
-    auto header = decode_header(records.front());
-    if (!header.ok() || *header != *fingerprint) {
-      return Error{ErrorCode::failed_precondition,
-                   options.out_dir + " holds a harvest of other inputs or settings (" + journal_path +
-                       "); give another --out, or delete that folder to start again"};
-    }
-    records.erase(records.begin());
-  }
   ModelPool pool(std::move(detectors), std::move(embedders), governor);
   Run run(options, pool, progress);
   run.set_gallery(options.gallery.empty() ? nullptr : &gallery);
@@ -877,23 +936,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   run.resume_from(**journal, records, *fingerprint);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
   VIGIL_RETURN_IF_ERROR(run.write_outputs());
-  if (options.upload) {
-    // What earlier runs sent, from their journal records; this run's are appended to it.
-    UploadLedger ledger;
-    UploadRecord record;
-    for (const std::string& r : records) {
-      const auto kind = record_kind(r);
-      if (kind != RecordKind::uploaded && kind != RecordKind::upload_started) continue;
-      VIGIL_RETURN_IF_ERROR(decode_upload(r, record));
-      (kind == RecordKind::uploaded ? ledger.uploaded : ledger.started)[record.url] = record.md5;
-    }
-    Journal& j = **journal;
-    Uploader uploader(*options.upload, std::move(ledger), [&j](bool uploaded, const std::string& url, const std::string& md5) {
-      return j.append(encode_upload(uploaded ? RecordKind::uploaded : RecordKind::upload_started, url, md5));
-    });
-    uploader.set_pacing([&governor] { return governor.admit(); });
-    VIGIL_RETURN_IF_ERROR(run.upload(uploader));
-  }
+  if (options.upload) VIGIL_RETURN_IF_ERROR(upload_outputs(options, records, **journal, governor, run));
   run.finish();
   return run.summary;
 }

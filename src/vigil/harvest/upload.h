@@ -85,6 +85,7 @@ class Uploader {
   std::string destination() const;
 
  private:
+  class Run;  // one call of upload() (upload.cpp)
   UploadTarget target_;
   UploadLedger ledger_;
   UploadRecordFn record_;
