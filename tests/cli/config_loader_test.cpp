@@ -47,7 +47,7 @@ TEST(ConfigLoaderTest, ValidConfigIsTyped) {
   EXPECT_EQ(config->cameras[0].detect.every, 2);
   EXPECT_EQ(config->cameras[1].source.pattern, SyntheticPattern::image);
   EXPECT_EQ(config->cameras[1].detect.model, "faces");  // the only model is the default
-  EXPECT_EQ(config->models.at("faces").blazeface.max_batch, 8);
+  EXPECT_EQ(config->models.at("faces").max_batch(), 8);
   EXPECT_EQ(config->sinks.at(0).jsonl.path, "out/results.jsonl");
   EXPECT_EQ(config->inference_threads, 2);
 }
@@ -209,18 +209,17 @@ TEST(ConfigLoaderTest, ModelKindsAndBackendsAreTyped) {
                                 "    detect: {model: objects}"),
                         "test.yaml");
   ASSERT_TRUE(config.ok()) << config.error().message;
-  EXPECT_EQ(config->models.at("faces").blazeface.backend, BackendKind::opencv);
+  EXPECT_EQ(config->models.at("faces").backend(), BackendKind::opencv);
   const ModelConfig& objects = config->models.at("objects");
   EXPECT_EQ(objects.kind, "yolo");
-  EXPECT_FALSE(objects.yolo.pose);
   EXPECT_EQ(objects.max_batch(), 4);
-  EXPECT_FLOAT_EQ(objects.yolo.score_threshold, 0.3f);
+  EXPECT_FLOAT_EQ(objects.settings.score_threshold, 0.3f);
   EXPECT_EQ(objects.model_path(), "/models/yolo11n.onnx");
   EXPECT_EQ(objects.backend(), BackendKind::automatic);
   EXPECT_FALSE(objects.finds_faces());
-  EXPECT_TRUE(config->models.at("people").yolo.pose);
-  EXPECT_EQ(config->models.at("people").yolo.input_size, 320);
-  EXPECT_FLOAT_EQ(config->models.at("scrfd").scrfd.nms_iou, 0.4f);
+  EXPECT_EQ(config->models.at("people").kind, "yolo_pose");
+  EXPECT_EQ(config->models.at("people").settings.input_size, 320);
+  EXPECT_FLOAT_EQ(config->models.at("scrfd").settings.nms_iou, 0.4f);
   EXPECT_TRUE(config->models.at("scrfd").finds_faces());
   EXPECT_EQ(config->cameras[1].detect.model, "objects");
 }
@@ -241,7 +240,7 @@ TEST(ConfigLoaderTest, BadBackendsKindsAndFaceSettingsNameTheField) {
   EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolov5\n")).find("models.faces.kind"),
             std::string::npos);
   EXPECT_NE(error_of(replace(kValid, "    max_batch: 8\n", "    max_batch: 8\n    kind: yolo\n    nms: weighted\n"))
-                .find("only BlazeFace"),
+                .find("not a setting of a yolo (kinds with it: blazeface)"),
             std::string::npos);
   // A YOLO detector finds no faces to embed: no embedding by default, an error when asked.
   const std::string yolo_and_embedder =

@@ -16,11 +16,11 @@ HarvestOptions options_for(const std::string& clip, const std::string& out, doub
   HarvestOptions o;
   o.inputs = {clip};
   o.out_dir = out;
-  o.detector.blazeface.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
-  o.detector.blazeface.input_size = 256;
-  o.detector.blazeface.max_batch = 2;
-  o.embedder.model_path = test::data_file("models/face_recognition_128.onnx");
-  o.embedder.max_batch = 4;
+  o.detector.settings.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
+  o.detector.settings.input_size = 256;
+  o.detector.settings.max_batch = 2;
+  o.embedder.settings.model_path = test::data_file("models/face_recognition_128.onnx");
+  o.embedder.settings.max_batch = 4;
   o.select.all_faces = true;  // several embedder calls in flight
   o.cpu_budget = cpu_budget;
   return o;
@@ -59,7 +59,7 @@ TEST(HarvesterTest, AModelThatFailsIsAnErrorNotACrash) {
                               " -frames:v 4 -c:v mjpeg " + clip),
             0);
   HarvestOptions o = options_for(clip, dir.file("out"), 2);
-  o.embedder.model_path = o.detector.blazeface.model_path;  // a detector where the embedder should be
+  o.embedder.settings.model_path = o.detector.settings.model_path;  // a detector where the embedder should be
   auto result = harvest(o);
   ASSERT_FALSE(result.ok());
   EXPECT_NE(result.error().message.find("embedder"), std::string::npos) << result.error().message;

@@ -83,7 +83,7 @@ class ApiServerTest : public ::testing::Test {
   void start(std::vector<CameraConfig> cameras, const std::string& token = "") {
     EngineConfig config;
     ModelConfig model;
-    model.blazeface.max_batch = 8;
+    model.settings.max_batch = 8;
     model.max_delay_ms = 1;
     config.models["boxes"] = model;
     config.workers = 1;

@@ -68,7 +68,7 @@ struct Collector {
 EngineHooks fake_hooks(Collector& collector, milliseconds delay, bool burn = false) {
   EngineHooks hooks;
   hooks.make_detector = [delay, burn](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
-    return std::unique_ptr<Detector>(new FakeDetector(m.blazeface.max_batch, delay, burn));
+    return std::unique_ptr<Detector>(new FakeDetector(m.settings.max_batch, delay, burn));
   };
   hooks.on_result = [&collector](const FrameResult& r) { collector.add(r); };
   return hooks;
@@ -77,7 +77,7 @@ EngineHooks fake_hooks(Collector& collector, milliseconds delay, bool burn = fal
 EngineConfig base_config(int max_batch = 8, double max_delay_ms = 2, int workers = 2) {
   EngineConfig config;
   ModelConfig model;
-  model.blazeface.max_batch = max_batch;
+  model.settings.max_batch = max_batch;
   model.max_delay_ms = max_delay_ms;
   config.models["fake"] = model;
   config.workers = workers;
@@ -316,7 +316,7 @@ TEST(EngineTest, StopDrainsTheBatchInFlight) {
   std::atomic<int> calls{0};
   EngineHooks hooks = fake_hooks(collector, milliseconds(1000));
   hooks.make_detector = [&calls](const std::string&, const ModelConfig& m) -> Result<std::unique_ptr<Detector>> {
-    return std::unique_ptr<Detector>(new FakeDetector(m.blazeface.max_batch, milliseconds(1000), false, &calls));
+    return std::unique_ptr<Detector>(new FakeDetector(m.settings.max_batch, milliseconds(1000), false, &calls));
   };
   auto engine = Engine::create(config, hooks);
   ASSERT_TRUE(engine.ok());

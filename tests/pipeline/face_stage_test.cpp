@@ -15,14 +15,14 @@ namespace {
 EngineConfig faces_config(const std::string& gallery = "") {
   EngineConfig config;
   ModelConfig detector;
-  detector.blazeface.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
-  detector.blazeface.input_size = 256;
-  detector.blazeface.max_batch = 4;
+  detector.settings.model_path = test::data_file("models/blazeface_back_256_dyn.onnx");
+  detector.settings.input_size = 256;
+  detector.settings.max_batch = 4;
   config.models["faces"] = detector;
   ModelConfig embedder;
   embedder.kind = "face_embedder";
-  embedder.embedder.model_path = test::data_file("models/face_recognition_128.onnx");
-  embedder.embedder.max_batch = 16;
+  embedder.settings.model_path = test::data_file("models/face_recognition_128.onnx");
+  embedder.settings.max_batch = 16;
   embedder.max_delay_ms = 5;
   config.models["embedder"] = embedder;
   config.workers = 2;

@@ -54,7 +54,7 @@ Status measure_model(const ModelConfig& model, int workers, int batch, double se
   dims[0] = batch;
   for (std::size_t i = 1; i < dims.size(); ++i) {
     if (dims[i] > 0) continue;
-    const int size = model.kind == "scrfd" ? model.scrfd.input_size : model.yolo.input_size;
+    const int size = model.settings.input_size;
     if (size <= 0) return Error{ErrorCode::invalid_argument, model.model_path() + ": set input_size (the file's is dynamic)"};
     dims[i] = size;
   }

@@ -177,61 +177,53 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
   return s;
 }
 
+// The kinds that take an optional setting, for the message when another kind is given it.
+std::string kinds_with(const std::string& setting) {
+  std::string list;
+  for (const std::string& name : model_kind_names()) {
+    const ModelKind& k = *find_model_kind(name);
+    if (std::find(k.settings.begin(), k.settings.end(), setting) == k.settings.end()) continue;
+    list += (list.empty() ? "" : ", ") + name;
+  }
+  return list;
+}
+
+// A model of any kind in the table (pipeline/model_kinds.h): the settings every kind has,
+// then the ones its kind takes, checked by the kind.
 ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   Fields f(node, path,
            {"kind", "path", "backend", "precision", "input_size", "max_batch", "max_delay_ms", "score_threshold", "nms_iou", "nms"});
-  ModelConfig m;
-  m.kind = one_of(f.get<std::string>("kind", m.kind), {"blazeface", "scrfd", "yolo", "yolo_pose", "face_embedder"},
-                  f.child_path("kind"));
-  const BackendKind backend =
+  const std::string kind_name = f.get<std::string>("kind", "blazeface");
+  const ModelKind* kind = find_model_kind(kind_name);
+  if (!kind) {
+    std::string list;
+    for (const std::string& name : model_kind_names()) list += (list.empty() ? "" : ", ") + name;
+    fail(f.child_path("kind"), "must be one of " + list + ", got '" + kind_name + "'");
+  }
+  ModelConfig m = ModelConfig::of_kind(kind_name);
+  ModelSettings& s = m.settings;
+  s.backend =
       *parse_backend_kind(one_of(f.get<std::string>("backend", "auto"), {"auto", "opencv", "xnnpack", "onednn"}, f.child_path("backend")));
-  m.blazeface.backend = m.embedder.backend = m.yolo.backend = m.scrfd.backend = backend;
-  const Precision precision = *parse_precision(one_of(f.get<std::string>("precision", "fp32"), {"fp32", "bf16"}, f.child_path("precision")));
-  if (precision == Precision::bf16 && backend != BackendKind::automatic && backend != BackendKind::onednn) {
-    fail(f.child_path("precision"), "bf16 runs on backend onednn (or auto), not " + std::string(to_string(backend)));
+  s.precision = *parse_precision(one_of(f.get<std::string>("precision", "fp32"), {"fp32", "bf16"}, f.child_path("precision")));
+  if (s.precision == Precision::bf16 && s.backend != BackendKind::automatic && s.backend != BackendKind::onednn) {
+    fail(f.child_path("precision"), "bf16 runs on backend onednn (or auto), not " + std::string(to_string(s.backend)));
   }
-  m.blazeface.precision = m.embedder.precision = m.yolo.precision = m.scrfd.precision = precision;
-  const std::string model_path = expand_path(f.required<std::string>("path"));
-  if (m.kind == "face_embedder") {
-    for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {
-      if (f.has(key)) fail(f.child_path(key), "not a setting of a face_embedder");
-    }
-    m.embedder.model_path = model_path;
-    m.embedder.max_batch = in_range(f.get("max_batch", m.embedder.max_batch), 1, 1024, f.child_path("max_batch"));
-    m.max_delay_ms = in_range(f.get("max_delay_ms", 5.0), 0.0, 10000.0, f.child_path("max_delay_ms"));
-    return m;
-  }
+  s.model_path = expand_path(f.required<std::string>("path"));
+  s.max_batch = in_range(f.get("max_batch", s.max_batch), 1, 1024, f.child_path("max_batch"));
   m.max_delay_ms = in_range(f.get("max_delay_ms", m.max_delay_ms), 0.0, 10000.0, f.child_path("max_delay_ms"));
-  if (m.kind != "blazeface" && f.has("nms")) fail(f.child_path("nms"), "only BlazeFace has a choice of NMS (the others use hard NMS)");
-  const auto input_size = [&](int fallback) {
-    const int size = f.get("input_size", fallback);
-    if (size != 0 && (size < 32 || size > 4096 || size % 32 != 0)) fail(f.child_path("input_size"), "must be a multiple of 32");
-    return size;
-  };
-  const auto common = [&](auto& c) {
-    c.model_path = model_path;
-    c.max_batch = in_range(f.get("max_batch", c.max_batch), 1, 1024, f.child_path("max_batch"));
-    c.score_threshold = in_range(f.get("score_threshold", c.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
-    c.nms_iou = in_range(f.get("nms_iou", c.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
-  };
-  if (m.kind == "yolo" || m.kind == "yolo_pose") {
-    common(m.yolo);
-    m.yolo.pose = m.kind == "yolo_pose";
-    m.yolo.input_size = input_size(0);
-    return m;
+  for (const char* key : {"input_size", "score_threshold", "nms_iou", "nms"}) {
+    if (!f.has(key) || std::find(kind->settings.begin(), kind->settings.end(), key) != kind->settings.end()) continue;
+    const std::string others = kinds_with(key);
+    fail(f.child_path(key), "not a setting of a " + kind_name + (others.empty() ? "" : " (kinds with it: " + others + ")"));
   }
-  if (m.kind == "scrfd") {
-    common(m.scrfd);
-    m.scrfd.input_size = input_size(m.scrfd.input_size);
-    if (m.scrfd.input_size == 0) fail(f.child_path("input_size"), "must be a multiple of 32");
-    return m;
+  s.input_size = f.get("input_size", s.input_size);
+  s.score_threshold = in_range(f.get("score_threshold", s.score_threshold), 0.01f, 0.99f, f.child_path("score_threshold"));
+  s.nms_iou = in_range(f.get("nms_iou", s.nms_iou), 0.01f, 0.99f, f.child_path("nms_iou"));
+  if (f.has("nms")) s.nms = one_of(f.get<std::string>("nms", ""), {"weighted", "hard"}, f.child_path("nms")) == "hard" ? NmsMode::hard : NmsMode::weighted;
+  if (kind->check) {
+    const auto [setting, problem] = kind->check(s);
+    if (!problem.empty()) fail(f.child_path(setting), problem);
   }
-  BlazeFaceConfig& b = m.blazeface;
-  common(b);
-  b.input_size = f.get("input_size", b.input_size);
-  if (b.input_size != 128 && b.input_size != 256) fail(f.child_path("input_size"), "must be 128 or 256");
-  const std::string nms = one_of(f.get<std::string>("nms", "weighted"), {"weighted", "hard"}, f.child_path("nms"));
-  b.nms = nms == "hard" ? NmsMode::hard : NmsMode::weighted;
   return m;
 }
 

@@ -219,10 +219,10 @@ void thumbnail(const Image& image, std::array<float, 64>& out) {
 Result<std::vector<FrameOutput>> run_engine(const EvalTrackOptions& options, const std::string& video) {
   EngineConfig config;
   ModelConfig model;
-  model.blazeface.model_path = options.detector_path;
-  model.blazeface.input_size = options.input_size;
-  model.blazeface.max_batch = 1;
-  model.blazeface.score_threshold = options.score_threshold;
+  model.settings.model_path = options.detector_path;
+  model.settings.input_size = options.input_size;
+  model.settings.max_batch = 1;
+  model.settings.score_threshold = options.score_threshold;
   config.models["faces"] = model;
   CameraConfig camera;
   camera.id = "eval";

@@ -37,11 +37,11 @@ int harvest_command(const HarvestCommandOptions& o) {
     target.concurrency = o.upload_concurrency;
     options.upload = target;
   }
-  options.detector.kind = "blazeface";
-  options.detector.blazeface.model_path = data_dir() + "/models/blazeface_back_256_dyn.onnx";
-  options.detector.blazeface.input_size = 256;
-  options.detector.blazeface.max_batch = 4;
-  options.embedder.model_path = data_dir() + "/models/face_recognition_128.onnx";
+  options.detector = ModelConfig::of_kind("blazeface");
+  options.detector.settings.model_path = data_dir() + "/models/blazeface_back_256_dyn.onnx";
+  options.detector.settings.input_size = 256;
+  options.detector.settings.max_batch = 4;
+  options.embedder.settings.model_path = data_dir() + "/models/face_recognition_128.onnx";
   if (!o.config_path.empty()) {  // the first face detector (any kind that finds faces) and embedder of a config
     auto config = load_config_file(o.config_path);
     if (!config.ok()) {
@@ -51,7 +51,7 @@ int harvest_command(const HarvestCommandOptions& o) {
     bool detector = false, embedder = false;
     for (const auto& [name, m] : config->models) {
       if (!detector && m.finds_faces()) options.detector = m, detector = true;
-      if (!embedder && m.kind == "face_embedder") options.embedder = m.embedder, embedder = true;
+      if (!embedder && m.role() == ModelRole::face_embedder) options.embedder = m, embedder = true;
     }
     if (!detector || !embedder) {
       std::fprintf(stderr, "vigil: error: %s: harvest needs a face detector (blazeface or scrfd) and a face_embedder model\n", o.config_path.c_str());

@@ -33,7 +33,7 @@ int count_over(const std::vector<Tensor>& outs, float threshold) {
   return n;
 }
 
-void camera_thread(const CameraConfig& camera, const BlazeFaceConfig& model, Backend& net, const std::atomic<bool>& stop,
+void camera_thread(const CameraConfig& camera, const ModelSettings& model, Backend& net, const std::atomic<bool>& stop,
                    Counters& counters) {
   const int size = model.input_size;
   Tensor input({1, size, size, 3});
@@ -86,14 +86,14 @@ void camera_thread(const CameraConfig& camera, const BlazeFaceConfig& model, Bac
 Result<NaiveResult> run_naive_loop(const EngineConfig& config, double warmup_s, double seconds, BackendKind backend) {
   set_inference_threads(hardware_cores());  // the library's default
   std::vector<std::unique_ptr<Backend>> nets;
-  std::vector<const BlazeFaceConfig*> models;
+  std::vector<const ModelSettings*> models;
   for (const auto& camera : config.cameras) {
     const auto found = config.models.find(camera.detect.model);
     if (found == config.models.end() || found->second.kind != "blazeface") {
       return Error{ErrorCode::invalid_argument,
                    "camera " + camera.id + ": the naive loop runs BlazeFace models ('" + camera.detect.model + "' is not one)"};
     }
-    const BlazeFaceConfig& model = found->second.blazeface;
+    const ModelSettings& model = found->second.settings;
     auto net = create_backend({model.model_path, blazeface_output_names(), backend});
     if (!net.ok()) return net.error();
     nets.push_back(std::move(net).value());

@@ -59,9 +59,10 @@ namespace vigil {
 struct HarvestOptions {
   std::vector<std::string> inputs;
   std::string out_dir;
-  // A face detector (kind blazeface or scrfd): its keypoints align the faces it finds.
+  // A face detector (a kind whose role is face_detector: blazeface, scrfd, or one registered
+  // since): its keypoints align the faces it finds.
   ModelConfig detector;
-  FaceEmbedderConfig embedder;
+  ModelConfig embedder = ModelConfig::of_kind("face_embedder");
   int stride = 1;                 // sample every N-th decoded frame
   FaceSelectorConfig select;
   // Mean cosine for two tracks' clusters to merge. For face-api's descriptor, measured here:

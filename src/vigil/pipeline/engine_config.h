@@ -10,41 +10,40 @@
 #include "vigil/source/source_config.h"
 #include "vigil/identity/identity.h"
 #include "vigil/track/byte_tracker.h"
-#include "vigil/vision/blazeface.h"
-#include "vigil/vision/scrfd.h"
-#include "vigil/vision/yolo.h"
-#include "vigil/vision/face_embedder.h"
+#include "vigil/pipeline/model_kinds.h"
 
 namespace vigil {
 
 struct ModelConfig {
-  // Detectors: "blazeface", "scrfd" (faces), "yolo", "yolo_pose" (objects, people);
-  // embedders: "face_embedder".
+  // A kind of the table in pipeline/model_kinds.h: "blazeface", "scrfd" (faces), "yolo",
+  // "yolo_pose" (objects, people), "face_embedder", or one registered since.
   std::string kind = "blazeface";
-  BlazeFaceConfig blazeface;       // each config includes its max_batch
-  YoloConfig yolo;                 // kinds yolo and yolo_pose
-  ScrfdConfig scrfd;
-  FaceEmbedderConfig embedder;     // kind face_embedder; max_batch counts faces
-  double max_delay_ms = 2.0;       // a batch closes this long after its first member
-  bool is_detector() const { return kind != "face_embedder"; }
+  ModelSettings settings = find_model_kind("blazeface")->defaults;
+  double max_delay_ms = 2.0;  // a batch closes this long after its first member
+
+  // A config of that kind with its defaults (blazeface's for an unknown kind).
+  static ModelConfig of_kind(const std::string& kind) {
+    ModelConfig m;
+    m.kind = kind;
+    if (const ModelKind* k = find_model_kind(kind)) {
+      m.settings = k->defaults;
+      m.max_delay_ms = k->max_delay_ms;
+    }
+    return m;
+  }
+  ModelRole role() const {
+    const ModelKind* k = find_model_kind(kind);
+    return k ? k->role : ModelRole::object_detector;
+  }
+  bool is_detector() const { return role() != ModelRole::face_embedder; }
   // Detectors whose keypoints align faces for an embedder.
-  bool finds_faces() const { return kind == "blazeface" || kind == "scrfd"; }
-  const std::string& model_path() const {
-    if (kind == "face_embedder") return embedder.model_path;
-    if (kind == "yolo" || kind == "yolo_pose") return yolo.model_path;
-    if (kind == "scrfd") return scrfd.model_path;
-    return blazeface.model_path;
-  }
-  BackendKind backend() const { return blazeface.backend; }  // the loader sets every kind's alike
+  bool finds_faces() const { return role() == ModelRole::face_detector; }
+  const std::string& model_path() const { return settings.model_path; }
+  BackendKind backend() const { return settings.backend; }
   // Intra-op threads of each instance of this model (the engine sets them from the budget).
-  void set_threads(int threads) { blazeface.threads = yolo.threads = scrfd.threads = embedder.threads = threads; }
-  Precision precision() const { return blazeface.precision; }
-  int max_batch() const {
-    if (kind == "face_embedder") return embedder.max_batch;
-    if (kind == "yolo" || kind == "yolo_pose") return yolo.max_batch;
-    if (kind == "scrfd") return scrfd.max_batch;
-    return blazeface.max_batch;
-  }
+  void set_threads(int threads) { settings.threads = threads; }
+  Precision precision() const { return settings.precision; }
+  int max_batch() const { return settings.max_batch; }
 };
 
 struct DetectConfig {

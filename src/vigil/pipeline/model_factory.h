@@ -1,6 +1,6 @@
-// The one place that turns a model's config into its instance: every detector kind (BlazeFace,
-// SCRFD, YOLO, YOLO-pose) and the face embedder. The engine makes one per worker through it
-// (unless a test's hook stands in), and so does the harvest, so a kind added here runs live
+// Turns a model's config into its instance, by its kind in the table of
+// pipeline/model_kinds.h. The engine makes one per worker through it (unless a test's hook
+// stands in), and so do the harvest and the benchmarks, so a kind added to the table runs live
 // and in a harvest alike.
 #pragma once
 
