@@ -29,9 +29,7 @@ HarvestOptions options_for(const std::string& clip, const std::string& out, doub
 TEST(HarvesterTest, TwoModelWorkersGiveTheOutputsOfOne) {
   test::TempDir dir;
   const std::string clip = dir.file("clip.mkv");
-  ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -i " + test::data_file("media/Megamind.avi") +
-                              " -frames:v 24 -c:v mjpeg -q:v 3 " + clip),
-            0);
+  ASSERT_TRUE(test::cut_megamind(clip, 24, 3));
   std::vector<HarvestProgress> reports;
   auto one = harvest(options_for(clip, dir.file("one"), 1), [&](const HarvestProgress& p) { reports.push_back(p); });
   ASSERT_TRUE(one.ok()) << one.error().message;
@@ -55,9 +53,7 @@ TEST(HarvesterTest, TwoModelWorkersGiveTheOutputsOfOne) {
 TEST(HarvesterTest, AModelThatFailsIsAnErrorNotACrash) {
   test::TempDir dir;
   const std::string clip = dir.file("clip.mkv");
-  ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -i " + test::data_file("media/Megamind.avi") +
-                              " -frames:v 4 -c:v mjpeg " + clip),
-            0);
+  ASSERT_TRUE(test::cut_megamind(clip, 4));
   HarvestOptions o = options_for(clip, dir.file("out"), 2);
   o.embedder.settings.model_path = o.detector.settings.model_path;  // a detector where the embedder should be
   auto result = harvest(o);

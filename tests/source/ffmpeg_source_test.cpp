@@ -140,9 +140,7 @@ TEST_F(FfmpegSourceTest, TruncatedAviGivesDataLoss) {
 TEST_F(FfmpegSourceTest, AnAviWhoseHeaderCountsAFrameTooManyIsNotTruncated) {
   // FFmpeg's AVI muxer writes 25 in the header of this 24-frame cut.
   const std::string path = dir_.file("cut24.avi");
-  ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -i " + test::data_file("media/Megamind.avi") +
-                              " -frames:v 24 -c:v mjpeg " + path),
-            0);
+  ASSERT_TRUE(test::cut_megamind(path, 24));
   auto source = FfmpegSource::open(file_config(path), "cam");
   ASSERT_TRUE(source.ok()) << source.error().message;
   auto frames = drain(**source);

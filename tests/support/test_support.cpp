@@ -74,6 +74,16 @@ bool make_h264_video(const std::string& path, int frames, int width, int height,
   return rc == 0;
 }
 
+bool cut_megamind(const std::string& path, int frames, int quality) {
+  const std::string command = "ffmpeg -nostdin -v error -y -i " + data_file("media/Megamind.avi") + " -frames:v " +
+                              std::to_string(frames) + " -c:v mjpeg" +
+                              (quality > 0 ? " -q:v " + std::to_string(quality) : std::string()) + " '" + path + "'";
+  std::string output;
+  const int rc = run_command(command, &output);
+  EXPECT_EQ(rc, 0) << command << "\n" << output;
+  return rc == 0;
+}
+
 ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& log) {
   std::vector<std::string> strings = argv;
   std::vector<char*> args;

@@ -37,6 +37,11 @@ class TempDir {
 // the extension). Returns false (with a test failure) if ffmpeg fails.
 bool make_h264_video(const std::string& path, int frames, int width, int height, int fps = 25);
 
+// The first `frames` frames of the real Megamind.avi (a face in nearly every frame),
+// re-encoded as MJPEG into `path` (`quality`: ffmpeg's -q:v, 0 for its default). Returns false
+// (with a test failure) if ffmpeg fails.
+bool cut_megamind(const std::string& path, int frames, int quality = 0);
+
 // The bytes of a file ("" when it cannot be read).
 std::string read_file(const std::string& path);
 

@@ -233,12 +233,10 @@ Status Run::upload(Uploader& uploader, const std::vector<UploadFile>& written) {
 
 // A model in the fingerprint: its kind, its file's SHA-256 and the settings that change what
 // it returns (the same fields for every kind).
-Result<json> model_fingerprint(const ModelConfig& m, const char* role) {
-  auto sha = file_sha256(m.model_path());
-  if (!sha.ok()) return with_context(sha.error(), role);
+json model_fingerprint(const ModelConfig& m, const std::string& sha256) {
   const ModelSettings& s = m.settings;
   return json{{"kind", m.kind},
-              {"sha256", *sha},
+              {"sha256", sha256},
               {"settings",
                {{"input_size", s.input_size},
                 {"score_threshold", s.score_threshold},
@@ -252,26 +250,31 @@ Result<json> model_fingerprint(const ModelConfig& m, const char* role) {
 // What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
 // changes what the models are given or what they return. (cluster_threshold only regroups
 // tracks at the end, so a resumed run may change it.)
-Result<std::string> harvest_fingerprint(const HarvestOptions& o) {
+Result<HarvestFingerprint> harvest_fingerprint(const HarvestOptions& o) {
+  HarvestFingerprint f;
   json inputs = json::array();
   for (const std::string& in : o.inputs) {
     auto sha = file_sha256(in);
     if (!sha.ok()) return sha.error();
+    f.inputs.push_back({in, *sha});
     inputs.push_back({{"path", in}, {"sha256", *sha}});
   }
-  auto detector = model_fingerprint(o.detector, "detector");
-  if (!detector.ok()) return detector.error();
-  auto embedder = model_fingerprint(o.embedder, "embedder");
-  if (!embedder.ok()) return embedder.error();
-  const json f = {{"version", 4},
-                  {"inputs", inputs},
-                  {"detector", *detector},
-                  {"embedder", *embedder},
-                  {"stride", o.stride},
-                  {"track_buffer", o.track_buffer},
-                  {"shot_cut_threshold", o.shot_cut_threshold},
-                  {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}};
-  return f.dump();
+  auto detector = file_sha256(o.detector.model_path());
+  if (!detector.ok()) return with_context(detector.error(), "detector");
+  auto embedder = file_sha256(o.embedder.model_path());
+  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+  f.detector_sha256 = *detector;
+  f.embedder_sha256 = *embedder;
+  f.text = json{{"version", 4},
+                {"inputs", inputs},
+                {"detector", model_fingerprint(o.detector, f.detector_sha256)},
+                {"embedder", model_fingerprint(o.embedder, f.embedder_sha256)},
+                {"stride", o.stride},
+                {"track_buffer", o.track_buffer},
+                {"shot_cut_threshold", o.shot_cut_threshold},
+                {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}}
+               .dump();
+  return f;
 }
 
 // The checks that need no model: inputs, the output folder (writable; a killed run's
@@ -364,7 +367,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
     gallery = std::move(loaded).value();
   }
   std::vector<std::string> records;
-  auto journal = open_harvest_journal(options.out_dir, *fingerprint, records);
+  auto journal = open_harvest_journal(options.out_dir, fingerprint->text, records);
   if (!journal.ok()) return journal.error();
   ModelPool pool(std::move(detectors), std::move(embedders), governor);
   Run run(options, pool, progress);
@@ -373,7 +376,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   run.summary.model_workers = workers;
   run.models().resume_from(**journal, records);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
-  HarvestOutputs outputs(options, *fingerprint, options.gallery.empty() ? nullptr : &gallery);
+  HarvestOutputs outputs(options, std::move(fingerprint).value(), options.gallery.empty() ? nullptr : &gallery);
   VIGIL_RETURN_IF_ERROR(run.write_outputs(outputs));
   if (options.upload) VIGIL_RETURN_IF_ERROR(upload_outputs(options, records, **journal, governor, run, outputs.written()));
   run.finish();

@@ -20,8 +20,17 @@ namespace vigil {
 
 using json = nlohmann::json;
 
-HarvestOutputs::HarvestOutputs(const HarvestOptions& options, std::string fingerprint, const Gallery* gallery)
-    : options_(options), fingerprint_(std::move(fingerprint)), gallery_(gallery) {}
+namespace {
+
+// Named after the harvest, not the process: a rerun writes the same bytes (and uploads none).
+std::string run_name(const std::string& header) {
+  return "harvest-" + sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(header.data()), header.size())).substr(0, 16);
+}
+
+}  // namespace
+
+HarvestOutputs::HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery)
+    : options_(options), fingerprint_(std::move(fingerprint)), run_(run_name(fingerprint_.text)), gallery_(gallery) {}
 
 // What a track looks like to the clustering: the mean of its best faces' embeddings (the
 // best_k by quality, as the selector ranks them). Blurred, turned or half-hidden faces say
@@ -59,9 +68,7 @@ Status HarvestOutputs::write_store(const std::vector<const TrackRecord*>& tracks
   o.max_age_s = 0;  // a recording's events are as old as the recording
   o.max_bytes = 0;
   o.queue_capacity = 3 * tracks.size() + 1;
-  // Named after the harvest, not the process: a rerun writes the same bytes (and uploads none).
-  const std::string fingerprint = json::parse(fingerprint_).dump();  // as the journal's header was made
-  o.run = "harvest-" + sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(fingerprint.data()), fingerprint.size())).substr(0, 16);
+  o.run = run_;
   {
     auto store = EventStore::open(o);
     if (!store.ok()) return with_context(store.error(), "vigil.db");
@@ -253,13 +260,14 @@ Status HarvestOutputs::write(const FaceTracks& faces, HarvestSummary& summary) {
 // not uploaded again.
 Status HarvestOutputs::write_manifest(const HarvestSummary& summary) {
   const std::filesystem::path dir(options_.out_dir);
-  const json fingerprint = json::parse(fingerprint_);
+  json inputs = json::array();
+  for (const HarvestFingerprint::File& f : fingerprint_.inputs) inputs.push_back({{"path", f.path}, {"sha256", f.sha256}});
   const json manifest = {
-      {"inputs", fingerprint["inputs"]},
+      {"inputs", std::move(inputs)},
       {"models",
        {{"detector",
-         {{"kind", options_.detector.kind}, {"path", options_.detector.model_path()}, {"sha256", fingerprint["detector"]["sha256"]}}},
-        {"embedder", {{"kind", options_.embedder.kind}, {"path", options_.embedder.model_path()}, {"sha256", fingerprint["embedder"]["sha256"]}}}}},
+         {{"kind", options_.detector.kind}, {"path", options_.detector.model_path()}, {"sha256", fingerprint_.detector_sha256}}},
+        {"embedder", {{"kind", options_.embedder.kind}, {"path", options_.embedder.model_path()}, {"sha256", fingerprint_.embedder_sha256}}}}},
       {"settings",
        {{"stride", options_.stride},
         {"best_k", options_.select.best_k},

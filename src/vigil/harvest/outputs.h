@@ -25,6 +25,20 @@
 
 namespace vigil {
 
+// What a harvest is: the journal's header (`text`: every input, model and setting that
+// changes what the models give) and the parts of it the manifest names. Made once, by
+// harvest_fingerprint.
+struct HarvestFingerprint {
+  struct File {
+    std::string path;
+    std::string sha256;
+  };
+  std::vector<File> inputs;
+  std::string detector_sha256;
+  std::string embedder_sha256;
+  std::string text;
+};
+
 // Who a track is.
 struct Who {
   std::string label;       // the gallery name, or person-N
@@ -36,9 +50,9 @@ struct Who {
 
 class HarvestOutputs {
  public:
-  // `fingerprint`: the journal's header (harvest_fingerprint), which names the inputs and
-  // models in the manifest and the run in vigil.db. `gallery` may be null.
-  HarvestOutputs(const HarvestOptions& options, std::string fingerprint, const Gallery* gallery);
+  // `fingerprint` names the inputs and models in the manifest and the run in vigil.db.
+  // `gallery` may be null.
+  HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery);
 
   // Every output but the manifest; sets summary.tracks and summary.people.
   Status write(const FaceTracks& tracks, HarvestSummary& summary);
@@ -60,7 +74,8 @@ class HarvestOutputs {
   std::vector<std::uint8_t> chip_image(const KeptFace& f, const char* extension, std::vector<int> params) const;
 
   const HarvestOptions& options_;
-  const std::string fingerprint_;
+  const HarvestFingerprint fingerprint_;
+  const std::string run_;  // the run's name in vigil.db: harvest- and the header's SHA-256
   const Gallery* gallery_;
   int chip_size_ = 0;
   std::map<std::uint64_t, const KeptFace*> face_by_id_;  // embedded faces
