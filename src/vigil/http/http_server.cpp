@@ -8,14 +8,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 #include <cctype>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
+
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -68,15 +68,19 @@ void json_error(HttpResponse& response, int status, const std::string& message) 
 struct HttpServer::Impl {
   // One streamed response. Parked (suspended in libmicrohttpd) while it has nothing to send;
   // un-parked by the resumer thread at retry_at, or by wake().
+  struct Parking {
+    bool parked = false;  // suspended until retry_at or a wake
+    bool woken = false;   // new data while it was being read
+    HttpStream::Clock::time_point retry_at{};
+  };
   struct Stream {
-    Impl* server = nullptr;
+    explicit Stream(Impl& s) : server(&s), parking(s.stream_mu) {}
+    Impl* const server;
     MHD_Connection* connection = nullptr;
     std::shared_ptr<HttpStream> body;
     int kind = 0;
-    std::uint64_t id = 0;
-    bool parked = false;  // guarded by stream_mu
-    bool woken = false;   // guarded by stream_mu: new data while it was being read
-    HttpStream::Clock::time_point retry_at{};
+    std::uint64_t id = 0;     // set before the first read
+    Guarded<Parking> parking;  // by the server's stream_mu
   };
 
   HttpServerOptions options;
@@ -84,22 +88,23 @@ struct HttpServer::Impl {
   MHD_Daemon* daemon = nullptr;
   std::atomic<std::uint64_t> requests{0};
 
-  mutable std::mutex stream_mu;
-  std::condition_variable stream_cv;
-  std::map<std::uint64_t, Stream*> streams;                            // open streams
-  std::multimap<HttpStream::Clock::time_point, std::uint64_t> due;    // parked ones by retry time
-  std::uint64_t next_stream_id = 1;
-  bool stopping = false;
+  mutable Mutex stream_mu;
+  CondVar stream_cv;
+  std::map<std::uint64_t, Stream*> streams GUARDED_BY(stream_mu);                          // open streams
+  std::multimap<HttpStream::Clock::time_point, std::uint64_t> due GUARDED_BY(stream_mu);  // parked ones by retry time
+  std::uint64_t next_stream_id GUARDED_BY(stream_mu) = 1;
+  bool stopping GUARDED_BY(stream_mu) = false;
   std::thread resumer;
 
   ~Impl() {
     std::vector<MHD_Connection*> parked;
     {
-      std::lock_guard lock(stream_mu);
+      MutexLock lock(stream_mu);
       stopping = true;  // every stream ends at its next read
       for (auto& [id, s] : streams) {
-        if (s->parked) {
-          s->parked = false;
+        Parking& p = s->parking.get(stream_mu);
+        if (p.parked) {
+          p.parked = false;
           parked.push_back(s->connection);
         }
       }
@@ -113,15 +118,18 @@ struct HttpServer::Impl {
   // Un-parks streams whose retry time came. A parked connection is suspended, so
   // libmicrohttpd cannot close or free it: resuming outside the lock is safe.
   void resume_loop() {
-    std::unique_lock lock(stream_mu);
+    MutexLock lock(stream_mu);
     std::vector<MHD_Connection*> ready;
     while (!stopping) {
       const auto now = HttpStream::Clock::now();
       while (!due.empty() && due.begin()->first <= now) {
         auto it = streams.find(due.begin()->second);
-        if (it != streams.end() && it->second->parked && it->second->retry_at == due.begin()->first) {
-          it->second->parked = false;
-          ready.push_back(it->second->connection);
+        if (it != streams.end()) {
+          Parking& p = it->second->parking.get(stream_mu);
+          if (p.parked && p.retry_at == due.begin()->first) {
+            p.parked = false;
+            ready.push_back(it->second->connection);
+          }
         }
         due.erase(due.begin());
       }
@@ -133,9 +141,9 @@ struct HttpServer::Impl {
         continue;
       }
       if (due.empty()) {
-        stream_cv.wait(lock);
+        stream_cv.wait(stream_mu);
       } else {
-        stream_cv.wait_until(lock, due.begin()->first);
+        stream_cv.wait_until(stream_mu, due.begin()->first);
       }
     }
   }
@@ -144,9 +152,9 @@ struct HttpServer::Impl {
     auto* s = static_cast<Stream*>(cls);
     Impl& self = *s->server;
     {
-      std::lock_guard lock(self.stream_mu);
+      MutexLock lock(self.stream_mu);
       if (self.stopping) return MHD_CONTENT_READER_END_OF_STREAM;
-      s->woken = false;
+      s->parking.get(self.stream_mu).woken = false;
     }
     const auto now = HttpStream::Clock::now();
     auto retry_at = now + std::chrono::seconds(1);
@@ -159,11 +167,12 @@ struct HttpServer::Impl {
     }
     if (n > 0) return static_cast<ssize_t>(std::min<std::size_t>(static_cast<std::size_t>(n), max));
     if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-    std::lock_guard lock(self.stream_mu);
+    MutexLock lock(self.stream_mu);
     if (self.stopping) return MHD_CONTENT_READER_END_OF_STREAM;
-    if (s->woken) return 0;  // woken while reading: ask again at once
-    s->parked = true;
-    s->retry_at = retry_at;
+    Parking& p = s->parking.get(self.stream_mu);
+    if (p.woken) return 0;  // woken while reading: ask again at once
+    p.parked = true;
+    p.retry_at = retry_at;
     const bool earliest = self.due.empty() || retry_at < self.due.begin()->first;
     self.due.emplace(retry_at, s->id);
     MHD_suspend_connection(s->connection);
@@ -174,7 +183,7 @@ struct HttpServer::Impl {
   static void free_stream(void* cls) {
     auto* s = static_cast<Stream*>(cls);
     {
-      std::lock_guard lock(s->server->stream_mu);
+      MutexLock lock(s->server->stream_mu);
       s->server->streams.erase(s->id);
     }
     delete s;
@@ -183,13 +192,12 @@ struct HttpServer::Impl {
   MHD_Result send(MHD_Connection* connection, const HttpResponse& r) {
     MHD_Response* response = nullptr;
     if (r.stream) {
-      auto* s = new Stream;
-      s->server = this;
+      auto* s = new Stream(*this);
       s->connection = connection;
       s->body = r.stream;
       s->kind = r.stream_kind;
       {
-        std::lock_guard lock(stream_mu);
+        MutexLock lock(stream_mu);
         s->id = next_stream_id++;
         streams.emplace(s->id, s);
       }
@@ -316,21 +324,22 @@ HttpServer::~HttpServer() = default;
 std::uint64_t HttpServer::requests() const { return impl_->requests.load(std::memory_order_relaxed); }
 
 std::size_t HttpServer::streams() const {
-  std::lock_guard lock(impl_->stream_mu);
+  MutexLock lock(impl_->stream_mu);
   return impl_->streams.size();
 }
 
 void HttpServer::wake(int stream_kind) {
   std::vector<MHD_Connection*> parked;
   {
-    std::lock_guard lock(impl_->stream_mu);
+    MutexLock lock(impl_->stream_mu);
     for (auto& [id, s] : impl_->streams) {
       if (s->kind != stream_kind) continue;
-      if (s->parked) {
-        s->parked = false;
+      Impl::Parking& p = s->parking.get(impl_->stream_mu);
+      if (p.parked) {
+        p.parked = false;
         parked.push_back(s->connection);
       } else {
-        s->woken = true;
+        p.woken = true;
       }
     }
   }

@@ -10,13 +10,13 @@
 #include <cerrno>
 #include <cstring>
 #include <chrono>
-#include <condition_variable>
 #include <ctime>
 #include <deque>
 #include <filesystem>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
+
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
@@ -104,24 +104,24 @@ struct EventStore::Impl {
   std::uint64_t last_id = 0;  // the highest id the store had when opened
 
   // Readers (HTTP threads) use their own connection: WAL lets them read while the writer writes.
-  mutable std::mutex read_mu;
-  sqlite3* reader = nullptr;  // guarded by read_mu
+  mutable Mutex read_mu;
+  sqlite3* reader GUARDED_BY(read_mu) = nullptr;
   EventBus* bus = nullptr;
   EventBus::SubscriptionId subscription = 0;
 
-  std::mutex mu;
-  std::condition_variable cv, done_cv;
-  std::deque<Queued> queue;       // guarded by mu
-  bool stopping = false;          // guarded by mu
-  std::uint64_t accepted = 0;     // guarded by mu: events queued so far
-  std::uint64_t finished = 0;     // guarded by mu: of them, written (or failed)
+  Mutex mu;
+  CondVar cv, done_cv;
+  std::deque<Queued> queue GUARDED_BY(mu);
+  bool stopping GUARDED_BY(mu) = false;
+  std::uint64_t accepted GUARDED_BY(mu) = 0;  // events queued so far
+  std::uint64_t finished GUARDED_BY(mu) = 0;  // of them, written (or failed)
   std::atomic<std::uint64_t> written{0}, dropped{0};
   std::thread writer;
 
   ~Impl() {
     if (bus) bus->unsubscribe(subscription);  // then what is queued is written
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       stopping = true;
     }
     cv.notify_all();
@@ -195,10 +195,13 @@ struct EventStore::Impl {
     const std::int64_t sequence = query_int("SELECT seq FROM sqlite_sequence WHERE name = 'events'");
     const std::int64_t highest = query_int("SELECT coalesce(max(id), 0) FROM events");
     last_id = static_cast<std::uint64_t>(std::max<std::int64_t>({0, sequence, highest}));
-    if (sqlite3_open_v2(options.path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
-      return sql_error("cannot open for reading");
+    {
+      MutexLock lock(read_mu);  // no reader yet: for the analysis
+      if (sqlite3_open_v2(options.path.c_str(), &reader, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+        return sql_error("cannot open for reading");
+      }
+      sqlite3_busy_timeout(reader, 2000);
     }
-    sqlite3_busy_timeout(reader, 2000);
     if (sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO events (id, run, bus_id, at, type, camera, track_id, frame_seq, x1, y1, x2, y2, "
                            "from_state, to_state, detail, similarity, known) VALUES (?2,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
@@ -247,7 +250,7 @@ struct EventStore::Impl {
 
   bool offer(const Event& event, std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg) {
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(mu);
       if (stopping || queue.size() >= options.queue_capacity) {
         dropped.fetch_add(1, std::memory_order_relaxed);
         return false;
@@ -284,8 +287,8 @@ struct EventStore::Impl {
     auto last_retention = std::chrono::steady_clock::now() - std::chrono::hours(1);
     for (;;) {
       {
-        std::unique_lock lock(mu);
-        cv.wait_for(lock, std::chrono::seconds(5), [&] { return stopping || !queue.empty(); });
+        MutexLock lock(mu);
+        if (!stopping && queue.empty()) cv.wait_for(mu, std::chrono::seconds(5));  // retention runs at least this often
         while (!queue.empty() && batch.size() < 1000) {
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
@@ -304,7 +307,7 @@ struct EventStore::Impl {
         written.fetch_add(ok, std::memory_order_relaxed);
         dropped.fetch_add(batch.size() - ok, std::memory_order_relaxed);
         {
-          std::lock_guard lock(mu);
+          MutexLock lock(mu);
           finished += batch.size();
         }
         done_cv.notify_all();
@@ -346,7 +349,7 @@ Result<StoredEvents> EventStore::query(const EventQuery& q) const {
   if (!q.type.empty()) kind_from(q.type, &known_type);
   if (!known_type) return Error{ErrorCode::invalid_argument, "unknown event type '" + q.type + "'"};
   Impl& s = *impl_;
-  std::lock_guard lock(s.read_mu);
+  MutexLock lock(s.read_mu);
   sqlite3_stmt* stmt = nullptr;
   const char* sql =
       "SELECT e.id, e.run, e.at, e.type, e.camera, e.track_id, e.frame_seq, e.x1, e.y1, e.x2, e.y2, e.from_state, "
@@ -402,7 +405,7 @@ Result<StoredEvents> EventStore::query(const EventQuery& q) const {
 
 Result<std::vector<std::uint8_t>> EventStore::face(std::uint64_t event_id) const {
   Impl& s = *impl_;
-  std::lock_guard lock(s.read_mu);
+  MutexLock lock(s.read_mu);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(s.reader, "SELECT jpeg FROM faces WHERE event_id = ?", -1, &stmt, nullptr) != SQLITE_OK) {
     return Error{ErrorCode::unavailable, std::string("event store: cannot query: ") + sqlite3_errmsg(s.reader)};
@@ -426,10 +429,10 @@ bool EventStore::offer(const Event& event, std::shared_ptr<const std::vector<std
 
 void EventStore::flush() {
   Impl& s = *impl_;
-  std::unique_lock lock(s.mu);
+  MutexLock lock(s.mu);
   const std::uint64_t target = s.accepted;
   s.cv.notify_one();
-  s.done_cv.wait(lock, [&] { return s.finished >= target; });
+  while (s.finished < target) s.done_cv.wait(s.mu);
 }
 
 void EventStore::compact() { impl_->retain(); }
