@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <iterator>
 #include <memory>
-#include <nlohmann/json.hpp>
 
 #include "vigil/concurrency/cpu_governor.h"
 #include "vigil/core/atomic_file.h"
@@ -25,8 +24,6 @@
 namespace vigil {
 
 namespace {
-
-using json = nlohmann::json;
 
 // The harvest's flow: each input's frames decoded (the file source, offline: nothing dropped),
 // sampled and detected in batches, tracked and selected (FaceTracks), the chosen faces
@@ -229,52 +226,6 @@ Status Run::upload(Uploader& uploader, const std::vector<UploadFile>& written) {
   summary.upload_destination = uploader.destination();
   report(true);
   return status;
-}
-
-// A model in the fingerprint: its kind, its file's SHA-256 and the settings that change what
-// it returns (the same fields for every kind).
-json model_fingerprint(const ModelConfig& m, const std::string& sha256) {
-  const ModelSettings& s = m.settings;
-  return json{{"kind", m.kind},
-              {"sha256", sha256},
-              {"settings",
-               {{"input_size", s.input_size},
-                {"score_threshold", s.score_threshold},
-                {"nms_iou", s.nms_iou},
-                {"nms", static_cast<int>(s.nms)},
-                {"max_batch", s.max_batch},
-                {"backend", static_cast<int>(s.backend)},
-                {"precision", static_cast<int>(s.precision)}}}};
-}
-
-// What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
-// changes what the models are given or what they return. (cluster_threshold only regroups
-// tracks at the end, so a resumed run may change it.)
-Result<HarvestFingerprint> harvest_fingerprint(const HarvestOptions& o) {
-  HarvestFingerprint f;
-  json inputs = json::array();
-  for (const std::string& in : o.inputs) {
-    auto sha = file_sha256(in);
-    if (!sha.ok()) return sha.error();
-    f.inputs.push_back({in, *sha});
-    inputs.push_back({{"path", in}, {"sha256", *sha}});
-  }
-  auto detector = file_sha256(o.detector.model_path());
-  if (!detector.ok()) return with_context(detector.error(), "detector");
-  auto embedder = file_sha256(o.embedder.model_path());
-  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
-  f.detector_sha256 = *detector;
-  f.embedder_sha256 = *embedder;
-  f.text = json{{"version", 4},
-                {"inputs", inputs},
-                {"detector", model_fingerprint(o.detector, f.detector_sha256)},
-                {"embedder", model_fingerprint(o.embedder, f.embedder_sha256)},
-                {"stride", o.stride},
-                {"track_buffer", o.track_buffer},
-                {"shot_cut_threshold", o.shot_cut_threshold},
-                {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}}
-               .dump();
-  return f;
 }
 
 // The checks that need no model: inputs, the output folder (writable; a killed run's

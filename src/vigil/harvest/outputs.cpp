@@ -27,7 +27,58 @@ std::string run_name(const std::string& header) {
   return "harvest-" + sha256_hex(std::span(reinterpret_cast<const std::uint8_t*>(header.data()), header.size())).substr(0, 16);
 }
 
+// The inputs as the journal's header and the manifest name them.
+json inputs_json(const std::vector<HarvestFingerprint::File>& files) {
+  json inputs = json::array();
+  for (const HarvestFingerprint::File& f : files) inputs.push_back({{"path", f.path}, {"sha256", f.sha256}});
+  return inputs;
+}
+
+// A model in the fingerprint: its kind, its file's SHA-256 and the settings that change what
+// it returns (the same fields for every kind).
+json model_fingerprint(const ModelConfig& m, const std::string& sha256) {
+  const ModelSettings& s = m.settings;
+  return json{{"kind", m.kind},
+              {"sha256", sha256},
+              {"settings",
+               {{"input_size", s.input_size},
+                {"score_threshold", s.score_threshold},
+                {"nms_iou", s.nms_iou},
+                {"nms", static_cast<int>(s.nms)},
+                {"max_batch", s.max_batch},
+                {"backend", static_cast<int>(s.backend)},
+                {"precision", static_cast<int>(s.precision)}}}};
+}
+
 }  // namespace
+
+// What makes a journal this run's: the inputs' bytes, the models' bytes and every setting that
+// changes what the models are given or what they return. (cluster_threshold only regroups
+// tracks at the end, so a resumed run may change it.)
+Result<HarvestFingerprint> harvest_fingerprint(const HarvestOptions& o) {
+  HarvestFingerprint f;
+  for (const std::string& in : o.inputs) {
+    auto sha = file_sha256(in);
+    if (!sha.ok()) return sha.error();
+    f.inputs.push_back({in, *sha});
+  }
+  auto detector = file_sha256(o.detector.model_path());
+  if (!detector.ok()) return with_context(detector.error(), "detector");
+  auto embedder = file_sha256(o.embedder.model_path());
+  if (!embedder.ok()) return with_context(embedder.error(), "embedder");
+  f.detector_sha256 = *detector;
+  f.embedder_sha256 = *embedder;
+  f.text = json{{"version", 4},
+                {"inputs", inputs_json(f.inputs)},
+                {"detector", model_fingerprint(o.detector, f.detector_sha256)},
+                {"embedder", model_fingerprint(o.embedder, f.embedder_sha256)},
+                {"stride", o.stride},
+                {"track_buffer", o.track_buffer},
+                {"shot_cut_threshold", o.shot_cut_threshold},
+                {"select", {{"best_k", o.select.best_k}, {"every_s", o.select.every_s}, {"all_faces", o.select.all_faces}}}}
+               .dump();
+  return f;
+}
 
 HarvestOutputs::HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery)
     : options_(options), fingerprint_(std::move(fingerprint)), run_(run_name(fingerprint_.text)), gallery_(gallery) {}
@@ -260,10 +311,8 @@ Status HarvestOutputs::write(const FaceTracks& faces, HarvestSummary& summary) {
 // not uploaded again.
 Status HarvestOutputs::write_manifest(const HarvestSummary& summary) {
   const std::filesystem::path dir(options_.out_dir);
-  json inputs = json::array();
-  for (const HarvestFingerprint::File& f : fingerprint_.inputs) inputs.push_back({{"path", f.path}, {"sha256", f.sha256}});
   const json manifest = {
-      {"inputs", std::move(inputs)},
+      {"inputs", inputs_json(fingerprint_.inputs)},
       {"models",
        {{"detector",
          {{"kind", options_.detector.kind}, {"path", options_.detector.model_path()}, {"sha256", fingerprint_.detector_sha256}}},

@@ -39,6 +39,9 @@ struct HarvestFingerprint {
   std::string text;
 };
 
+// What makes a journal this run's (made before any model runs; reads every input and model).
+Result<HarvestFingerprint> harvest_fingerprint(const HarvestOptions& options);
+
 // Who a track is.
 struct Who {
   std::string label;       // the gallery name, or person-N
