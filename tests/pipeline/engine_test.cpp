@@ -553,7 +553,11 @@ TEST_F(StreamTest, HalfOpenServerIsDetectedAsStalled) {
 // A detector that always finds one face at the same place.
 class StillFaceDetector final : public Detector {
  public:
+  explicit StillFaceDetector(milliseconds delay = milliseconds(0), std::atomic<int>* calls = nullptr)
+      : delay_(delay), calls_(calls) {}
   Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    if (calls_) ++*calls_;
+    if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
     Detection d;
     d.bbox = {10, 10, 50, 50};
     d.score = 0.9f;
@@ -561,6 +565,10 @@ class StillFaceDetector final : public Detector {
     return {};
   }
   int max_batch() const override { return 4; }
+
+ private:
+  milliseconds delay_;
+  std::atomic<int>* calls_;  // counts calls when set
 };
 
 struct TrackedItem {
@@ -572,10 +580,11 @@ struct TrackedItem {
   std::uint64_t detection_track_id;
 };
 
-EngineHooks still_face_hooks(std::mutex& mu, std::map<std::string, std::vector<TrackedItem>>& out) {
+EngineHooks still_face_hooks(std::mutex& mu, std::map<std::string, std::vector<TrackedItem>>& out,
+                             milliseconds delay = milliseconds(0), std::atomic<int>* calls = nullptr) {
   EngineHooks hooks;
-  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
-    return std::unique_ptr<Detector>(new StillFaceDetector());
+  hooks.make_detector = [delay, calls](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new StillFaceDetector(delay, calls));
   };
   hooks.on_result = [&mu, &out](const FrameResult& r) {
     TrackedItem item{r.frame->seq, r.detected, r.tracked, {}, {}, r.detections.empty() ? 0 : r.detections[0].track_id};
@@ -627,6 +636,55 @@ TEST(EngineTest, TrackedFileCamerasGetTracksOnEveryFrameInOrder) {
     EXPECT_EQ(st->frames_predicted, 20u);
     EXPECT_EQ(st->tracks_started, 1u);
   }
+}
+
+// One file camera alone brings runs of its frames to the detector's batches (the model's
+// max_batch is not wasted on it), a run is split between the idle workers (one camera uses
+// every core), and the frames not due for detection between them are tracked in their
+// place: results still leave once each, in frame order.
+TEST(EngineTest, OneFileCameraFillsTheBatchWithARunOfItsFramesInOrder) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 61, 160, 120));
+  EngineConfig config = base_config(8, 1, 2);
+  CameraConfig c = file_camera("tape", path);
+  c.detect.every = 2;
+  c.track.emit = TrackEmit::every_frame;
+  config.cameras.push_back(c);
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  // The model is slower than the decoder, so frames are waiting whenever a batch forms.
+  std::atomic<int> calls{0};
+  auto engine = Engine::create(config, still_face_hooks(mu, out, milliseconds(30), &calls));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  auto chain = (*engine)->pipeline("tape");
+  ASSERT_TRUE(chain.ok());
+  EXPECT_NE(describe(*chain).find("-[queue 8]-> detect fake"), std::string::npos) << describe(*chain);
+  ASSERT_TRUE((*engine)->run(60.0).ok());
+  const auto& items = out["tape"];
+  ASSERT_EQ(items.size(), 61u);
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    ASSERT_EQ(items[k].seq, k) << "results leave in frame order";
+    EXPECT_EQ(items[k].detected, k % 2 == 0) << "frame " << k;
+    ASSERT_EQ(items[k].track_ids.size(), 1u) << "frame " << k;
+    EXPECT_EQ(items[k].track_ids[0], 1u) << "frame " << k;
+  }
+  const EngineStatus status = (*engine)->status();
+  ASSERT_EQ(status.cameras.size(), 1u);
+  EXPECT_EQ(status.cameras[0].frames_inferred, 31u);
+  EXPECT_EQ(status.cameras[0].frames_predicted, 30u);
+  const ModelStatus& model = status.models.at(0);
+  EXPECT_EQ(model.items, 31u);
+  EXPECT_LT(model.batches, 31u) << "runs of frames share batches";
+  std::uint64_t multi = 0;
+  for (std::size_t n = 2; n < model.batch_sizes.size(); ++n) multi += model.batch_sizes[n];
+  EXPECT_GT(multi, 0u);
+  // A batch of 4+ frames of the one camera goes in two parts, one for each worker.
+  std::uint64_t splittable = 0;
+  for (std::size_t n = 4; n < model.batch_sizes.size(); ++n) splittable += model.batch_sizes[n];
+  std::string sizes;
+  for (std::size_t n = 0; n < model.batch_sizes.size(); ++n) sizes += std::to_string(model.batch_sizes[n]) + " ";
+  EXPECT_EQ(static_cast<std::uint64_t>(calls.load()), model.batches + splittable) << "batches by size: " << sizes;
 }
 
 TEST(EngineTest, TrackedCamerasEmitDetectedFramesOnlyByDefault) {

@@ -133,6 +133,60 @@ TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
   EXPECT_GE(model->batches, 1u);
 }
 
+// An H.264 file that cuts between photos every `each` frames (960x720, 15 fps): new faces,
+// so new tracks to embed, appear in the middle of the detector's runs of frames.
+std::string cutting_video(const test::TempDir& dir, const std::vector<int>& photos, int each) {
+  const std::string out = dir.file("cuts.mp4");
+  std::string inputs, filter, labels;
+  for (std::size_t i = 0; i < photos.size(); ++i) {
+    inputs += " -loop 1 -framerate 15 -t " + std::to_string(each / 15.0) + " -i " +
+              test::data_file("media/sample" + std::to_string(photos[i]) + ".jpg");
+    filter += "[" + std::to_string(i) + "]scale=960:720,setsar=1[v" + std::to_string(i) + "];";
+    labels += "[v" + std::to_string(i) + "]";
+  }
+  filter += labels + "concat=n=" + std::to_string(photos.size()) + ":v=1:a=0";
+  std::string output;
+  const int rc = test::run_command("ffmpeg -nostdin -v error -y" + inputs + " -filter_complex \"" + filter +
+                                       "\" -r 15 -c:v libx264 -preset ultrafast -pix_fmt yuv420p " + out,
+                                   &output);
+  EXPECT_EQ(rc, 0) << output;
+  return out;
+}
+
+// One file camera alone brings runs of frames to the detector; when a frame of a run waits
+// for its faces, the frames after it wait behind it: every result still leaves once, in order.
+TEST(FaceStageTest, OneFileCameraKeepsOrderWhenAFrameOfARunWaitsForItsFaces) {
+  EngineConfig config = faces_config();
+  test::TempDir dir;
+  config.cameras.push_back(photo_camera("solo", cutting_video(dir, {3, 4, 5, 6}, 10)));
+  Seen seen;
+  EngineHooks hooks;
+  hooks.on_result = [&seen](const FrameResult& r) {
+    std::lock_guard lock(seen.mu);
+    seen.seqs[*r.frame->camera].push_back(r.frame->seq);
+    seen.faces += r.faces.size();
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(120.0).ok());
+  const EngineStatus st = (*engine)->status();
+  ASSERT_EQ(st.cameras.size(), 1u);
+  const std::uint64_t frames = st.cameras[0].frames_decoded;
+  EXPECT_GE(frames, 38u);
+  EXPECT_EQ(st.cameras[0].frames_inferred, frames);
+  EXPECT_GE(st.cameras[0].tracks_started, 4u) << "each cut brings new faces";
+  EXPECT_GE(st.cameras[0].faces_embedded, 4u);
+  EXPECT_EQ(seen.faces, st.cameras[0].faces_embedded);
+  const auto& seqs = seen.seqs["solo"];
+  ASSERT_EQ(seqs.size(), frames);
+  for (std::size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i);
+  for (const auto& m : st.models) {
+    if (m.name == "faces") {
+      EXPECT_LT(m.batches, frames) << "runs of frames share batches";
+    }
+  }
+}
+
 TEST(FaceStageTest, AGalleryNamesThePeopleInIt) {
   // The gallery's person "p6" is the largest face of sample6.jpg; the camera shows sample6.
   test::TempDir dir;

@@ -77,30 +77,65 @@ class Engine::Impl::DetectorStage final : public ModelStage {
   void run(int worker, std::vector<CameraRef>& batch) override;
   void abandon(int worker) override;
   // A live camera's newest frame replaces the one not yet taken (capture never waits for
-  // inference); a file camera decodes at most kFileQueueCapacity frames ahead and then
-  // waits (every frame is processed, in order). Batches across cameras; adds detections.
+  // inference); a file camera decodes up to a batch ahead (at least 4 frames) and then waits (every frame is
+  // processed, in order) and brings a run of its frames to each batch (Model::run_frames).
+  // Batches across cameras; adds detections.
   StageSpec spec(bool live_camera) const override {
     StageSpec spec;
     spec.kind = StageKind::detect;
     spec.name = model_.name;
-    spec.input = live_camera ? EdgeSpec{EdgeOverflow::newest_wins, 1} : EdgeSpec{EdgeOverflow::queue, kFileQueueCapacity};
+    const auto ahead = std::max<std::size_t>(kFileQueueCapacity, static_cast<std::size_t>(std::max(1, model_.config.max_batch())));
+    spec.input = live_camera ? EdgeSpec{EdgeOverflow::newest_wins, 1} : EdgeSpec{EdgeOverflow::queue, ahead};
     spec.batch = batch_policy_of(model_.config);
     spec.adds = kDetections;
     return spec;
   }
 
  private:
-  static constexpr std::size_t kFileQueueCapacity = 4;  // frames a file camera decodes ahead
-  struct Scratch {
-    std::vector<FrameRef> frames;
-    std::vector<CameraRef> owners;
-    std::vector<const Image*> images;
-    std::vector<Detections> results, one;
-    std::vector<char> handed;  // owners[i] went on to its face stage (it holds its token there)
+  static constexpr std::size_t kFileQueueCapacity = 4;  // the least a file camera decodes ahead
+  static constexpr std::size_t kNotDetected = static_cast<std::size_t>(-1);
+  // Where a camera of the batch is: still with this worker, to go on to its face stage, or
+  // passed on (its token finished or handed over; nothing left for abandon()).
+  enum class Owner : char { held, to_faces, passed };
+  // A slice of the batch's images detected on whichever worker runs it (with that worker's
+  // detector instance).
+  struct Part final : SharedPart {
+    const std::vector<std::unique_ptr<Detector>>* detectors = nullptr;
+    std::span<const Image* const> images;
+    std::vector<Detections> results;
+    Status status;
+    void run(int worker) override {
+      status = safe_detect(*(*detectors)[static_cast<std::size_t>(worker)], images, results);
+    }
   };
+  struct Scratch {
+    // The frames taken, in each camera's order: frames[i] belongs to owners[frame_owner[i]]
+    // and is images[detection[i]] (kNotDetected: a frame not due, only tracked).
+    std::vector<FrameRef> frames;
+    std::vector<std::size_t> frame_owner, detection;
+    std::vector<const Image*> images;
+    std::vector<std::size_t> frame_of;  // [detection]: its index in frames
+    std::vector<Detections> results, one;
+    std::vector<CameraRef> owners;
+    std::vector<Owner> state;  // [owner]
+    bool one_file_run = false;  // every frame from one file camera (a batch that may be split)
+    std::vector<Part> parts;
+    std::vector<SharedPart*> shared;
+  };
+  Status detect(int worker, Scratch& s);
   void isolate_failure(Detector& detector, const Error& batch_error, Scratch& s);
-  SteadyTime take_newest_frames(std::vector<CameraRef>& batch, Scratch& s);
-  bool track_and_deliver(Camera& cam, FrameRef frame, const Detections& detections, SteadyTime start);
+  SteadyTime take_frames(std::vector<CameraRef>& batch, Scratch& s);
+  void add_frame(PendingFrame item, std::size_t owner, SteadyTime start, Scratch& s);
+  void clear(Scratch& s) {
+    s.frames.clear();
+    s.frame_owner.clear();
+    s.detection.clear();
+    s.images.clear();
+    s.frame_of.clear();
+    s.owners.clear();
+    s.state.clear();
+    s.one_file_run = false;
+  }
 
   Engine::Impl& engine_;
   Model& model_;
@@ -111,41 +146,52 @@ class Engine::Impl::DetectorStage final : public ModelStage {
 void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch) {
   Engine::Impl& e = engine_;
   Scratch& s = scratch_[static_cast<std::size_t>(worker)];
-  s.frames.clear();
-  s.owners.clear();
-  s.images.clear();
-  s.handed.clear();
+  clear(s);
   if (!e.governor->admit()) {  // stopping
     for (auto& cam : batch) e.finish(cam, model_);
     return;
   }
-  const SteadyTime start = take_newest_frames(batch, s);
-  if (!s.frames.empty()) {
-    Detector& detector = *detectors_[static_cast<std::size_t>(worker)];
-    Status status = safe_detect(detector, s.images, s.results);
-    if (!status.ok()) isolate_failure(detector, status.error(), s);
+  const SteadyTime start = take_frames(batch, s);
+  if (!s.images.empty()) {
+    Status status = detect(worker, s);
+    if (!status.ok()) isolate_failure(*detectors_[static_cast<std::size_t>(worker)], status.error(), s);
     model_.latency_ms->record(ms_between(start, SteadyClock::now()));
     model_.batches.fetch_add(1, std::memory_order_relaxed);
-    model_.items.fetch_add(s.frames.size(), std::memory_order_relaxed);
-    model_.batch_sizes[std::min(s.frames.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
-    for (std::size_t i = 0; i < s.frames.size(); ++i) {
-      if (s.frames[i]) s.handed[i] = track_and_deliver(*s.owners[i], std::move(s.frames[i]), s.results[i], start) ? 1 : 0;
+    model_.items.fetch_add(s.images.size(), std::memory_order_relaxed);
+    model_.batch_sizes[std::min(s.images.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+  }
+  for (std::size_t i = 0; i < s.frames.size(); ++i) {
+    if (!s.frames[i]) continue;  // the model failed on it
+    const std::size_t o = s.frame_owner[i], d = s.detection[i];
+    Camera& cam = *s.owners[o];
+    if (s.state[o] == Owner::to_faces) {  // behind a frame whose faces are being embedded
+      cam.detected_backlog.push_back({std::move(s.frames[i]), d == kNotDetected ? Detections{} : std::move(s.results[d]),
+                                      d == kNotDetected ? SteadyTime{} : start});
+    } else if (d == kNotDetected) {
+      e.track_only(cam, std::move(s.frames[i]));
+    } else if (e.track_and_deliver(cam, model_, std::move(s.frames[i]), s.results[d], start)) {
+      s.state[o] = Owner::to_faces;
     }
   }
   s.frames.clear();  // back to the pools before the cameras become ready again
-  for (std::size_t i = 0; i < s.owners.size(); ++i) {
-    if (s.handed[i]) {
-      e.to_face_stage(s.owners[i], model_);
+  for (std::size_t o = 0; o < s.owners.size(); ++o) {
+    const bool to_faces = s.state[o] == Owner::to_faces;
+    s.state[o] = Owner::passed;
+    if (to_faces) {
+      e.to_face_stage(s.owners[o], model_);
     } else {
-      e.finish(s.owners[i], model_);
+      e.finish(s.owners[o], model_);
     }
   }
 }
 
-// Takes each camera's newest frame now, at the last moment; returns when.
-SteadyTime Engine::Impl::DetectorStage::take_newest_frames(std::vector<CameraRef>& batch, Scratch& s) {
+// Takes the cameras' frames now, at the last moment: a live camera's newest; a queued
+// camera's next run of up to Model::run_frames frames due for detection, with the frames not
+// due between them (tracked only, in their place). Returns when.
+SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batch, Scratch& s) {
   Engine::Impl& e = engine_;
   const SteadyTime start = SteadyClock::now();
+  const std::size_t run = model_.run_frames.load(std::memory_order_relaxed);
   for (auto& owner : batch) {
     Camera& cam = *owner;
     std::optional<PendingFrame> item = cam.input.take();
@@ -153,29 +199,75 @@ SteadyTime Engine::Impl::DetectorStage::take_newest_frames(std::vector<CameraRef
       e.finish(owner, model_);
       continue;
     }
-    FrameRef& frame = item->frame;
-    if (cam.live) cam.cadence.advance_live(*frame);
-    const double age = ms_between(frame->captured_steady, start);
-    cam.age_ms->record(age);
-    e.age_ms->record(age);
-    s.images.push_back(&frame->image);  // the pooled Frame does not move
-    s.frames.push_back(std::move(frame));
+    const std::size_t o = s.owners.size();
     s.owners.push_back(owner);
-    s.handed.push_back(0);
+    s.state.push_back(Owner::held);
+    if (cam.live) {  // its newest frame is detected, whatever it replaced
+      cam.cadence.advance_live(*item->frame);
+      item->due = true;
+    }
+    std::size_t due = item->due ? 1 : 0;
+    add_frame(std::move(*item), o, start, s);
+    while (!cam.live && due < run && (item = cam.input.take())) {
+      if (!item->frame) break;
+      due += item->due ? 1 : 0;
+      add_frame(std::move(*item), o, start, s);
+    }
   }
+  s.one_file_run = s.owners.size() == 1 && !s.owners.front()->live;
   return start;
 }
 
-// A detected frame through the camera's tracker into its result (this worker holds the
-// camera's token); delivered, unless its faces are to be embedded first (returns true: the
-// result waits in the face stage).
-bool Engine::Impl::DetectorStage::track_and_deliver(Camera& cam, FrameRef frame, const Detections& detections,
-                                                     SteadyTime start) {
-  Engine::Impl& e = engine_;
+// The batch's images detected: in one call, or, when they are one file camera's run (which
+// the scheduler cannot spread over the workers as it does several cameras' frames), in parts
+// of at least kMinPart images, one per worker, run by the workers idle now or soon, the rest
+// by this one.
+Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
+  constexpr std::size_t kMinPart = 2;
+  const std::size_t n = s.images.size();
+  const std::size_t count = s.one_file_run ? std::min(detectors_.size(), n / kMinPart) : 1;
+  if (count <= 1) return safe_detect(*detectors_[static_cast<std::size_t>(worker)], s.images, s.results);
+  s.parts.resize(detectors_.size());
+  s.shared.clear();
+  for (std::size_t p = 0, begin = 0; p < count; ++p) {
+    const std::size_t end = begin + (n - begin) / (count - p);
+    Part& part = s.parts[p];
+    part.detectors = &detectors_;
+    part.images = std::span<const Image* const>(s.images).subspan(begin, end - begin);
+    s.shared.push_back(&part);
+    begin = end;
+  }
+  engine_.run_shared(worker, s.shared);
+  s.results.resize(n);
+  std::size_t at = 0;
+  for (std::size_t p = 0; p < count; ++p) {
+    Part& part = s.parts[p];
+    if (!part.status.ok()) return part.status;
+    if (part.results.size() != part.images.size()) return Error{ErrorCode::internal, "the model returned too few results"};
+    for (Detections& d : part.results) s.results[at++].swap(d);
+  }
+  return {};
+}
+
+void Engine::Impl::DetectorStage::add_frame(PendingFrame item, std::size_t owner, SteadyTime start, Scratch& s) {
+  s.frame_owner.push_back(owner);
+  s.detection.push_back(item.due ? s.images.size() : kNotDetected);
+  if (item.due) {
+    const double age = ms_between(item.frame->captured_steady, start);
+    s.owners[owner]->age_ms->record(age);
+    engine_.age_ms->record(age);
+    s.images.push_back(&item.frame->image);  // the pooled Frame does not move
+    s.frame_of.push_back(s.frames.size());
+  }
+  s.frames.push_back(std::move(item.frame));
+}
+
+bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRef frame, const Detections& detections,
+                                     SteadyTime start) {
   FrameResult& r = cam.result;
-  const int steps = Engine::Impl::frame_steps(cam, *frame);
+  const int steps = frame_steps(cam, *frame);
   r.frame = std::move(frame);
-  r.model = model_.name;
+  r.model = detector.name;
   r.detected = true;
   r.detections.assign(detections.begin(), detections.end());
   r.tracked = cam.tracker != nullptr;
@@ -186,7 +278,7 @@ bool Engine::Impl::DetectorStage::track_and_deliver(Camera& cam, FrameRef frame,
   if (cam.tracker) {
     cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
     cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
-    e.publish_track_events(cam, r);
+    publish_track_events(cam, r);
   }
   cam.inferred.fetch_add(1, std::memory_order_relaxed);
   if (cam.faces_model) {
@@ -195,20 +287,38 @@ bool Engine::Impl::DetectorStage::track_and_deliver(Camera& cam, FrameRef frame,
     if (!cam.face_jobs.empty()) return true;  // the result waits for its faces (the token stays held)
     if (cam.identities) label_tracks(r, *cam.identities);
   }
-  e.deliver(cam, r);
-  e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
+  deliver(cam, r);
+  end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
   r.frame.reset();
   return false;
 }
 
-// A sink or hook threw in the middle of run(): give back the tokens this worker still holds.
+bool Engine::Impl::track_backlog(Camera& cam) {
+  while (!cam.detected_backlog.empty()) {
+    Camera::Detected d = std::move(cam.detected_backlog.front());
+    cam.detected_backlog.pop_front();
+    if (d.started == SteadyTime{}) {  // a frame not due for detection
+      track_only(cam, std::move(d.frame));
+    } else if (track_and_deliver(cam, *models[cam.model], std::move(d.frame), d.detections, d.started)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A sink or hook threw in the middle of run(): give back the tokens this worker still holds
+// (a result waiting for its faces and the frames behind it are dropped).
 void Engine::Impl::DetectorStage::abandon(int worker) {
   Scratch& s = scratch_[static_cast<std::size_t>(worker)];
   s.frames.clear();
-  for (std::size_t i = 0; i < s.owners.size(); ++i) {
-    if (i < s.handed.size() && s.handed[i]) continue;
-    s.owners[i]->result.frame.reset();
-    engine_.finish(s.owners[i], model_);
+  for (std::size_t o = 0; o < s.owners.size(); ++o) {
+    if (s.state[o] == Owner::passed) continue;
+    s.state[o] = Owner::passed;
+    Camera& cam = *s.owners[o];
+    cam.result.frame.reset();
+    cam.face_jobs.clear();
+    cam.detected_backlog.clear();
+    engine_.finish(s.owners[o], model_);
   }
   s.owners.clear();
 }
@@ -217,16 +327,17 @@ void Engine::Impl::DetectorStage::abandon(int worker) {
 // fails on are lost (their slots in `frames` are emptied and counted against their camera);
 // the other cameras of the batch keep their results.
 void Engine::Impl::DetectorStage::isolate_failure(Detector& detector, const Error& batch_error, Scratch& s) {
-  s.results.resize(s.frames.size());
-  for (std::size_t i = 0; i < s.frames.size(); ++i) {
-    Status status = s.frames.size() == 1 ? Status(batch_error) : safe_detect(detector, {&s.images[i], 1}, s.one);
+  s.results.resize(s.images.size());
+  for (std::size_t d = 0; d < s.images.size(); ++d) {
+    Status status = s.images.size() == 1 ? Status(batch_error) : safe_detect(detector, {&s.images[d], 1}, s.one);
     if (status.ok() && s.one.size() == 1) {
-      s.results[i] = std::move(s.one[0]);
+      s.results[d] = std::move(s.one[0]);
       continue;
     }
     if (status.ok()) status = Error{ErrorCode::internal, "the model returned no result"};
-    Engine::Impl::record_stage_error(*s.owners[i], model_, status.error(), s.frames[i]->seq);
-    s.frames[i].reset();
+    FrameRef& frame = s.frames[s.frame_of[d]];
+    Engine::Impl::record_stage_error(*s.owners[s.frame_owner[s.frame_of[d]]], model_, status.error(), frame->seq);
+    frame.reset();
   }
 }
 

@@ -66,6 +66,9 @@ class Engine::Impl::EmbedderStage final : public ModelStage {
     std::vector<Embedding> embeddings;
     std::vector<FaceQuality> qualities;
     std::vector<std::size_t> changed;
+    // [owner]: 1 when a frame of its detected backlog went to this stage again; passed when
+    // its token was finished or handed on (nothing left for abandon()).
+    std::vector<char> again, passed;
   };
   Engine::Impl& engine_;
   Model& model_;
@@ -79,6 +82,8 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
   Engine::Impl& e = engine_;
   Scratch& f = scratch_[static_cast<std::size_t>(worker)];
   f.owners.assign(batch.begin(), batch.end());
+  f.again.assign(f.owners.size(), 0);
+  f.passed.assign(f.owners.size(), 0);
   if (!e.governor->admit()) {  // stopping
     abandon(worker);
     return;
@@ -97,8 +102,8 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
   model_.items.fetch_add(f.inputs.size(), std::memory_order_relaxed);
   model_.batch_sizes[std::min(f.inputs.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
   std::size_t offset = 0;
-  for (auto& owner : f.owners) {
-    Camera& cam = *owner;
+  for (std::size_t o = 0; o < f.owners.size(); ++o) {
+    Camera& cam = *f.owners[o];
     FrameResult& r = cam.result;
     const std::size_t n = cam.face_jobs.size();
     if (status.ok()) {
@@ -116,8 +121,16 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
     e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
     r.frame.reset();
     cam.face_jobs.clear();
+    f.again[o] = e.track_backlog(cam) ? 1 : 0;  // the frames detected after it, in order
   }
-  for (auto& owner : f.owners) e.finish(owner, model_);
+  for (std::size_t o = 0; o < f.owners.size(); ++o) {
+    f.passed[o] = 1;
+    if (f.again[o]) {
+      e.to_face_stage(f.owners[o], model_);
+    } else {
+      e.finish(f.owners[o], model_);
+    }
+  }
   f.owners.clear();
 }
 
@@ -125,10 +138,13 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
 // and the tokens this worker holds go back.
 void Engine::Impl::EmbedderStage::abandon(int worker) {
   Scratch& f = scratch_[static_cast<std::size_t>(worker)];
-  for (auto& cam : f.owners) {
-    cam->result.frame.reset();
-    cam->face_jobs.clear();
-    engine_.finish(cam, model_);
+  for (std::size_t o = 0; o < f.owners.size(); ++o) {
+    if (o < f.passed.size() && f.passed[o]) continue;
+    Camera& cam = *f.owners[o];
+    cam.result.frame.reset();
+    cam.face_jobs.clear();
+    cam.detected_backlog.clear();
+    engine_.finish(f.owners[o], model_);
   }
   f.owners.clear();
 }

@@ -120,7 +120,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     }
     if (!cam->live) {  // starts level with the slowest queued camera of its model
       cam->turn.get(s.mu).fair_offset = s.slowest_queued_position(cam->model);
-      ++s.models[cam->model]->queue.get(s.mu).queued_cameras;
+      s.models[cam->model]->count_queued_camera(+1, s.mu);
     }
     s.cameras.push_back(cam);
     ++s.models[cam->model]->queue.get(s.mu).cameras;
@@ -145,7 +145,7 @@ Status Engine::remove_camera(const std::string& id) {
     cam->turn.get(s.mu).removed = true;
     Model::Queue& detector = s.models[cam->model]->queue.get(s.mu);
     --detector.cameras;
-    if (!cam->live) --detector.queued_cameras;
+    if (!cam->live) s.models[cam->model]->count_queued_camera(-1, s.mu);
     detector.edge.remove_if([&](const CameraRef& c) { return c == cam; });
     if (cam->faces_model) {
       // A result waiting for its faces is dropped with the camera (the token came with it).
@@ -154,6 +154,7 @@ Status Engine::remove_camera(const std::string& id) {
       if (faces.edge.remove_if([&](const CameraRef& c) { return c == cam; }) > 0) {
         cam->turn.get(s.mu).inflight = false;
         cam->result.frame.reset();
+        cam->detected_backlog.clear();
         cam->pending = false;
       }
     }

@@ -122,6 +122,15 @@ struct Camera {
   std::optional<std::size_t> faces_model;
   std::unique_ptr<TrackIdentities> identities;
   std::vector<FaceJob> face_jobs;
+  // A queued camera brings a run of frames to a batch; when one of them goes to the face
+  // stage, the frames of the run after it wait here, in order, and are tracked when its
+  // result has been delivered. Token holder only.
+  struct Detected {
+    FrameRef frame;
+    Detections detections;
+    SteadyTime started{};  // when its inference started; none: a frame not due, only tracked
+  };
+  std::deque<Detected> detected_backlog;
   std::atomic<std::uint64_t> faces_detected{0}, faces_embedded{0}, identities_changed{0};
 
   // Metrics.
@@ -176,6 +185,16 @@ class ModelStage {
   virtual StageSpec spec(bool live_camera) const = 0;
 };
 
+// A part of one model call that another worker, idle now, may run: a stage splits a large
+// batch of file frames into parts so that one camera's run of frames uses every idle core.
+// run() must not throw (the model's errors go in the part's status).
+struct SharedPart {
+  virtual ~SharedPart() = default;
+  virtual void run(int worker) = 0;
+  enum class State { queued, running, done };
+  State state = State::done;  // guarded by the scheduler's mutex (Impl::mu)
+};
+
 struct Model {
   explicit Model(const Mutex& scheduler_mu) : queue(scheduler_mu) {}
   std::size_t index = 0;  // in Impl::models
@@ -191,6 +210,15 @@ struct Model {
   };
   Guarded<Queue> queue;
   std::unique_ptr<ModelStage> stage;
+  // Frames a queued (file) camera brings to one of this detector's batches: the batch
+  // shared out between its queued cameras (one each when they are as many as max_batch),
+  // so that one file alone still fills the batch. Set with queue.queued_cameras.
+  std::atomic<std::size_t> run_frames{1};
+  void count_queued_camera(int delta, const Mutex& scheduler_mu) REQUIRES(scheduler_mu) {
+    Queue& q = queue.get(scheduler_mu);
+    q.queued_cameras = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(q.queued_cameras) + delta);
+    run_frames = std::max<std::size_t>(1, static_cast<std::size_t>(std::max(1, config.max_batch())) / std::max<std::size_t>(1, q.queued_cameras));
+  }
   Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
   FaceEmbedder* first_embedder = nullptr;
   std::atomic<std::uint64_t> batches{0}, items{0};
@@ -206,6 +234,7 @@ struct Engine::Impl {
   using CameraRef = engine_internal::CameraRef;
   using ModelStage = engine_internal::ModelStage;
   using PendingFrame = engine_internal::PendingFrame;
+  using SharedPart = engine_internal::SharedPart;
 
   EngineConfig config;
   EngineHooks hooks;
@@ -229,7 +258,9 @@ struct Engine::Impl {
   CondVar work_cv;  // a camera became ready, or stopping
   CondVar idle_cv;  // a camera left inference, or a camera ended
   bool stopping GUARDED_BY(mu) = false;
-  std::size_t idle_workers GUARDED_BY(mu) = 0;  // workers not running a batch
+  std::size_t idle_workers GUARDED_BY(mu) = 0;  // workers not running a batch or a part
+  std::deque<SharedPart*> shared_parts GUARDED_BY(mu);  // parts waiting for an idle worker
+  CondVar part_done_cv;  // a shared part finished
   std::vector<std::shared_ptr<Camera>> cameras GUARDED_BY(mu);
   std::optional<Error> first_error GUARDED_BY(mu);
   bool stop_requested GUARDED_BY(mu) = false;
@@ -251,6 +282,9 @@ struct Engine::Impl {
   // A camera's inference finished in `model`: give its token back and let it go on.
   void finish(const CameraRef& cam, Model& model) EXCLUDES(mu);
   void worker_loop(int w) EXCLUDES(mu);
+  // Runs parts[0] on this worker and offers the others to idle workers; runs itself any that
+  // no worker has taken by the time it gets to them. Returns when every part has run.
+  void run_shared(int worker, std::span<SharedPart* const> parts) EXCLUDES(mu);
   // Fair share between a model's queued cameras (see scheduler.cpp). Caller holds mu.
   struct FairPlan {
     bool go = true;                 // a batch may close now...
@@ -274,6 +308,14 @@ struct Engine::Impl {
   static int frame_steps(Camera& cam, const Frame& frame);
   // A frame of a tracked camera that skips the detector: its tracks are predicted. Token held.
   void track_only(Camera& cam, FrameRef frame);
+  // A detected frame through the camera's tracker into its result (token held); delivered,
+  // unless its faces are to be embedded first (returns true: the result waits in the face
+  // stage). `detector`: the model that detected it.
+  bool track_and_deliver(Camera& cam, const Model& detector, FrameRef frame, const Detections& detections,
+                         SteadyTime start);
+  // Tracks the camera's detected backlog, in order, after the result it waited for was
+  // delivered; true when one of them went to the face stage (the rest wait again).
+  bool track_backlog(Camera& cam);
   // Track changes go on the bus (they are rare: per track, not per frame).
   void publish_track_events(const Camera& cam, const FrameResult& r);
   // A detected frame whose faces are to be embedded: the camera leaves the detector and

@@ -76,6 +76,19 @@ void Engine::Impl::worker_loop(int w) {
   MutexLock lock(mu);
   for (;;) {
     if (stopping) return;
+    if (!shared_parts.empty()) {  // a part of another worker's model call first
+      SharedPart* part = shared_parts.front();
+      shared_parts.pop_front();
+      part->state = SharedPart::State::running;
+      --idle_workers;
+      lock.unlock();
+      part->run(w);
+      lock.lock();
+      ++idle_workers;
+      part->state = SharedPart::State::done;
+      part_done_cv.notify_all();
+      continue;
+    }
     const SteadyTime now = SteadyClock::now();
     std::optional<SteadyTime> wake;
     Model* chosen = nullptr;
@@ -134,9 +147,38 @@ void Engine::Impl::worker_loop(int w) {
   }
 }
 
+void Engine::Impl::run_shared(int worker, std::span<SharedPart* const> parts) {
+  if (parts.size() > 1) {
+    {
+      MutexLock lock(mu);
+      for (SharedPart* part : parts.subspan(1)) {
+        part->state = SharedPart::State::queued;
+        shared_parts.push_back(part);
+      }
+    }
+    work_cv.notify_all();
+  }
+  parts.front()->run(worker);
+  for (SharedPart* part : parts.subspan(1)) {
+    {
+      MutexLock lock(mu);
+      if (part->state != SharedPart::State::queued) {  // a worker took it: wait for it
+        while (part->state != SharedPart::State::done) part_done_cv.wait(mu);
+        continue;
+      }
+      shared_parts.erase(std::find(shared_parts.begin(), shared_parts.end(), part));
+      part->state = SharedPart::State::running;
+    }
+    part->run(worker);
+    MutexLock lock(mu);
+    part->state = SharedPart::State::done;
+  }
+}
+
 namespace {
 
-// A queued camera may run this many detections ahead of the model's slowest busy one...
+// A queued camera may run this many runs of frames (Model::run_frames) ahead of the model's
+// slowest busy one...
 constexpr std::int64_t kFairLead = 1;
 // ...and a batch of cameras that are all ahead waits at most this long for the slowest.
 constexpr auto kFairHold = std::chrono::milliseconds(50);
@@ -146,7 +188,7 @@ constexpr auto kFairHold = std::chrono::milliseconds(50);
 // Fair share between queued (file) cameras. They are always ready, so FIFO batching keeps
 // whichever cameras happen to return together in the same batches, and a pair whose worker
 // gets less CPU (decoder threads compete for the same cores) falls behind for good. Instead,
-// a camera more than kFairLead detections ahead of the slowest camera that is ready or in
+// a camera more than kFairLead runs of frames ahead of the slowest camera that is ready or in
 // flight waits for it (up to kFairHold, so a camera slowed by its own decoder cannot hold
 // the others back), and the batch takes the cameras that are behind. Live cameras are not
 // affected: their slots already give each the newest frame at its own rate.
@@ -163,7 +205,8 @@ Engine::Impl::FairPlan Engine::Impl::fair_plan(const Model& model, SteadyTime no
     if (c->model == model.index && !c->live && c->turn.get(mu).inflight) slowest = std::min(slowest, c->fair_position(mu));
   }
   slowest = std::min(slowest, ready_min);
-  plan.max_position = slowest == std::numeric_limits<std::int64_t>::max() ? slowest : slowest + kFairLead;
+  const auto lead = kFairLead * static_cast<std::int64_t>(model.run_frames.load(std::memory_order_relaxed));
+  plan.max_position = slowest == std::numeric_limits<std::int64_t>::max() ? slowest : slowest + lead;
   bool live_ready = false;
   queue.edge.for_each([&](const CameraRef& c) { live_ready = live_ready || c->live; });
   if (live_ready || ready_min <= plan.max_position || now >= queue.edge.oldest() + kFairHold) {
