@@ -63,14 +63,8 @@ struct Seen {
   std::size_t faces = 0;
 };
 
-TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
-  EngineConfig config = faces_config();
-  const int frames = 40;
-  test::TempDir dir;
-  for (int i = 0; i < 4; ++i) {
-    config.cameras.push_back(photo_camera("cam" + std::to_string(i), photo_video(dir, 3 + i, frames)));
-  }
-  Seen seen;
+// Hooks that record every result in `seen`.
+EngineHooks seeing(Seen& seen) {
   EngineHooks hooks;
   hooks.on_result = [&seen](const FrameResult& r) {
     std::lock_guard lock(seen.mu);
@@ -81,7 +75,18 @@ TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
       if (!t.identity.empty()) ++seen.tracks_with_identity[*r.frame->camera];
     }
   };
-  auto engine = Engine::create(config, hooks);
+  return hooks;
+}
+
+TEST(FaceStageTest, TracksAreEmbeddedOnlyWhenNewOrBetterAndResultsStayInOrder) {
+  EngineConfig config = faces_config();
+  const int frames = 40;
+  test::TempDir dir;
+  for (int i = 0; i < 4; ++i) {
+    config.cameras.push_back(photo_camera("cam" + std::to_string(i), photo_video(dir, 3 + i, frames)));
+  }
+  Seen seen;
+  auto engine = Engine::create(config, seeing(seen));
   ASSERT_TRUE(engine.ok()) << engine.error().message;
   auto chain = (*engine)->pipeline("cam0");
   ASSERT_TRUE(chain.ok());
@@ -160,13 +165,7 @@ TEST(FaceStageTest, OneFileCameraKeepsOrderWhenAFrameOfARunWaitsForItsFaces) {
   test::TempDir dir;
   config.cameras.push_back(photo_camera("solo", cutting_video(dir, {3, 4, 5, 6}, 10)));
   Seen seen;
-  EngineHooks hooks;
-  hooks.on_result = [&seen](const FrameResult& r) {
-    std::lock_guard lock(seen.mu);
-    seen.seqs[*r.frame->camera].push_back(r.frame->seq);
-    seen.faces += r.faces.size();
-  };
-  auto engine = Engine::create(config, hooks);
+  auto engine = Engine::create(config, seeing(seen));
   ASSERT_TRUE(engine.ok()) << engine.error().message;
   ASSERT_TRUE((*engine)->run(120.0).ok());
   const EngineStatus st = (*engine)->status();

@@ -25,6 +25,7 @@ void Engine::Impl::to_face_stage(const std::shared_ptr<Camera>& cam, Model& from
     cam->turn.get(mu).inflight = false;
   }
   cam->result.frame.reset();
+  cam->detected_backlog.clear();
   cam->pending = false;
   idle_cv.notify_all();
 }
