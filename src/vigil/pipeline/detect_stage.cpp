@@ -77,14 +77,15 @@ class Engine::Impl::DetectorStage final : public ModelStage {
   void run(int worker, std::vector<CameraRef>& batch) override;
   void abandon(int worker) override;
   // A live camera's newest frame replaces the one not yet taken (capture never waits for
-  // inference); a file camera decodes up to a batch ahead (at least 4 frames) and then waits (every frame is
-  // processed, in order) and brings a run of its frames to each batch (Model::run_frames).
-  // Batches across cameras; adds detections.
+  // inference); a file camera decodes up to a batch ahead (at least 4 frames) and then
+  // waits (every frame is processed, in order), and brings a run of its frames to each batch
+  // (Model::run_frames). Batches across cameras; adds detections.
   StageSpec spec(bool live_camera) const override {
     StageSpec spec;
     spec.kind = StageKind::detect;
     spec.name = model_.name;
-    const auto ahead = std::max<std::size_t>(kFileQueueCapacity, static_cast<std::size_t>(std::max(1, model_.config.max_batch())));
+    const auto batch = static_cast<std::size_t>(std::max(1, model_.config.max_batch()));
+    const auto ahead = std::max(kFileQueueCapacity, batch);
     spec.input = live_camera ? EdgeSpec{EdgeOverflow::newest_wins, 1} : EdgeSpec{EdgeOverflow::queue, ahead};
     spec.batch = batch_policy_of(model_.config);
     spec.adds = kDetections;
@@ -94,9 +95,6 @@ class Engine::Impl::DetectorStage final : public ModelStage {
  private:
   static constexpr std::size_t kFileQueueCapacity = 4;  // the least a file camera decodes ahead
   static constexpr std::size_t kNotDetected = static_cast<std::size_t>(-1);
-  // Where a camera of the batch is: still with this worker, to go on to its face stage, or
-  // passed on (its token finished or handed over; nothing left for abandon()).
-  enum class Owner : char { held, to_faces, passed };
   // A slice of the batch's images detected on whichever worker runs it (with that worker's
   // detector instance).
   struct Part final : SharedPart {
@@ -117,8 +115,7 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     std::vector<std::size_t> frame_of;  // [detection]: its index in frames
     std::vector<Detections> results, one;
     std::vector<CameraRef> owners;
-    std::vector<Owner> state;  // [owner]
-    bool one_file_run = false;  // every frame from one file camera (a batch that may be split)
+    std::vector<Hold> state;  // [owner]
     std::vector<Part> parts;
     std::vector<SharedPart*> shared;
   };
@@ -134,7 +131,6 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     s.frame_of.clear();
     s.owners.clear();
     s.state.clear();
-    s.one_file_run = false;
   }
 
   Engine::Impl& engine_;
@@ -164,25 +160,17 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     if (!s.frames[i]) continue;  // the model failed on it
     const std::size_t o = s.frame_owner[i], d = s.detection[i];
     Camera& cam = *s.owners[o];
-    if (s.state[o] == Owner::to_faces) {  // behind a frame whose faces are being embedded
+    if (s.state[o] == Hold::to_faces) {  // behind a frame whose faces are being embedded
       cam.detected_backlog.push_back({std::move(s.frames[i]), d == kNotDetected ? Detections{} : std::move(s.results[d]),
                                       d == kNotDetected ? SteadyTime{} : start});
     } else if (d == kNotDetected) {
       e.track_only(cam, std::move(s.frames[i]));
     } else if (e.track_and_deliver(cam, model_, std::move(s.frames[i]), s.results[d], start)) {
-      s.state[o] = Owner::to_faces;
+      s.state[o] = Hold::to_faces;
     }
   }
   s.frames.clear();  // back to the pools before the cameras become ready again
-  for (std::size_t o = 0; o < s.owners.size(); ++o) {
-    const bool to_faces = s.state[o] == Owner::to_faces;
-    s.state[o] = Owner::passed;
-    if (to_faces) {
-      e.to_face_stage(s.owners[o], model_);
-    } else {
-      e.finish(s.owners[o], model_);
-    }
-  }
+  for (std::size_t o = 0; o < s.owners.size(); ++o) e.pass_on(s.owners[o], model_, s.state[o]);
 }
 
 // Takes the cameras' frames now, at the last moment: a live camera's newest; a queued
@@ -201,7 +189,7 @@ SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batc
     }
     const std::size_t o = s.owners.size();
     s.owners.push_back(owner);
-    s.state.push_back(Owner::held);
+    s.state.push_back(Hold::held);
     if (cam.live) {  // its newest frame is detected, whatever it replaced
       cam.cadence.advance_live(*item->frame);
       item->due = true;
@@ -214,7 +202,6 @@ SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batc
       add_frame(std::move(*item), o, start, s);
     }
   }
-  s.one_file_run = s.owners.size() == 1 && !s.owners.front()->live;
   return start;
 }
 
@@ -225,7 +212,8 @@ SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batc
 Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
   constexpr std::size_t kMinPart = 2;
   const std::size_t n = s.images.size();
-  const std::size_t count = s.one_file_run ? std::min(detectors_.size(), n / kMinPart) : 1;
+  const bool one_file_run = s.owners.size() == 1 && !s.owners.front()->live;
+  const std::size_t count = one_file_run ? std::min(detectors_.size(), n / kMinPart) : 1;
   if (count <= 1) return safe_detect(*detectors_[static_cast<std::size_t>(worker)], s.images, s.results);
   s.parts.resize(detectors_.size());
   s.shared.clear();
@@ -311,15 +299,7 @@ bool Engine::Impl::track_backlog(Camera& cam) {
 void Engine::Impl::DetectorStage::abandon(int worker) {
   Scratch& s = scratch_[static_cast<std::size_t>(worker)];
   s.frames.clear();
-  for (std::size_t o = 0; o < s.owners.size(); ++o) {
-    if (s.state[o] == Owner::passed) continue;
-    s.state[o] = Owner::passed;
-    Camera& cam = *s.owners[o];
-    cam.result.frame.reset();
-    cam.face_jobs.clear();
-    cam.detected_backlog.clear();
-    engine_.finish(s.owners[o], model_);
-  }
+  for (std::size_t o = 0; o < s.owners.size(); ++o) engine_.drop(s.owners[o], model_, s.state[o]);
   s.owners.clear();
 }
 

@@ -67,9 +67,7 @@ class Engine::Impl::EmbedderStage final : public ModelStage {
     std::vector<Embedding> embeddings;
     std::vector<FaceQuality> qualities;
     std::vector<std::size_t> changed;
-    // [owner]: 1 when a frame of its detected backlog went to this stage again; passed when
-    // its token was finished or handed on (nothing left for abandon()).
-    std::vector<char> again, passed;
+    std::vector<Hold> state;  // [owner]: to_faces when a frame of its backlog came here again
   };
   Engine::Impl& engine_;
   Model& model_;
@@ -83,8 +81,7 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
   Engine::Impl& e = engine_;
   Scratch& f = scratch_[static_cast<std::size_t>(worker)];
   f.owners.assign(batch.begin(), batch.end());
-  f.again.assign(f.owners.size(), 0);
-  f.passed.assign(f.owners.size(), 0);
+  f.state.assign(f.owners.size(), Hold::held);
   if (!e.governor->admit()) {  // stopping
     abandon(worker);
     return;
@@ -122,16 +119,9 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
     e.end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
     r.frame.reset();
     cam.face_jobs.clear();
-    f.again[o] = e.track_backlog(cam) ? 1 : 0;  // the frames detected after it, in order
+    if (e.track_backlog(cam)) f.state[o] = Hold::to_faces;  // the frames detected after it, in order
   }
-  for (std::size_t o = 0; o < f.owners.size(); ++o) {
-    f.passed[o] = 1;
-    if (f.again[o]) {
-      e.to_face_stage(f.owners[o], model_);
-    } else {
-      e.finish(f.owners[o], model_);
-    }
-  }
+  for (std::size_t o = 0; o < f.owners.size(); ++o) e.pass_on(f.owners[o], model_, f.state[o]);
   f.owners.clear();
 }
 
@@ -139,14 +129,7 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
 // and the tokens this worker holds go back.
 void Engine::Impl::EmbedderStage::abandon(int worker) {
   Scratch& f = scratch_[static_cast<std::size_t>(worker)];
-  for (std::size_t o = 0; o < f.owners.size(); ++o) {
-    if (o < f.passed.size() && f.passed[o]) continue;
-    Camera& cam = *f.owners[o];
-    cam.result.frame.reset();
-    cam.face_jobs.clear();
-    cam.detected_backlog.clear();
-    engine_.finish(f.owners[o], model_);
-  }
+  for (std::size_t o = 0; o < f.owners.size(); ++o) engine_.drop(f.owners[o], model_, f.state[o]);
   f.owners.clear();
 }
 

@@ -185,6 +185,10 @@ class ModelStage {
   virtual StageSpec spec(bool live_camera) const = 0;
 };
 
+// Where a camera of a stage's batch is: held by the worker, to go on to its face stage, or
+// passed on (its token finished or handed over: nothing left for the stage's abandon()).
+enum class Hold : char { held, to_faces, passed };
+
 // A part of one model call that another worker, idle now, may run: a stage splits a large
 // batch of file frames into parts so that one camera's run of frames uses every idle core.
 // run() must not throw (the model's errors go in the part's status).
@@ -217,7 +221,8 @@ struct Model {
   void count_queued_camera(int delta, const Mutex& scheduler_mu) REQUIRES(scheduler_mu) {
     Queue& q = queue.get(scheduler_mu);
     q.queued_cameras = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(q.queued_cameras) + delta);
-    run_frames = std::max<std::size_t>(1, static_cast<std::size_t>(std::max(1, config.max_batch())) / std::max<std::size_t>(1, q.queued_cameras));
+    const auto batch = static_cast<std::size_t>(std::max(1, config.max_batch()));
+    run_frames = std::max<std::size_t>(1, batch / std::max<std::size_t>(1, q.queued_cameras));
   }
   Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
   FaceEmbedder* first_embedder = nullptr;
@@ -235,6 +240,7 @@ struct Engine::Impl {
   using ModelStage = engine_internal::ModelStage;
   using PendingFrame = engine_internal::PendingFrame;
   using SharedPart = engine_internal::SharedPart;
+  using Hold = engine_internal::Hold;
 
   EngineConfig config;
   EngineHooks hooks;
@@ -281,6 +287,11 @@ struct Engine::Impl {
   void pump(const CameraRef& cam) EXCLUDES(mu);
   // A camera's inference finished in `model`: give its token back and let it go on.
   void finish(const CameraRef& cam, Model& model) EXCLUDES(mu);
+  // A camera of a stage's batch goes on: to its face stage (to_faces) or its token back.
+  void pass_on(const CameraRef& cam, Model& model, Hold& hold) EXCLUDES(mu);
+  // A stage's abandon(): a camera not passed on yet loses its waiting result, faces and
+  // detected backlog, and its token goes back.
+  void drop(const CameraRef& cam, Model& model, Hold& hold) EXCLUDES(mu);
   void worker_loop(int w) EXCLUDES(mu);
   // Runs parts[0] on this worker and offers the others to idle workers; runs itself any that
   // no worker has taken by the time it gets to them. Returns when every part has run.

@@ -67,6 +67,25 @@ void Engine::Impl::finish(const std::shared_ptr<Camera>& cam, Model& model) {
   if (has_frame(*cam)) pump(cam);
 }
 
+void Engine::Impl::pass_on(const std::shared_ptr<Camera>& cam, Model& model, Hold& hold) {
+  const bool to_faces = hold == Hold::to_faces;
+  hold = Hold::passed;
+  if (to_faces) {
+    to_face_stage(cam, model);
+  } else {
+    finish(cam, model);
+  }
+}
+
+void Engine::Impl::drop(const std::shared_ptr<Camera>& cam, Model& model, Hold& hold) {
+  if (hold == Hold::passed) return;
+  hold = Hold::passed;
+  cam->result.frame.reset();
+  cam->face_jobs.clear();
+  cam->detected_backlog.clear();
+  finish(cam, model);
+}
+
 // A worker: serves every model stage from the one pool. It takes the batch of whichever
 // stage's batcher says a batch closes now, else sleeps until the earliest deadline or until
 // a camera becomes ready. Exceptions from a stage (a sink or hook threw) stop the run, not
