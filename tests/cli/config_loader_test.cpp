@@ -72,6 +72,18 @@ TEST(ConfigLoaderTest, UnknownTopLevelKey) {
   EXPECT_NE(error_of(std::string(kValid) + "camras: []\n").find("camras: unknown key"), std::string::npos);
 }
 
+TEST(ConfigLoaderTest, OfflineTakesFilesOnly) {
+  const std::string files_only = replace(kValid, "  - id: pan\n", "") ;
+  const std::string without_pan = files_only.substr(0, files_only.find("    source: {type: synthetic")) +
+                                  files_only.substr(files_only.find("sinks:"));
+  auto offline = parse_config(without_pan + "offline: true\n");
+  ASSERT_TRUE(offline.ok()) << offline.error().message;
+  EXPECT_TRUE(offline->offline);
+  EXPECT_FALSE(parse_config(kValid)->offline);
+  const std::string message = error_of(std::string(kValid) + "offline: true\n");
+  EXPECT_NE(message.find("cameras[1].source: offline mode takes sources that are not live"), std::string::npos) << message;
+}
+
 TEST(ConfigLoaderTest, MissingUrlNamesTheField) {
   const std::string message = error_of(replace(kValid, "url: /media/lobby.mp4, ", ""));
   EXPECT_NE(message.find("cameras[0].source.url: required for type 'file'"), std::string::npos) << message;

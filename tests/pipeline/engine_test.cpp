@@ -687,6 +687,160 @@ TEST(EngineTest, OneFileCameraFillsTheBatchWithARunOfItsFramesInOrder) {
   EXPECT_EQ(static_cast<std::uint64_t>(calls.load()), model.batches + splittable) << "batches by size: " << sizes;
 }
 
+// A detector that records each call: how many images, and the width of the first (which
+// tells the cameras of a test apart).
+class CallLog {
+ public:
+  struct Call {
+    int width;
+    std::size_t images;
+  };
+  EngineHooks hooks(milliseconds delay, std::mutex& mu, std::map<std::string, std::vector<TrackedItem>>& out) {
+    EngineHooks h = still_face_hooks(mu, out);
+    h.make_detector = [this, delay](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+      return std::unique_ptr<Detector>(new Recorder(*this, delay));
+    };
+    return h;
+  }
+  std::vector<Call> calls() {
+    std::lock_guard lock(mu_);
+    return calls_;
+  }
+  // Call sizes of the images of this width, in call order.
+  std::vector<std::size_t> sizes(int width) {
+    std::vector<std::size_t> out;
+    for (const Call& c : calls()) {
+      if (c.width == width) out.push_back(c.images);
+    }
+    return out;
+  }
+
+ private:
+  class Recorder final : public Detector {
+   public:
+    Recorder(CallLog& log, milliseconds delay) : log_(log), delay_(delay) {}
+    Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+      {
+        std::lock_guard lock(log_.mu_);
+        for (const Image* image : images) {
+          if (image->width != images.front()->width) log_.mixed_ = true;
+        }
+        log_.calls_.push_back({images.front()->width, images.size()});
+      }
+      if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
+      results.assign(images.size(), {});
+      return {};
+    }
+    int max_batch() const override { return 8; }
+
+   private:
+    CallLog& log_;
+    milliseconds delay_;
+  };
+  std::mutex mu_;
+  std::vector<Call> calls_;
+
+ public:
+  bool mixed_ = false;  // a call held images of two widths (two cameras)
+};
+
+std::vector<std::size_t> sorted(std::vector<std::size_t> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+// Offline, a call is one camera's run of max_batch frames due (fewer at the end), whether
+// the decoder or the model is the faster, and with one or two workers (two split each run
+// in halves); results leave in frame order. Online, the same engine with a fast model would
+// take whatever few frames the decoder has queued.
+TEST(EngineTest, OfflineRunsAreTheSameWhateverTheTiming) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 61, 160, 120));
+  const std::vector<std::size_t> one_worker = {8, 8, 8, 8, 8, 8, 8, 5};
+  std::vector<std::size_t> two_workers(14, 4);
+  two_workers.insert(two_workers.begin(), {2, 3});
+  for (int workers : {1, 2}) {
+    for (milliseconds delay : {milliseconds(0), milliseconds(15)}) {
+      SCOPED_TRACE("workers " + std::to_string(workers) + ", model " + std::to_string(delay.count()) + " ms");
+      EngineConfig config = base_config(8, 2, workers);
+      config.offline = true;
+      config.cameras.push_back(file_camera("tape", path));
+      CallLog log;
+      std::mutex mu;
+      std::map<std::string, std::vector<TrackedItem>> out;
+      auto engine = Engine::create(config, log.hooks(delay, mu, out));
+      ASSERT_TRUE(engine.ok()) << engine.error().message;
+      auto chain = (*engine)->pipeline("tape");
+      ASSERT_TRUE(chain.ok());
+      EXPECT_NE(describe(*chain).find("-[queue 8]-> detect fake (runs of 8; +detections)"), std::string::npos)
+          << describe(*chain);
+      ASSERT_TRUE((*engine)->run(60.0).ok());
+      ASSERT_EQ(out["tape"].size(), 61u);
+      for (std::size_t k = 0; k < 61; ++k) ASSERT_EQ(out["tape"][k].seq, k) << "results leave in frame order";
+      if (workers == 1) {
+        EXPECT_EQ(log.sizes(160), one_worker);
+      } else {
+        EXPECT_EQ(sorted(log.sizes(160)), two_workers);
+      }
+    }
+  }
+}
+
+// Offline, a run spans at most the frames the camera's queue holds (a tracked camera queues
+// the frames it does not detect, to predict its tracks on them), and cameras never share a
+// call, so each camera's calls are the same as when it runs alone.
+TEST(EngineTest, OfflineCamerasNeverShareACall) {
+  EngineConfig config = base_config(8, 2, 1);
+  config.offline = true;
+  test::TempDir dir;
+  const std::string a = dir.file("a.mp4"), b = dir.file("b.mp4");
+  ASSERT_TRUE(test::make_h264_video(a, 61, 160, 120));
+  ASSERT_TRUE(test::make_h264_video(b, 21, 96, 64));
+  CameraConfig every_other = file_camera("every_other", a);
+  every_other.detect.every = 2;
+  every_other.track.emit = TrackEmit::every_frame;
+  config.cameras = {every_other, file_camera("small", b)};
+  CallLog log;
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  auto engine = Engine::create(config, log.hooks(milliseconds(2), mu, out));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(60.0).ok());
+  EXPECT_FALSE(log.mixed_) << "a call held frames of both cameras";
+  // 31 frames due, in runs of the 8 frames the queue holds (4 due each).
+  EXPECT_EQ(log.sizes(160), (std::vector<std::size_t>{4, 4, 4, 4, 4, 4, 4, 3}));
+  EXPECT_EQ(log.sizes(96), (std::vector<std::size_t>{8, 8, 5}));
+  ASSERT_EQ(out["every_other"].size(), 61u);
+  ASSERT_EQ(out["small"].size(), 21u);
+  for (std::size_t k = 0; k < 61; ++k) {
+    ASSERT_EQ(out["every_other"][k].seq, k);
+    EXPECT_EQ(out["every_other"][k].detected, k % 2 == 0) << k;
+  }
+}
+
+TEST(EngineTest, OfflineRefusesLiveCamerasWithTheirName) {
+  EngineConfig config = base_config(4, 1, 1);
+  config.offline = true;
+  config.cameras = {synthetic_camera("pan", 15)};
+  Collector collector;
+  auto refused = Engine::create(config, fake_hooks(collector, milliseconds(0)));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(refused.error().message.find("camera pan: offline mode takes sources that are not live"), std::string::npos)
+      << refused.error().message;
+  config.cameras.clear();
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(0)));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  CameraConfig stream = file_camera("door", "http://127.0.0.1:9/live.ts");
+  stream.source.type = SourceType::stream;
+  stream.source.live = false;
+  const Status status = (*engine)->add_camera(stream);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.error().message.find("camera door: offline mode takes files, not streams"), std::string::npos)
+      << status.error().message;
+}
+
 TEST(EngineTest, TrackedCamerasEmitDetectedFramesOnlyByDefault) {
   test::TempDir dir;
   EngineConfig config = base_config(4, 1, 2);

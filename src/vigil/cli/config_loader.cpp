@@ -332,8 +332,9 @@ EngineConfig parse_root(const YAML::Node& root) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
              {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity",
-              "http", "store"});
+              "http", "store", "offline"});
   EngineConfig config;
+  config.offline = top.get("offline", false);
 
   YAML::Node models = top.node("models");
   if (!models || !models.IsMap() || models.size() == 0) fail("models", "required: a mapping of model name to settings");
@@ -350,6 +351,7 @@ EngineConfig parse_root(const YAML::Node& root) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
     CameraConfig camera = parse_camera(cameras[i], path, config);
     if (!ids.insert(camera.id).second) fail(path + ".id", "duplicate camera id '" + camera.id + "'");
+    if (config.offline && !offline_refusal(camera.source).empty()) fail(path + ".source", offline_refusal(camera.source));
     config.cameras.push_back(std::move(camera));
   }
 

@@ -69,6 +69,8 @@ class Edge {
   }
 
   bool has_item() const { return queue_ ? !queue_->empty() : slot_->has_item(); }
+  std::size_t size() const { return queue_ ? queue_->size() : (slot_->has_item() ? 1 : 0); }
+  bool full() const { return size() >= spec_.capacity; }
 
   void close() {
     closed_.store(true, std::memory_order_release);

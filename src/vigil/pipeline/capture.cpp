@@ -19,7 +19,9 @@ void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) 
     if (!cam->tracker) return;
   }
   // A newest-wins edge never waits; a queue edge waits for room (nothing is lost).
-  if (cam->input.push({std::move(frame), due}) != PushResult::closed) pump(cam);
+  if (cam->input.push({std::move(frame), due}) == PushResult::closed) return;
+  if (due && !cam->live) cam->queued_due.fetch_add(1);
+  pump(cam);
 }
 
 void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState final_state, std::optional<Error> fatal) {
@@ -32,6 +34,7 @@ void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState f
   cam->ended_ns = to_ns(SteadyClock::now());
   cam->ended = true;
   idle_cv.notify_all();
+  if (config.offline) pump(cam);  // the rest of the file is its last run
 }
 
 // Reader thread of a file, stream or unpaced synthetic camera.

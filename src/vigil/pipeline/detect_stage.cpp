@@ -79,7 +79,8 @@ class Engine::Impl::DetectorStage final : public ModelStage {
   // A live camera's newest frame replaces the one not yet taken (capture never waits for
   // inference); a file camera decodes up to a batch ahead (at least 4 frames) and then
   // waits (every frame is processed, in order), and brings a run of its frames to each batch
-  // (Model::run_frames). Batches across cameras; adds detections.
+  // (Model::run_frames). Batches across cameras; adds detections. Offline, each call is one
+  // camera's run of max_batch frames due, taken when the whole run is there.
   StageSpec spec(bool live_camera) const override {
     StageSpec spec;
     spec.kind = StageKind::detect;
@@ -87,7 +88,8 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     const auto batch = static_cast<std::size_t>(std::max(1, model_.config.max_batch()));
     const auto ahead = std::max(kFileQueueCapacity, batch);
     spec.input = live_camera ? EdgeSpec{EdgeOverflow::newest_wins, 1} : EdgeSpec{EdgeOverflow::queue, ahead};
-    spec.batch = batch_policy_of(model_.config);
+    spec.batch = batch_policy_of(model_.config, engine_.config.offline);
+    if (engine_.config.offline) spec.run = batch;
     spec.adds = kDetections;
     return spec;
   }
@@ -175,7 +177,8 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
 
 // Takes the cameras' frames now, at the last moment: a live camera's newest; a queued
 // camera's next run of up to Model::run_frames frames due for detection, with the frames not
-// due between them (tracked only, in their place). Returns when.
+// due between them (tracked only, in their place), and offline no more frames than its queue
+// holds (so that the run is the same whenever it is taken). Returns when.
 SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batch, Scratch& s) {
   Engine::Impl& e = engine_;
   const SteadyTime start = SteadyClock::now();
@@ -194,13 +197,16 @@ SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batc
       cam.cadence.advance_live(*item->frame);
       item->due = true;
     }
-    std::size_t due = item->due ? 1 : 0;
+    std::size_t due = item->due ? 1 : 0, taken = 1;
+    const std::size_t most = e.config.offline ? cam.input.spec().capacity : static_cast<std::size_t>(-1);
     add_frame(std::move(*item), o, start, s);
-    while (!cam.live && due < run && (item = cam.input.take())) {
+    while (!cam.live && due < run && taken < most && (item = cam.input.take())) {
       if (!item->frame) break;
       due += item->due ? 1 : 0;
+      ++taken;
       add_frame(std::move(*item), o, start, s);
     }
+    if (!cam.live) cam.queued_due.fetch_sub(due);
   }
   return start;
 }

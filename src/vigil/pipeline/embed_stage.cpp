@@ -49,13 +49,14 @@ class Engine::Impl::EmbedderStage final : public ModelStage {
   void abandon(int worker) override;
   // A camera's detected frame waits here holding the camera's token: one per camera, and
   // the camera's next frame waits for it (a queue of 1: nothing dropped, order kept).
-  // Batches faces across frames and cameras; adds faces and identities.
+  // Batches faces across frames and cameras (offline: one camera's frame per call); adds
+  // faces and identities.
   StageSpec spec(bool) const override {
     StageSpec spec;
     spec.kind = StageKind::embed;
     spec.name = model_.name;
     spec.input = EdgeSpec{EdgeOverflow::queue, 1};
-    spec.batch = batch_policy_of(model_.config);
+    spec.batch = batch_policy_of(model_.config, engine_.config.offline);
     spec.adds = kFaces | kIdentities;
     return spec;
   }

@@ -53,6 +53,24 @@ Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Engin
   return engine;
 }
 
+// The camera's state machine, which publishes every change on the bus (with the camera's
+// last error when it leaves `live`).
+std::unique_ptr<CameraStateMachine> Engine::Impl::make_state_machine(Camera& cam) {
+  return std::make_unique<CameraStateMachine>(SteadyClock::now(), [this, raw = &cam](CameraState from, CameraState to,
+                                                                                     SteadyTime) {
+    Event event;
+    event.kind = EventKind::camera_state;
+    event.camera = raw->config.id;
+    event.from = from;
+    event.to = to;
+    {
+      MutexLock lock(raw->info_mu);
+      if (to != CameraState::live) event.detail = raw->last_error;
+    }
+    bus.publish(std::move(event));
+  });
+}
+
 Status Engine::add_camera(const CameraConfig& config) {
   Impl& s = *impl_;
   const auto found = s.model_index.find(config.detect.model);
@@ -62,6 +80,9 @@ Status Engine::add_camera(const CameraConfig& config) {
   const Model& detector = *s.models[found->second];
   if (!detector.detector) {
     return Error{ErrorCode::invalid_argument, "camera " + config.id + ": '" + config.detect.model + "' is not a detector"};
+  }
+  if (std::string why = s.config.offline ? offline_refusal(config.source) : ""; !why.empty()) {
+    return Error{ErrorCode::invalid_argument, "camera " + config.id + ": " + why};
   }
   // The camera's frames wait on the edge its detector stage declares for its kind.
   const bool live = config.source.live;
@@ -77,19 +98,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
   const SourceConfig& sc = config.source;
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
-  cam->machine = std::make_unique<CameraStateMachine>(
-      SteadyClock::now(), [&s, raw = cam.get()](CameraState from, CameraState to, SteadyTime) {
-        Event event;
-        event.kind = EventKind::camera_state;
-        event.camera = raw->config.id;
-        event.from = from;
-        event.to = to;
-        {
-          MutexLock lock(raw->info_mu);
-          if (to != CameraState::live) event.detail = raw->last_error;
-        }
-        s.bus.publish(std::move(event));
-      });
+  cam->machine = s.make_state_machine(*cam);
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
   if (cam->faces_model && cam->tracker) cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
   if (sc.type == SourceType::synthetic && sc.live) {

@@ -105,6 +105,14 @@ struct StoreConfig {
   int queue = 10000;
 };
 
+// Why a camera's source cannot run offline, or empty when it can: offline takes sources
+// that end and lose nothing (files, unpaced synthetic sources), not live ones or streams.
+inline std::string offline_refusal(const SourceConfig& source) {
+  if (source.type == SourceType::stream) return "offline mode takes files, not streams";
+  if (source.live) return "offline mode takes sources that are not live (a file not paced in real time)";
+  return {};
+}
+
 struct EngineConfig {
   std::vector<CameraConfig> cameras;
   std::map<std::string, ModelConfig> models;
@@ -118,6 +126,12 @@ struct EngineConfig {
   std::string log_level = "info";
   HttpConfig http;
   StoreConfig store;
+  // Offline: every camera is a file, read whole, and its results do not depend on timing.
+  // Each model call is one camera's run of exactly max_batch frames due for detection (fewer
+  // at its end, or when a run spans more frames than the camera's queue holds), whenever
+  // the decoder delivers them; one camera per call of each stage. What the harvest needs
+  // to replay a run bit for bit.
+  bool offline = false;
 };
 
 }  // namespace vigil

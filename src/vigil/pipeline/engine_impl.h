@@ -73,6 +73,9 @@ struct Camera {
 
   // Hand-off from capture to the camera's first stage.
   Edge<PendingFrame> input;
+  // Of them, frames due for detection (queued cameras): counted after the push and
+  // uncounted when taken, so never more than are there.
+  std::atomic<std::size_t> queued_due{0};
 
   // Scheduling. pending is the camera's token: whoever sets it runs the camera's next step
   // (a track-only step inline, or a place in its model's ready queue and then inference),
@@ -162,9 +165,11 @@ struct Camera {
 
 using CameraRef = std::shared_ptr<Camera>;
 
-// A model's batch policy, from its config (max_batch, max_delay_ms).
-inline BatchPolicy batch_policy_of(const ModelConfig& config) {
+// A model's batch policy, from its config (max_batch, max_delay_ms); offline, one camera
+// per call at once (EngineConfig::offline).
+inline BatchPolicy batch_policy_of(const ModelConfig& config, bool offline) {
   BatchPolicy policy;
+  if (offline) return {1, std::chrono::microseconds(0)};
   policy.max_batch = static_cast<std::size_t>(std::max(1, config.max_batch()));
   policy.max_delay = std::chrono::microseconds(static_cast<std::int64_t>(std::max(0.0, config.max_delay_ms) * 1000));
   return policy;
@@ -214,15 +219,18 @@ struct Model {
   };
   Guarded<Queue> queue;
   std::unique_ptr<ModelStage> stage;
-  // Frames a queued (file) camera brings to one of this detector's batches: the batch
-  // shared out between its queued cameras (one each when they are as many as max_batch),
-  // so that one file alone still fills the batch. Set with queue.queued_cameras.
+  // Frames due for detection that a queued (file) camera brings to one of this detector's
+  // batches: the batch shared out between its queued cameras (one each when they are as
+  // many as max_batch), so that one file alone still fills the batch; offline, always
+  // max_batch (a run must not depend on which cameras run beside it). Set with
+  // queue.queued_cameras.
+  bool offline = false;
   std::atomic<std::size_t> run_frames{1};
   void count_queued_camera(int delta, const Mutex& scheduler_mu) REQUIRES(scheduler_mu) {
     Queue& q = queue.get(scheduler_mu);
     q.queued_cameras = static_cast<std::size_t>(static_cast<std::ptrdiff_t>(q.queued_cameras) + delta);
     const auto batch = static_cast<std::size_t>(std::max(1, config.max_batch()));
-    run_frames = std::max<std::size_t>(1, batch / std::max<std::size_t>(1, q.queued_cameras));
+    run_frames = offline ? batch : std::max<std::size_t>(1, batch / std::max<std::size_t>(1, q.queued_cameras));
   }
   Detector* first_detector = nullptr;      // worker 0's instance (the gallery uses it at start)
   FaceEmbedder* first_embedder = nullptr;
@@ -279,10 +287,18 @@ struct Engine::Impl {
   // --- scheduler (scheduler.cpp) ----------------------------------------------------------
 
   bool has_frame(Camera& cam) const { return cam.input.has_item(); }
+  // The camera's next step can run: a frame waits and, offline, a queued camera's whole run
+  // does (Model::run_frames frames due, or as many frames as its queue holds, or the rest of
+  // its file), so what a run holds does not depend on when the decoder delivered it.
+  bool ready(const Camera& cam) const {
+    if (!cam.input.has_item()) return false;
+    if (cam.live || !config.offline) return true;
+    return cam.queued_due.load() >= models[cam.model]->run_frames.load() || cam.input.full() || cam.ended.load();
+  }
   // Runs the camera's pipeline as far as it goes without the detector, on the calling thread
   // (capture, timer or worker): takes the token, runs track-only steps for frames not due for
   // detection, in order, then either hands the token to the model's ready queue (a due frame
-  // waits) or gives it back. A thread that finds the token taken returns at once: the holder
+  // waits: ready()) or gives it back. A thread that finds the token taken returns at once: the holder
   // will see the new frame.
   void pump(const CameraRef& cam) EXCLUDES(mu);
   // A camera's inference finished in `model`: give its token back and let it go on.
@@ -354,6 +370,10 @@ struct Engine::Impl {
   // updates are read at scrape time, the histograms live in the registry.
   void register_camera_metrics(const CameraRef& cam);
   void register_model_metrics(Model& model);
+
+  // --- cameras (engine.cpp) ---------------------------------------------------------------
+  // The camera's state machine, which publishes every change on the bus.
+  std::unique_ptr<CameraStateMachine> make_state_machine(Camera& cam);
 
   // --- set-up (engine_setup.cpp) -----------------------------------------------------------
   Status build_models();   // models, their metrics, and one detector or embedder per worker

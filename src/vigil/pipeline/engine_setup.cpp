@@ -21,6 +21,7 @@ Status Engine::Impl::build_models() {
     model->name = name;
     model->config = model_config;
     model->detector = model_config.is_detector();
+    model->offline = config.offline;
     if (model->detector) {
       std::vector<std::unique_ptr<Detector>> instances;
       for (std::size_t w = 0; w < instances_per_model; ++w) {
@@ -46,7 +47,8 @@ Status Engine::Impl::build_models() {
       MutexLock lock(mu);  // no worker runs yet; the analysis wants it all the same
       model->queue.get(mu).edge = Batcher<CameraRef>(policy);
     }
-    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(policy.max_batch + 1);
+    const auto largest = std::max(policy.max_batch, static_cast<std::size_t>(std::max(1, model_config.max_batch())));
+    model->batch_sizes = std::vector<std::atomic<std::uint64_t>>(largest + 1);
     register_model_metrics(*model);
     model_index[name] = models.size();
     models.push_back(std::move(model));

@@ -24,7 +24,7 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
         track_only(*cam, std::move(item->frame));
       }
     }
-    if (has_frame(*cam)) {
+    if (ready(*cam)) {
       {
         MutexLock lock(mu);
         if (cam->turn.get(mu).removed || stopping) {
@@ -40,7 +40,7 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
     // Only a removal or the end of a run waits for a camera to go idle; waking the main
     // thread on every frame would cost a context switch each.
     if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
-    if (!has_frame(*cam)) return;  // else a frame arrived after we looked: go again
+    if (!ready(*cam)) return;  // else a frame arrived after we looked: go again
   }
 }
 

@@ -42,7 +42,9 @@ std::string describe(const std::vector<StageSpec>& chain) {
     if (!s.name.empty()) fmt::format_to(std::back_inserter(out), " {}", s.name);
     if (s.batch || s.adds) {
       std::string inside;
-      if (s.batch) {
+      if (s.run > 0) {
+        fmt::format_to(std::back_inserter(inside), "runs of {}{}", s.run, s.adds ? ";" : "");
+      } else if (s.batch) {
         fmt::format_to(std::back_inserter(inside), "batch<={}, {:g} ms{}", s.batch->max_batch,
                        static_cast<double>(s.batch->max_delay.count()) / 1000.0, s.adds ? ";" : "");
       }

@@ -38,9 +38,13 @@ struct StageSpec {
   std::optional<EdgeSpec> input;
   std::optional<BatchPolicy> batch;  // set: batches across cameras with this policy
   std::uint32_t adds = 0;            // ResultPart bits
+  // Offline (EngineConfig::offline): each call is one camera's run of this many frames due
+  // (fewer at its end), whatever the timing; 0: batches as `batch` says.
+  std::size_t run = 0;
 };
 
-// One line: "capture cam0 -[newest-wins 1]-> detect faces (batch<=8, 2 ms) +detections -> ...".
+// One line: "capture cam0 -[newest-wins 1]-> detect faces (batch<=8, 2 ms) +detections -> ...";
+// offline: "... -[queue 8]-> detect faces (runs of 8; +detections) -> ...".
 std::string describe(const std::vector<StageSpec>& chain);
 
 }  // namespace vigil
