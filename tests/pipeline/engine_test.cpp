@@ -553,13 +553,14 @@ TEST_F(StreamTest, HalfOpenServerIsDetectedAsStalled) {
 // A detector that always finds one face at the same place.
 class StillFaceDetector final : public Detector {
  public:
-  explicit StillFaceDetector(milliseconds delay = milliseconds(0), std::atomic<int>* calls = nullptr)
-      : delay_(delay), calls_(calls) {}
+  // dx: the box's left edge moves right by this much (tells two detectors' results apart).
+  explicit StillFaceDetector(milliseconds delay = milliseconds(0), std::atomic<int>* calls = nullptr, float dx = 0)
+      : delay_(delay), calls_(calls), dx_(dx) {}
   Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
     if (calls_) ++*calls_;
     if (delay_.count() > 0) std::this_thread::sleep_for(delay_);
     Detection d;
-    d.bbox = {10, 10, 50, 50};
+    d.bbox = {10 + dx_, 10, 50, 50};
     d.score = 0.9f;
     results.assign(images.size(), Detections{d});
     return {};
@@ -569,6 +570,7 @@ class StillFaceDetector final : public Detector {
  private:
   milliseconds delay_;
   std::atomic<int>* calls_;  // counts calls when set
+  float dx_;
 };
 
 struct TrackedItem {
@@ -817,6 +819,55 @@ TEST(EngineTest, OfflineCamerasNeverShareACall) {
     ASSERT_EQ(out["every_other"][k].seq, k);
     EXPECT_EQ(out["every_other"][k].detected, k % 2 == 0) << k;
   }
+}
+
+// Offline, a journal can answer a run before the model: the first run records every run the
+// model detected; the second, with a model that finds other boxes, is answered for the runs
+// the journal holds whole (frames 0-31) and runs the model on the rest, including the run
+// it holds only in part (32-39).
+TEST(EngineTest, OfflineReplayAnswersWholeRunsBeforeTheModel) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 61, 160, 120));
+  EngineConfig config = base_config(8, 2, 1);
+  config.offline = true;
+  config.cameras = {file_camera("tape", path)};
+  std::map<std::uint64_t, Detections> journal;  // by frame seq (one camera: one worker's calls in order)
+  std::map<std::uint64_t, float> first_x, second_x;
+  auto run = [&](float dx, std::map<std::uint64_t, float>& x, std::uint64_t replay_below) {
+    std::atomic<int> calls{0};
+    EngineHooks hooks;
+    hooks.make_detector = [&](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+      return std::unique_ptr<Detector>(new StillFaceDetector(milliseconds(0), &calls, dx));
+    };
+    hooks.on_result = [&](const FrameResult& r) { x[r.frame->seq] = r.detections.at(0).bbox.x1; };
+    hooks.on_detected = [&](const std::string& camera, std::span<const std::uint64_t> seqs, std::span<const Detections> found) {
+      EXPECT_EQ(camera, "tape");
+      for (std::size_t i = 0; i < seqs.size(); ++i) journal[seqs[i]] = found[i];
+    };
+    hooks.replay_detections = [&](const std::string&, std::span<const std::uint64_t> seqs, std::vector<Detections>& out) {
+      out.clear();
+      for (std::uint64_t seq : seqs) {
+        if (seq >= replay_below || !journal.count(seq)) return false;
+        out.push_back(journal[seq]);
+      }
+      return true;
+    };
+    auto engine = Engine::create(config, hooks);
+    EXPECT_TRUE(engine.ok()) << engine.error().message;
+    if (engine.ok()) {
+      EXPECT_TRUE((*engine)->run(60.0).ok());
+    }
+    return calls.load();
+  };
+  EXPECT_EQ(run(0, first_x, 0), 8) << "nothing to replay: every run goes to the model";
+  ASSERT_EQ(journal.size(), 61u);
+  EXPECT_EQ(run(5, second_x, 36), 4) << "runs 0-7, 8-15, 16-23, 24-31 replayed; 32-39 held only in part";
+  ASSERT_EQ(second_x.size(), 61u);
+  for (std::uint64_t seq = 0; seq < 61; ++seq) {
+    EXPECT_FLOAT_EQ(second_x[seq], seq < 32 ? 10.0f : 15.0f) << "frame " << seq;
+  }
+  EXPECT_FLOAT_EQ(journal[40].at(0).bbox.x1, 15.0f) << "the second run's model results were recorded too";
 }
 
 TEST(EngineTest, OfflineRefusesLiveCamerasWithTheirName) {

@@ -115,6 +115,7 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     std::vector<std::size_t> frame_owner, detection;
     std::vector<const Image*> images;
     std::vector<std::size_t> frame_of;  // [detection]: its index in frames
+    std::vector<std::uint64_t> seqs;    // [detection]: its frame's seq (offline)
     std::vector<Detections> results, one;
     std::vector<CameraRef> owners;
     std::vector<Hold> state;  // [owner]
@@ -122,6 +123,8 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     std::vector<SharedPart*> shared;
   };
   Status detect(int worker, Scratch& s);
+  // Offline: the run answered by EngineHooks::replay_detections (s.results filled), or not.
+  bool replayed(Scratch& s);
   void isolate_failure(Detector& detector, const Error& batch_error, Scratch& s);
   SteadyTime take_frames(std::vector<CameraRef>& batch, Scratch& s);
   void add_frame(PendingFrame item, std::size_t owner, SteadyTime start, Scratch& s);
@@ -131,6 +134,7 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     s.detection.clear();
     s.images.clear();
     s.frame_of.clear();
+    s.seqs.clear();
     s.owners.clear();
     s.state.clear();
   }
@@ -150,9 +154,10 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     return;
   }
   const SteadyTime start = take_frames(batch, s);
-  if (!s.images.empty()) {
+  if (!s.images.empty() && !replayed(s)) {
     Status status = detect(worker, s);
     if (!status.ok()) isolate_failure(*detectors_[static_cast<std::size_t>(worker)], status.error(), s);
+    if (status.ok() && e.config.offline && e.hooks.on_detected) e.hooks.on_detected(s.owners[0]->config.id, s.seqs, s.results);
     model_.latency_ms->record(ms_between(start, SteadyClock::now()));
     model_.batches.fetch_add(1, std::memory_order_relaxed);
     model_.items.fetch_add(s.images.size(), std::memory_order_relaxed);
@@ -243,6 +248,16 @@ Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
   return {};
 }
 
+bool Engine::Impl::DetectorStage::replayed(Scratch& s) {
+  const EngineHooks& hooks = engine_.hooks;
+  if (!engine_.config.offline || !hooks.replay_detections) return false;  // offline: one camera per call
+  if (!hooks.replay_detections(s.owners[0]->config.id, s.seqs, s.results)) return false;
+  if (s.results.size() == s.images.size()) return true;
+  record_stage_error(*s.owners[0], model_, Error{ErrorCode::internal, "the replay answered the wrong number of frames"},
+                     s.seqs.front());
+  return false;  // the model runs it instead
+}
+
 void Engine::Impl::DetectorStage::add_frame(PendingFrame item, std::size_t owner, SteadyTime start, Scratch& s) {
   s.frame_owner.push_back(owner);
   s.detection.push_back(item.due ? s.images.size() : kNotDetected);
@@ -252,6 +267,7 @@ void Engine::Impl::DetectorStage::add_frame(PendingFrame item, std::size_t owner
     engine_.age_ms->record(age);
     s.images.push_back(&item.frame->image);  // the pooled Frame does not move
     s.frame_of.push_back(s.frames.size());
+    s.seqs.push_back(item.frame->seq);
   }
   s.frames.push_back(std::move(item.frame));
 }

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -99,6 +100,16 @@ struct EngineHooks {
   std::function<Result<std::unique_ptr<Detector>>(const std::string& name, const ModelConfig&)> make_detector;
   // Sees every result after the sinks, on the worker thread.
   std::function<void(const FrameResult&)> on_result;
+  // Offline only (EngineConfig::offline), for a journal that lets a resumed run replay what
+  // the model found: asked with a camera's run (the sequence numbers of its frames due for
+  // detection, in order) before it goes to the model; true, with one Detections per frame
+  // in `out`, answers the whole run and the model is not called. On worker threads, one
+  // call per camera at a time.
+  std::function<bool(const std::string& camera, std::span<const std::uint64_t> seqs, std::vector<Detections>& out)>
+      replay_detections;
+  // Offline only: sees every run the model detected (not those replayed), before tracking.
+  std::function<void(const std::string& camera, std::span<const std::uint64_t> seqs, std::span<const Detections> found)>
+      on_detected;
 };
 
 class Engine {
