@@ -72,6 +72,16 @@ TEST(ConfigLoaderTest, UnknownTopLevelKey) {
   EXPECT_NE(error_of(std::string(kValid) + "camras: []\n").find("camras: unknown key"), std::string::npos);
 }
 
+TEST(ConfigLoaderTest, ShotCutIsALumaChange) {
+  auto config = parse_config(replace(kValid, "detect: {model: faces, every: 2}", "detect: {model: faces, every: 2}\n    track: {shot_cut: 12}"));
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config->cameras[0].track.shot_cut, 12.0);
+  EXPECT_EQ(config->cameras[1].track.shot_cut, 0.0) << "off by default";
+  const std::string message =
+      error_of(replace(kValid, "detect: {model: faces, every: 2}", "detect: {model: faces, every: 2}\n    track: {shot_cut: 300}"));
+  EXPECT_NE(message.find("cameras[0].track.shot_cut"), std::string::npos) << message;
+}
+
 TEST(ConfigLoaderTest, OfflineTakesFilesOnly) {
   const std::string files_only = replace(kValid, "  - id: pan\n", "") ;
   const std::string without_pan = files_only.substr(0, files_only.find("    source: {type: synthetic")) +

@@ -870,6 +870,39 @@ TEST(EngineTest, OfflineReplayAnswersWholeRunsBeforeTheModel) {
   EXPECT_FLOAT_EQ(journal[40].at(0).bbox.x1, 15.0f) << "the second run's model results were recorded too";
 }
 
+// A file that cuts from a black scene to a white one at frame 10, with the same face box on
+// every frame: with track.shot_cut the cut ends the track and the box gets a new id there;
+// without it, one track runs across the cut.
+TEST(EngineTest, AShotCutEndsEveryTrack) {
+  test::TempDir dir;
+  const std::string path = dir.file("cut.mp4");
+  std::string output;
+  ASSERT_EQ(test::run_command("ffmpeg -nostdin -v error -y -f lavfi -i color=c=black:s=160x120:d=1:r=10 -f lavfi -i "
+                              "color=c=white:s=160x120:d=1:r=10 -filter_complex \"[0][1]concat=n=2:v=1:a=0\" "
+                              "-c:v libx264 -preset ultrafast -pix_fmt yuv420p " + path,
+                              &output),
+            0)
+      << output;
+  for (double shot_cut : {0.0, 12.0}) {
+    EngineConfig config = base_config(4, 1, 2);
+    CameraConfig c = file_camera("film", path);
+    c.track.shot_cut = shot_cut;
+    config.cameras = {c};
+    std::mutex mu;
+    std::map<std::string, std::vector<TrackedItem>> out;
+    auto engine = Engine::create(config, still_face_hooks(mu, out));
+    ASSERT_TRUE(engine.ok()) << engine.error().message;
+    ASSERT_TRUE((*engine)->run(30.0).ok());
+    const auto& items = out["film"];
+    ASSERT_EQ(items.size(), 20u);
+    for (std::size_t k = 0; k < items.size(); ++k) {
+      ASSERT_EQ(items[k].track_ids.size(), 1u) << k;
+      EXPECT_EQ(items[k].track_ids[0], shot_cut > 0 && k >= 10 ? 2u : 1u) << "shot_cut " << shot_cut << ", frame " << k;
+    }
+    EXPECT_EQ(find((*engine)->status(), "film")->shot_cuts, shot_cut > 0 ? 1u : 0u);
+  }
+}
+
 TEST(EngineTest, OfflineRefusesLiveCamerasWithTheirName) {
   EngineConfig config = base_config(4, 1, 1);
   config.offline = true;

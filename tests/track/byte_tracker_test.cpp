@@ -56,6 +56,25 @@ TEST_F(ByteTrackerTest, FirstFrameDetectionsAreConfirmedAtOnce) {
   EXPECT_EQ(count_events(TrackEventKind::started), 2);
 }
 
+// A shot cut: every confirmed track ends (removed, with its id), an unconfirmed one goes
+// without an event, and the next frame starts afresh with the ids going on.
+TEST_F(ByteTrackerTest, EndAllEndsEveryTrackAndTheIdsGoOn) {
+  update({det(0, 0)});
+  update({det(2, 0), det(200, 0)});  // 200: unconfirmed
+  ASSERT_EQ(tracker_.size(), 2u);
+  events_.clear();
+  tracker_.end_all(events_);
+  ASSERT_EQ(events_.size(), 1u);
+  EXPECT_EQ(events_[0].kind, TrackEventKind::removed);
+  EXPECT_EQ(events_[0].track_id, 1u);
+  EXPECT_EQ(tracker_.size(), 0u);
+  update({det(2, 0)});  // the same place, someone else: a new id, confirmed at once
+  ASSERT_EQ(objects_.size(), 1u);
+  EXPECT_EQ(objects_[0].track_id, 2u);
+  EXPECT_EQ(count_events(TrackEventKind::started), 1);
+  EXPECT_EQ(tracker_.tracks_started(), 2u);
+}
+
 TEST_F(ByteTrackerTest, LaterTracksNeedASecondMatchToBeConfirmed) {
   update({});
   update({det(0, 0)});

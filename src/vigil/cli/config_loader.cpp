@@ -235,11 +235,12 @@ TrackConfig parse_track(const YAML::Node& node, const std::string& path) {
     return t;
   }
   Fields f(node, path,
-           {"enabled", "emit", "high_score", "low_score", "new_track_score", "match_iou", "lost_frames"});
+           {"enabled", "emit", "high_score", "low_score", "new_track_score", "match_iou", "lost_frames", "shot_cut"});
   t.enabled = f.get("enabled", t.enabled);
   const std::string emit = one_of(f.get<std::string>("emit", "detections"), {"detections", "every_frame"},
                                   f.child_path("emit"));
   t.emit = emit == "every_frame" ? TrackEmit::every_frame : TrackEmit::detections;
+  t.shot_cut = in_range(f.get("shot_cut", t.shot_cut), 0.0, 255.0, f.child_path("shot_cut"));
   TrackerConfig& c = t.tracker;
   c.high_score = in_range(f.get("high_score", c.high_score), 0.0f, 1.0f, f.child_path("high_score"));
   c.low_score = in_range(f.get("low_score", c.low_score), 0.0f, c.high_score, f.child_path("low_score"));

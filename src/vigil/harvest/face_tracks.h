@@ -19,7 +19,7 @@
 
 #include "vigil/core/frame.h"
 #include "vigil/harvest/face_selector.h"
-#include "vigil/harvest/shot_cut.h"
+#include "vigil/track/shot_cut.h"
 #include "vigil/track/byte_tracker.h"
 #include "vigil/vision/detector.h"
 #include "vigil/vision/face_align.h"

@@ -286,6 +286,10 @@ bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRe
   r.faces.clear();
   r.inference_started = start;
   if (cam.tracker) {
+    if (cam.shots && cam.shots->cut(r.frame->image)) {  // a new shot: whoever is where a track was is someone else
+      cam.tracker->end_all(r.track_events);
+      cam.shot_cuts.fetch_add(1, std::memory_order_relaxed);
+    }
     cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
     cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
     publish_track_events(cam, r);

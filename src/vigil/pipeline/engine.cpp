@@ -100,6 +100,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
   cam->machine = s.make_state_machine(*cam);
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
+  if (cam->tracker && config.track.shot_cut > 0) cam->shots = std::make_unique<ShotCutDetector>(config.track.shot_cut);
   if (cam->faces_model && cam->tracker) cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);

@@ -53,6 +53,7 @@ struct CameraStatus {
   std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
   std::uint64_t frames_predicted = 0;   // of them, frames that got predicted tracks (tracking on)
   std::uint64_t tracks_started = 0;     // tracks confirmed so far (the last track id)
+  std::uint64_t shot_cuts = 0;          // shot cuts seen (track.shot_cut), each ending every track
   std::uint64_t faces_detected = 0;     // detections on frames of a camera with a face stage
   std::uint64_t faces_embedded = 0;     // of them, faces the embedder ran on
   std::uint64_t identities_changed = 0; // tracks that got (or changed) an identity

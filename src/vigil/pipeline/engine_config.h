@@ -61,6 +61,9 @@ enum class TrackEmit {
 struct TrackConfig {
   bool enabled = true;  // on by default for every camera that detects
   TrackEmit emit = TrackEmit::detections;
+  // Mean luma change (0-255, track/shot_cut.h) between two detected frames that ends every
+  // track (an edit cut in a recording); 0: off.
+  double shot_cut = 0;
   TrackerConfig tracker;
 };
 

@@ -35,6 +35,7 @@
 #include "vigil/source/source.h"
 #include "vigil/source/synthetic_source.h"
 #include "vigil/track/byte_tracker.h"
+#include "vigil/track/shot_cut.h"
 #include "vigil/vision/blazeface.h"
 
 namespace vigil {
@@ -115,6 +116,8 @@ struct Camera {
 
   // Tracking (null: off). tracker, result and last_seq belong to the token holder.
   std::unique_ptr<ByteTracker> tracker;
+  std::unique_ptr<ShotCutDetector> shots;  // track.shot_cut set: a cut ends every track
+  std::atomic<std::uint64_t> shot_cuts{0};
   FrameResult result;  // reused for every result of this camera
   std::uint64_t last_seq = 0;
   bool has_last_seq = false;

@@ -29,6 +29,9 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
   counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",
           [c] { return double(c->stage_errors.load()); });
   counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
+  if (cam->shots) {
+    counter("vigil_shot_cuts_total", "Shot cuts seen (each ended every track).", [c] { return double(c->shot_cuts.load()); });
+  }
   if (cam->faces_model) {
     counter("vigil_faces_detected_total", "Faces the detector found on frames with a face stage.",
             [c] { return double(c->faces_detected.load()); });
@@ -97,6 +100,7 @@ void read_camera_sample(const MetricSample& m, CameraStatus& cs) {
       {"vigil_frames_predicted_total", &CameraStatus::frames_predicted},
       {"vigil_stage_errors_total", &CameraStatus::stage_errors},
       {"vigil_tracks_started_total", &CameraStatus::tracks_started},
+      {"vigil_shot_cuts_total", &CameraStatus::shot_cuts},
       {"vigil_faces_detected_total", &CameraStatus::faces_detected},
       {"vigil_faces_embedded_total", &CameraStatus::faces_embedded},
       {"vigil_identities_changed_total", &CameraStatus::identities_changed},

@@ -62,6 +62,14 @@ void ByteTracker::match(Track& track, Detection& detection, int detection_index,
   detection.track_id = track.id;
 }
 
+void ByteTracker::end_all(std::vector<TrackEvent>& events) {
+  for (const Track& t : tracks_) {
+    if (t.id != 0 && t.state != State::removed) events.push_back({TrackEventKind::removed, t.id, KalmanFilter::to_box(t.kalman)});
+  }
+  tracks_.clear();
+  frame_ = 0;
+}
+
 void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector<TrackedObject>& objects,
                          std::vector<TrackEvent>& events) {
   const bool first_frame = frame_ == 0;

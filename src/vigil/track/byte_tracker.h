@@ -59,6 +59,11 @@ class ByteTracker {
   // tracked objects' predicted boxes.
   void predict(int frame_steps, std::vector<TrackedObject>& objects);
 
+  // A new start (a shot cut): every confirmed track ends (a `removed` event each) and the
+  // next frame's confident detections are confirmed at once, as on a first frame; ids go on
+  // from where they were.
+  void end_all(std::vector<TrackEvent>& events);
+
   // Tracks ever confirmed (the last id handed out).
   std::uint64_t tracks_started() const { return next_id_ - 1; }
   // Tracks in memory now (tracked, unconfirmed and lost).

@@ -1,4 +1,4 @@
-#include "vigil/harvest/shot_cut.h"
+#include "vigil/track/shot_cut.h"
 
 #include <cmath>
 
