@@ -249,9 +249,9 @@ Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
 }
 
 bool Engine::Impl::DetectorStage::replayed(Scratch& s) {
-  const EngineHooks& hooks = engine_.hooks;
-  if (!engine_.config.offline || !hooks.replay_detections) return false;  // offline: one camera per call
-  if (!hooks.replay_detections(s.owners[0]->config.id, s.seqs, s.results)) return false;
+  const auto& replay = engine_.hooks.replay_detections;
+  if (!engine_.config.offline || !replay) return false;  // offline: one camera per call
+  if (!replay(s.owners[0]->config.id, s.seqs, s.results)) return false;
   if (s.results.size() == s.images.size()) return true;
   record_stage_error(*s.owners[0], model_, Error{ErrorCode::internal, "the replay answered the wrong number of frames"},
                      s.seqs.front());
