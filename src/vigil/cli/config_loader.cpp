@@ -352,7 +352,8 @@ EngineConfig parse_root(const YAML::Node& root) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
     CameraConfig camera = parse_camera(cameras[i], path, config);
     if (!ids.insert(camera.id).second) fail(path + ".id", "duplicate camera id '" + camera.id + "'");
-    if (config.offline && !offline_refusal(camera.source).empty()) fail(path + ".source", offline_refusal(camera.source));
+    const std::string refusal = config.offline ? offline_refusal(camera.source) : "";
+    if (!refusal.empty()) fail(path + ".source", refusal);
     config.cameras.push_back(std::move(camera));
   }
 

@@ -20,7 +20,7 @@ void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) 
   }
   // A newest-wins edge never waits; a queue edge waits for room (nothing is lost).
   if (cam->input.push({std::move(frame), due}) == PushResult::closed) return;
-  if (due && !cam->live) cam->queued_due.fetch_add(1);
+  if (due && config.offline) cam->queued_due.fetch_add(1);  // offline cameras are never live
   pump(cam);
 }
 

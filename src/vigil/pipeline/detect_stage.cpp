@@ -211,7 +211,7 @@ SteadyTime Engine::Impl::DetectorStage::take_frames(std::vector<CameraRef>& batc
       ++taken;
       add_frame(std::move(*item), o, start, s);
     }
-    if (!cam.live) cam.queued_due.fetch_sub(due);
+    if (e.config.offline) cam.queued_due.fetch_sub(due);
   }
   return start;
 }

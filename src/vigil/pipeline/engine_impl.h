@@ -74,8 +74,8 @@ struct Camera {
 
   // Hand-off from capture to the camera's first stage.
   Edge<PendingFrame> input;
-  // Of them, frames due for detection (queued cameras): counted after the push and
-  // uncounted when taken, so never more than are there.
+  // Of them, frames due for detection (offline only): counted after the push and uncounted
+  // when taken, so never more than are there.
   std::atomic<std::size_t> queued_due{0};
 
   // Scheduling. pending is the camera's token: whoever sets it runs the camera's next step
