@@ -94,6 +94,17 @@ TEST(ConfigLoaderTest, OfflineTakesFilesOnly) {
   EXPECT_NE(message.find("cameras[1].source: offline mode takes sources that are not live"), std::string::npos) << message;
 }
 
+TEST(ConfigLoaderTest, StrideIsForFiles) {
+  auto sampled = parse_config(replace(kValid, "decoder_threads: 2}", "decoder_threads: 2, stride: 5}"));
+  ASSERT_TRUE(sampled.ok()) << sampled.error().message;
+  EXPECT_EQ(sampled->cameras[0].source.stride, 5);
+  EXPECT_EQ(parse_config(kValid)->cameras[0].source.stride, 1);
+  EXPECT_NE(error_of(replace(kValid, "decoder_threads: 2}", "decoder_threads: 2, stride: 0}")).find("cameras[0].source.stride: must be between"),
+            std::string::npos);
+  const std::string message = error_of(replace(kValid, "type: file, url: /media/lobby.mp4", "type: stream, url: rtsp://cam/1, stride: 2"));
+  EXPECT_NE(message.find("cameras[0].source.stride: is for file sources"), std::string::npos) << message;
+}
+
 TEST(ConfigLoaderTest, MissingUrlNamesTheField) {
   const std::string message = error_of(replace(kValid, "url: /media/lobby.mp4, ", ""));
   EXPECT_NE(message.find("cameras[0].source.url: required for type 'file'"), std::string::npos) << message;

@@ -1,6 +1,7 @@
-// The harvest's stages alone: FaceTracks (tracking and selection) on synthetic frames and
-// detections, and JournaledModels (the journal in front of the models) with a fake detector
-// and the real face-api embedder, recording and then replaying a run.
+// The harvest's stages alone: FaceTracks (selection) on synthetic frames, detections and
+// ByteTrack (the engine's tracker, as the engine drives it), and the journal in front of the
+// models (DetectionJournal, JournaledModels with the real face-api embedder), recording and
+// then replaying a run.
 #include "vigil/harvest/face_tracks.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 
 #include "support/test_support.h"
 #include "vigil/harvest/journaled_models.h"
+#include "vigil/track/byte_tracker.h"
 
 namespace vigil {
 namespace {
@@ -50,12 +52,29 @@ Detection face_at(float x, float y, float score = 0.9f) {
   return d;
 }
 
-FaceTracksConfig config(int best_k) {
-  FaceTracksConfig c;
-  c.select.best_k = best_k;
-  c.select.every_s = 0;
+FaceSelectorConfig config(int best_k) {
+  FaceSelectorConfig c;
+  c.best_k = best_k;
+  c.every_s = 0;
   return c;
 }
+
+// The engine's part: each frame tracked (a shot cut ends every track first), as its result.
+struct Tracked {
+  ByteTracker tracker{TrackerConfig{}};
+  FrameResult result;
+  const FrameResult& track(const TestFrame& f, Detections d, bool cut = false) {
+    result.frame = f.ref;
+    result.detected = true;
+    result.tracked = true;
+    result.detections = std::move(d);
+    result.tracks.clear();
+    result.track_events.clear();
+    if (cut) tracker.end_all(result.track_events);
+    tracker.update(result.detections, 1, result.tracks, result.track_events);
+    return result;
+  }
+};
 
 const FaceTemplate& kTemplate = dlib_face_template();
 
@@ -63,12 +82,13 @@ TEST(FaceTracksTest, TwoPeopleGetIdsInOrderOfAppearanceAndTheirBestFacesWaitForT
   auto pool = make_frame_pool();
   FaceTracks tracks(config(3), kTemplate, 4);
   tracks.start_input(0);
+  Tracked engine;
   for (std::uint64_t seq = 0; seq < 10; ++seq) {
     TestFrame f(*pool, seq, 80);
-    Detections d{face_at(20 + seq, 30), face_at(200 - seq, 60)};
-    tracks.track(f.frame, d);
-    EXPECT_GT(d[0].track_id, 0u);
-    EXPECT_NE(d[0].track_id, d[1].track_id);
+    const FrameResult& r = engine.track(f, {face_at(20 + seq, 30), face_at(200 - seq, 60)});
+    tracks.track(r);
+    EXPECT_GT(r.detections[0].track_id, 0u);
+    EXPECT_NE(r.detections[0].track_id, r.detections[1].track_id);
   }
   EXPECT_TRUE(tracks.to_embed().empty()) << "both tracks are still open";
   tracks.end_input();
@@ -105,10 +125,10 @@ TEST(FaceTracksTest, AShotCutEndsEveryTrackAndTheNextInputContinuesTheIds) {
   auto pool = make_frame_pool();
   FaceTracks tracks(config(2), kTemplate, 4);
   tracks.start_input(0);
+  Tracked engine;
   for (std::uint64_t seq = 0; seq < 6; ++seq) {
     TestFrame f(*pool, seq, seq < 3 ? 40 : 220);  // a new scene at frame 3, the face where it was
-    Detections d{face_at(100, 50)};
-    tracks.track(f.frame, d);
+    tracks.track(engine.track(f, {face_at(100, 50)}, seq == 3));
     if (seq == 2) {
       EXPECT_TRUE(tracks.to_embed().empty());
     }
@@ -116,132 +136,104 @@ TEST(FaceTracksTest, AShotCutEndsEveryTrackAndTheNextInputContinuesTheIds) {
       EXPECT_EQ(tracks.to_embed().size(), 2u) << "the cut ended the first track";
     }
   }
-  EXPECT_EQ(tracks.counts().shot_cuts, 1u);
   tracks.end_input();
   tracks.start_input(1);
+  Tracked next_input;  // its track ids start again at 1
   TestFrame f(*pool, 0, 220);
-  Detections d{face_at(100, 50)};
-  tracks.track(f.frame, d);
+  tracks.track(next_input.track(f, {face_at(100, 50)}));
   tracks.end_input();
   ASSERT_EQ(tracks.tracks().size(), 3u);
   EXPECT_EQ(tracks.tracks().at(2).first_frame, 3u) << "after the cut, someone else";
-  EXPECT_EQ(tracks.tracks().at(3).input, 1u);
-  EXPECT_EQ(tracks.counts().shot_cuts, 1u) << "a new input is not a cut";
+  EXPECT_EQ(tracks.tracks().at(3).input, 1u) << "the next input's first track, not the first input's track 1";
+  EXPECT_EQ(tracks.tracks().at(1).faces_detected, 3u);
   EXPECT_EQ(tracks.to_embed().size(), 5u);
 }
 
-// Finds one face per frame, placed by the frame's seq; counts its calls.
-class CountingDetector final : public Detector {
- public:
-  explicit CountingDetector(std::atomic<int>& calls) : calls_(calls) {}
-  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
-    ++calls_;
-    results.assign(images.size(), {});
-    for (std::size_t i = 0; i < images.size(); ++i) results[i].push_back(face_at(10 + float(i), 20));
-    return {};
-  }
-  int max_batch() const override { return 4; }
-
- private:
-  std::atomic<int>& calls_;
-};
-
-// A fake detector and the real embedder on a pool, behind the journal in `dir` opened with
-// `fingerprint` (ok() says whether it opened).
+// The real embedder on a pool, behind the journal in `dir` opened with `fingerprint` (ok()
+// says whether it opened).
 struct Harness {
-  std::atomic<int> calls{0};  // the detector's
   CpuGovernor governor{1, false};
   std::unique_ptr<ModelPool> pool;
   std::vector<std::string> records;
   Result<std::unique_ptr<Journal>> journal;
+  DetectionJournal detections;
   std::unique_ptr<JournaledModels> models;
   Harness(const std::filesystem::path& dir, const std::string& fingerprint)
       : journal(open_harvest_journal(dir.string(), fingerprint, records)) {
-    std::vector<std::unique_ptr<Detector>> detectors;
     std::vector<std::unique_ptr<FaceEmbedder>> embedders;
-    detectors.push_back(std::make_unique<CountingDetector>(calls));
     auto embedder = FaceEmbedder::create({test::data_file("models/face_recognition_128.onnx"), 4});
     EXPECT_TRUE(embedder.ok()) << embedder.error().message;
     embedders.push_back(std::move(embedder).value());
-    pool = std::make_unique<ModelPool>(std::move(detectors), std::move(embedders), governor);
+    pool = std::make_unique<ModelPool>(std::move(embedders), governor);
     models = std::make_unique<JournaledModels>(*pool, 128);
-    if (journal.ok()) models->resume_from(**journal, records);
+    if (journal.ok()) {
+      detections.resume_from(**journal, records);
+      models->resume_from(**journal, records);
+    }
   }
   std::size_t chip_values() { return static_cast<std::size_t>(pool->embedder().face_template().size * pool->embedder().face_template().size * 3); }
 };
 
-std::unique_ptr<ModelCall> detect_call(std::deque<TestFrame>& frames, std::size_t first, std::size_t n) {
-  auto call = std::make_unique<ModelCall>();
-  for (std::size_t i = first; i < first + n; ++i) {
-    call->job.frames.push_back(frames[i].ref);
-  }
-  return call;
+// What a detector found in a run of frames: one face each, placed by the frame.
+std::vector<Detections> found_in(const std::vector<std::uint64_t>& seqs) {
+  std::vector<Detections> found;
+  for (std::uint64_t s : seqs) found.push_back({face_at(10 + float(s), 20)});
+  return found;
 }
 
 TEST(JournaledModelsTest, ARunsCallsAreRecordedAndAResumedRunTakesThemFromTheJournalWithoutTheModels) {
   test::TempDir dir;
-  auto pool = make_frame_pool();
-  std::deque<TestFrame> frames;
-  for (std::uint64_t s = 0; s < 8; ++s) frames.emplace_back(*pool, s, 100);
-  const std::string fingerprint = R"({"inputs":["a.mp4"]})";
-  std::vector<Detections> first_detections;
+  const std::string fingerprint = R"({"inputs":["a.mp4","b.mp4"]})";
+  const std::vector<std::uint64_t> run{0, 2, 4, 6}, later{8, 10};
   Embedding first_embedding;
   KeptFace face;
   face.candidate.face_id = 7;
   {
     Harness first(dir.path(), fingerprint);
     ASSERT_TRUE(first.journal.ok()) << first.journal.error().message;
-    auto d = detect_call(frames, 0, 4);
-    ASSERT_TRUE(first.models->detect(*d).ok());
+    std::vector<Detections> out;
+    EXPECT_FALSE(first.detections.replay(1, run, out)) << "a new journal answers nothing";
+    first.detections.record(1, run, found_in(run));
     auto e = std::make_unique<ModelCall>();
     face.chip.assign(first.chip_values(), 90);
     e->faces.push_back(face);
     first.models->embed(*e);
-    ASSERT_TRUE(first.models->finish(*d).ok());
     ASSERT_TRUE(first.models->finish(*e).ok());
-    EXPECT_EQ(first.calls.load(), 1);
-    EXPECT_FALSE(d->replayed);
-    first_detections = d->job.detections;
+    EXPECT_FALSE(e->replayed);
     first_embedding = e->job.embeddings.at(0);
+    EXPECT_TRUE(first.detections.finish_input(1).ok());
   }
   Harness resumed(dir.path(), fingerprint);
   ASSERT_TRUE(resumed.journal.ok()) << resumed.journal.error().message;
-  ASSERT_EQ(resumed.records.size(), 2u) << "one detection batch and one embedding batch after the header";
-  JournaledModels& models = *resumed.models;
-  EXPECT_TRUE(models.replaying());
-  auto d = detect_call(frames, 0, 4);
-  ASSERT_TRUE(models.detect(*d).ok());
-  EXPECT_TRUE(d->replayed);
+  ASSERT_EQ(resumed.records.size(), 2u) << "one detection run and one embedding batch after the header";
+  EXPECT_TRUE(resumed.detections.replaying());
+  std::vector<Detections> out;
+  EXPECT_FALSE(resumed.detections.replay(0, run, out)) << "the same frames of the other input";
+  ASSERT_TRUE(resumed.detections.replay(1, run, out));
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[3][0].bbox.x1, 16.0f) << "frame 6's face";
+  EXPECT_FALSE(resumed.detections.replaying());
+  EXPECT_EQ(resumed.detections.resumed_frames(), 4u);
+  EXPECT_FALSE(resumed.detections.replay(1, later, out)) << "past the journal, the model runs again";
   auto e = std::make_unique<ModelCall>();
   e->faces.push_back(face);
-  models.embed(*e);
-  ASSERT_TRUE(models.finish(*d).ok());
-  ASSERT_TRUE(models.finish(*e).ok());
-  EXPECT_EQ(resumed.calls.load(), 0) << "the models ran nothing";
-  ASSERT_EQ(d->job.detections.size(), 4u);
-  EXPECT_EQ(d->job.detections[3][0].bbox.x1, first_detections[3][0].bbox.x1);
+  resumed.models->embed(*e);
+  ASSERT_TRUE(resumed.models->finish(*e).ok());
+  EXPECT_TRUE(e->replayed) << "the embedder ran nothing";
   ASSERT_EQ(e->job.embeddings.at(0).size(), 128u);
   EXPECT_TRUE(std::equal(first_embedding.begin(), first_embedding.end(), e->job.embeddings.at(0).begin())) << "bit for bit";
-  EXPECT_EQ(models.resumed_frames(), 4u);
-  EXPECT_EQ(models.resumed_embedder_calls(), 1u);
-  EXPECT_FALSE(models.replaying());
-  auto next = detect_call(frames, 4, 4);
-  ASSERT_TRUE(models.detect(*next).ok());
-  ASSERT_TRUE(models.finish(*next).ok());
-  EXPECT_EQ(resumed.calls.load(), 1) << "past the journal, the models run again";
+  EXPECT_EQ(resumed.models->resumed_embedder_calls(), 1u);
+  EXPECT_TRUE(resumed.detections.finish_input(0).ok());
+  EXPECT_TRUE(resumed.detections.finish_input(1).ok());
 }
 
 TEST(JournaledModelsTest, AJournalOfOtherFramesOrOfAnotherHarvestIsRefused) {
   test::TempDir dir;
-  auto pool = make_frame_pool();
-  std::deque<TestFrame> frames;
-  for (std::uint64_t s = 0; s < 4; ++s) frames.emplace_back(*pool, s, 100);
+  const std::vector<std::uint64_t> run{0, 1};
   {
     Harness first(dir.path(), "one");
     ASSERT_TRUE(first.journal.ok());
-    auto d = detect_call(frames, 0, 2);
-    ASSERT_TRUE(first.models->detect(*d).ok());
-    ASSERT_TRUE(first.models->finish(*d).ok());
+    first.detections.record(0, run, found_in(run));
   }
   {
     Harness other(dir.path(), "two");
@@ -249,13 +241,20 @@ TEST(JournaledModelsTest, AJournalOfOtherFramesOrOfAnotherHarvestIsRefused) {
     EXPECT_EQ(other.journal.error().code, ErrorCode::failed_precondition);
     EXPECT_NE(other.journal.error().message.find("other inputs or settings"), std::string::npos);
   }
-  Harness resumed(dir.path(), "one");
-  ASSERT_TRUE(resumed.journal.ok());
-  auto shifted = detect_call(frames, 1, 2);
-  const Status refused = resumed.models->detect(*shifted);
-  ASSERT_FALSE(refused.ok());
-  EXPECT_EQ(refused.error().code, ErrorCode::data_loss);
-  EXPECT_EQ(resumed.calls.load(), 0);
+  {
+    Harness shifted(dir.path(), "one");
+    ASSERT_TRUE(shifted.journal.ok());
+    std::vector<Detections> out;
+    EXPECT_FALSE(shifted.detections.replay(0, std::vector<std::uint64_t>{1, 2}, out));
+    const Status refused = shifted.detections.finish_input(0);
+    ASSERT_FALSE(refused.ok()) << "a run of the input the journal holds was never asked for";
+    EXPECT_EQ(refused.error().code, ErrorCode::data_loss);
+  }
+  Harness longer(dir.path(), "one");
+  ASSERT_TRUE(longer.journal.ok());
+  std::vector<Detections> out;
+  EXPECT_FALSE(longer.detections.replay(0, std::vector<std::uint64_t>{0, 1, 2}, out)) << "a run of other frames from the same one";
+  EXPECT_EQ(longer.detections.finish_input(0).error().code, ErrorCode::data_loss);
 }
 
 }  // namespace

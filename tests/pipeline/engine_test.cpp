@@ -903,6 +903,71 @@ TEST(EngineTest, AShotCutEndsEveryTrack) {
   }
 }
 
+// Finds the same face on every image but one (the `missing`-th it is given, counted from 0).
+class GapDetector final : public Detector {
+ public:
+  explicit GapDetector(std::size_t missing) : missing_(missing) {}
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    results.assign(images.size(), {});
+    for (auto& found : results) {
+      if (seen_++ == missing_) continue;
+      Detection d;
+      d.bbox = {10, 10, 50, 50};
+      d.score = 0.9f;
+      found.push_back(d);
+    }
+    return {};
+  }
+  int max_batch() const override { return 4; }
+
+ private:
+  std::size_t missing_, seen_ = 0;
+};
+
+// A file camera with source.stride 3: frames 0, 3, 6, ... reach the detector (the others are
+// decoded and counted), and the tracker counts the frames passed on, so a face missing from
+// one sampled frame (three frames of the file) comes back as the same track within
+// lost_frames = 2; counted in the file's frames it would have been lost for 6 and removed.
+TEST(EngineTest, AStrideSamplesEveryNthFrameAndTheTrackerCountsTheSampledFrames) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 61, 160, 120));
+  EngineConfig config = base_config(4, 1, 1);
+  config.offline = true;
+  CameraConfig c = file_camera("tape", path);
+  c.source.stride = 3;
+  c.track.tracker.lost_frames = 2;
+  config.cameras = {c};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  EngineHooks hooks = still_face_hooks(mu, out);
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new GapDetector(3));
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(60.0).ok());
+  const auto& items = out["tape"];
+  ASSERT_EQ(items.size(), 21u);
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    EXPECT_EQ(items[k].seq, 3 * k) << k;
+    if (k == 3) continue;  // no face
+    EXPECT_EQ(items[k].detection_track_id, 1u) << "sampled frame " << k << " (frame " << items[k].seq << ")";
+  }
+  const EngineStatus engine_status = (*engine)->status();
+  const CameraStatus* status = find(engine_status, "tape");
+  ASSERT_NE(status, nullptr);
+  EXPECT_EQ(status->frames_decoded, 61u);
+  EXPECT_EQ(status->frames_inferred, 21u);
+  EXPECT_EQ(status->frame_count, 61) << "the file's length as its header says";
+
+  c.source.stride = 0;
+  config.cameras = {c};
+  auto refused = Engine::create(config, hooks);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("camera tape: a stride of 1 or more"), std::string::npos) << refused.error().message;
+}
+
 TEST(EngineTest, OfflineRefusesLiveCamerasWithTheirName) {
   EngineConfig config = base_config(4, 1, 1);
   config.offline = true;

@@ -111,7 +111,7 @@ bool valid_id(const std::string& id) {
 
 SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
   Fields f(node, path,
-           {"type", "url", "decoder_threads", "loop", "realtime", "open_timeout_ms", "read_timeout_ms",
+           {"type", "url", "decoder_threads", "loop", "realtime", "stride", "open_timeout_ms", "read_timeout_ms",
             "rtsp_transport", "pattern", "path", "width", "height", "fps", "live", "zoom_min", "zoom_max",
             "pan_period_s", "reconnect", "reconnect_initial_ms", "reconnect_max_ms", "faults"});
   SourceConfig s;
@@ -121,6 +121,8 @@ SourceConfig parse_source(const YAML::Node& node, const std::string& path) {
   s.decoder_threads = in_range(f.get("decoder_threads", s.decoder_threads), 1, 64, f.child_path("decoder_threads"));
   s.loop = f.get("loop", s.loop);
   s.realtime = f.get("realtime", s.realtime);
+  s.stride = in_range(f.get("stride", s.stride), 1, 10000, f.child_path("stride"));
+  if (s.stride > 1 && s.type != SourceType::file) fail(f.child_path("stride"), "is for file sources");
   s.open_timeout_ms = in_range(f.get("open_timeout_ms", s.open_timeout_ms), 100, 600000, f.child_path("open_timeout_ms"));
   s.read_timeout_ms = in_range(f.get("read_timeout_ms", s.read_timeout_ms), 100, 600000, f.child_path("read_timeout_ms"));
   s.rtsp_transport = one_of(f.get<std::string>("rtsp_transport", s.rtsp_transport), {"tcp", "udp"},

@@ -5,37 +5,21 @@
 
 namespace vigil {
 
-FaceTracks::FaceTracks(FaceTracksConfig config, FaceTemplate face_template, std::size_t dim)
-    : config_(config), face_template_(face_template), dim_(dim), selector_(config.select), shots_(config.shot_cut_threshold) {}
-
-void FaceTracks::new_tracker() {
-  TrackerConfig c;
-  c.lost_frames = config_.track_buffer;
-  tracker_.emplace(c);
-  global_ids_.clear();
-}
+FaceTracks::FaceTracks(FaceSelectorConfig select, FaceTemplate face_template, std::size_t dim)
+    : face_template_(face_template), dim_(dim), selector_(select) {}
 
 void FaceTracks::start_input(std::size_t input) {
   input_ = input;
-  new_tracker();
-  shots_.reset();
+  global_ids_.clear();
 }
 
-void FaceTracks::track(const Frame& frame, Detections& detections) {
+void FaceTracks::track(const FrameResult& result) {
   ++counts_.sampled;
-  if (config_.shot_cut_threshold > 0 && shots_.cut(frame.image)) {
-    // A new shot: whoever is where a track was is someone else now. Every track ends here.
-    ++counts_.shot_cuts;
-    for (std::uint64_t id : selector_.open_tracks()) end_track(id);
-    new_tracker();
-  }
-  objects_.clear();
-  events_.clear();
-  tracker_->update(detections, 1, objects_, events_);
+  const Frame& frame = *result.frame;
   const double ts = static_cast<double>(frame.pts_ms) / 1000.0;
-  for (const TrackedObject& o : objects_) {
+  for (const TrackedObject& o : result.tracks) {
     if (o.detection < 0 || o.predicted) continue;
-    const Detection& d = detections[static_cast<std::size_t>(o.detection)];
+    const Detection& d = result.detections[static_cast<std::size_t>(o.detection)];
     auto [it, fresh] = global_ids_.try_emplace(o.track_id, 0);
     if (fresh) {
       it->second = next_track_++;
@@ -54,7 +38,9 @@ void FaceTracks::track(const Frame& frame, Detections& detections) {
     ++counts_.faces_detected;
     offer(it->second, frame, d, ts);
   }
-  for (const TrackEvent& e : events_) {
+  // A shot cut's ends (every track of the last shot) come first, then the lost tracks'; the
+  // tracks seen above are new or go on, so they are not among them.
+  for (const TrackEvent& e : result.track_events) {
     if (e.kind != TrackEventKind::removed) continue;
     const auto it = global_ids_.find(e.track_id);
     if (it != global_ids_.end()) end_track(it->second);

@@ -1,11 +1,12 @@
-// FaceTracks: the harvest's tracking stage. In: the detections of each sampled frame, in
-// order. Out: the faces to embed, each track's best as the selector ranks them, handed over
-// when the track ends; and, once embedded, every track's record and every face's row.
+// FaceTracks: the harvest's face policy, after the engine's detector and tracker. In: each
+// sampled frame's result as the engine tracked it (offline mode, in frame order). Out: the
+// faces to embed, each track's best as the selector ranks them, handed over when the track
+// ends (a removed track event: lost too long, or a shot cut) or its input ends; and, once
+// embedded, every track's record and every face's row.
 //
-// It owns the per-input state: ByteTrack (the live engine's tracker; every track ends at a
-// shot cut, ShotCutDetector, and at the end of an input), the FaceSelector, the aligned chips
-// of the faces it keeps until they are embedded, and the tracks' records under global ids (in
-// order of first appearance across all inputs).
+// It owns the selection state: the FaceSelector, the aligned chips of the faces it keeps
+// until they are embedded, and the tracks' records under global ids (in order of first
+// appearance across all inputs).
 //
 // Threading: one thread (the harvest's).
 #pragma once
@@ -13,25 +14,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <optional>
 #include <unordered_map>
 #include <vector>
 
 #include "vigil/core/frame.h"
+#include "vigil/core/frame_result.h"
 #include "vigil/harvest/face_selector.h"
-#include "vigil/track/shot_cut.h"
-#include "vigil/track/byte_tracker.h"
 #include "vigil/vision/detector.h"
 #include "vigil/vision/face_align.h"
 #include "vigil/vision/face_embedder.h"
 
 namespace vigil {
-
-struct FaceTracksConfig {
-  FaceSelectorConfig select;
-  int track_buffer = 30;           // sampled frames a lost track may come back within
-  double shot_cut_threshold = 12;  // mean luma change that ends every track; 0: off
-};
 
 // A face the selector keeps, with its aligned chip (RGB, the template's size square).
 struct KeptFace {
@@ -72,18 +65,17 @@ struct FaceTrackCounts {
   std::uint64_t sampled = 0;         // frames tracked
   std::uint64_t faces_detected = 0;  // tracked faces offered to the selector
   std::uint64_t faces_embedded = 0;
-  std::uint64_t shot_cuts = 0;
 };
 
 class FaceTracks {
  public:
-  FaceTracks(FaceTracksConfig config, FaceTemplate face_template, std::size_t dim);
+  FaceTracks(FaceSelectorConfig select, FaceTemplate face_template, std::size_t dim);
 
-  // A new input: a new tracker (the last input's tracks have ended).
+  // A new input, tracked afresh (its track ids start again; the last input's tracks ended).
   void start_input(std::size_t input);
-  // One sampled frame of the current input and its detections (the tracker writes each one's
-  // track id): each tracked face aligned, scored and offered to the selector.
-  void track(const Frame& frame, Detections& detections);
+  // One sampled frame of the current input as tracked: each tracked face (not predicted)
+  // aligned, scored and offered to the selector; the tracks removed in it end.
+  void track(const FrameResult& result);
   // The input ended: every open track ends with it.
   void end_input();
   // The faces of ended tracks, waiting for the embedder, in the order their tracks ended.
@@ -100,27 +92,21 @@ class FaceTracks {
 
  private:
   void end_track(std::uint64_t track_id);
-  void new_tracker();
   void offer(std::uint64_t track, const Frame& frame, const Detection& d, double ts);
 
-  const FaceTracksConfig config_;
   const FaceTemplate face_template_;
   const std::size_t dim_;
   std::size_t input_ = 0;
   FaceSelector selector_;
   FaceAligner aligner_;
   std::vector<float> chip_floats_;
-  std::optional<ByteTracker> tracker_;  // the current input's (the current shot's)
-  ShotCutDetector shots_;
-  std::unordered_map<std::uint64_t, std::uint64_t> global_ids_;  // its tracker ids -> global ids
+  std::unordered_map<std::uint64_t, std::uint64_t> global_ids_;  // the input's track ids -> global ids
   std::unordered_map<std::uint64_t, KeptFace> kept_;              // by face id
   std::vector<KeptFace> to_embed_;
   std::vector<FaceRecord> faces_;
   std::vector<float> embeddings_;
   std::map<std::uint64_t, TrackRecord> tracks_;  // by global id
   std::uint64_t next_face_ = 1, next_track_ = 1;
-  std::vector<TrackedObject> objects_;
-  std::vector<TrackEvent> events_;
   std::vector<std::uint64_t> dropped_;
   FaceTrackCounts counts_;
 };

@@ -16,6 +16,7 @@
 #include "vigil/harvest/journaled_models.h"
 #include "vigil/harvest/model_pool.h"
 #include "vigil/harvest/outputs.h"
+#include "vigil/harvest/scan.h"
 #include "vigil/infer/backend.h"
 #include "vigil/pipeline/face_stage.h"
 #include "vigil/pipeline/model_factory.h"
@@ -25,20 +26,20 @@ namespace vigil {
 
 namespace {
 
-// The harvest's flow: each input's frames decoded (the file source, offline: nothing dropped),
-// sampled and detected in batches, tracked and selected (FaceTracks), the chosen faces
-// embedded in batches, every model call through the journal (JournaledModels) and taken back
-// in submission order; then the outputs (HarvestOutputs).
+// The harvest's flow: each input decoded, sampled, detected and tracked by the engine in
+// offline mode (InputScan, its detector behind the journal), each tracked frame's faces
+// selected (FaceTracks), the chosen faces embedded in batches through the journal
+// (JournaledModels) and taken back in submission order; then the outputs (HarvestOutputs).
 class Run {
  public:
-  Run(const HarvestOptions& options, ModelPool& pool, const HarvestProgressFn& progress)
+  Run(const HarvestOptions& options, ModelPool& pool, const HarvestProgressFn& progress, int workers, double cores)
       : options_(options),
         progress_fn_(progress),
         models_(pool, pool.embedder().dim()),
-        faces_(FaceTracksConfig{options.select, options.track_buffer, options.shot_cut_threshold}, pool.embedder().face_template(),
-               pool.embedder().dim()),
+        faces_(options.select, pool.embedder().face_template(), pool.embedder().dim()),
+        workers_(workers),
+        cores_(cores),
         max_pending_(2 * pool.workers() + 1),
-        detect_batch_(static_cast<std::size_t>(std::max(1, pool.detector().max_batch()))),
         embed_batch_(static_cast<std::size_t>(std::max(1, pool.embedder().max_batch()))) {}
   // Calls still with the pool (after an error) finish before their memory goes.
   ~Run() {
@@ -47,7 +48,11 @@ class Run {
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
-  JournaledModels& models() { return models_; }
+  // The journal to append to, and the records a killed run left (they must outlive this).
+  void resume_from(Journal& journal, const std::vector<std::string>& records) {
+    detections_.resume_from(journal, records);
+    models_.resume_from(journal, records);
+  }
 
   Status scan_all() {
     for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
@@ -77,7 +82,7 @@ class Run {
 
  private:
   Status scan(std::size_t input);
-  Status submit_detection(std::size_t input, std::vector<FrameRef>& frames);
+  Status take_results(InputScan& scan);
   void submit_embeddings(bool all);
   Status complete_front();
   Status drain() {
@@ -89,8 +94,7 @@ class Run {
     summary.sampled = c.sampled;
     summary.faces_detected = c.faces_detected;
     summary.faces_embedded = c.faces_embedded;
-    summary.shot_cuts = c.shot_cuts;
-    summary.resumed_frames = models_.resumed_frames();
+    summary.resumed_frames = detections_.resumed_frames();
     summary.resumed_embedder_calls = models_.resumed_embedder_calls();
   }
   void set_timings() {
@@ -101,12 +105,15 @@ class Run {
 
   const HarvestOptions& options_;
   const HarvestProgressFn& progress_fn_;
+  DetectionJournal detections_;
   JournaledModels models_;
   FaceTracks faces_;
-  const std::size_t max_pending_;  // model calls in flight: enough to keep every worker busy
-  const std::size_t detect_batch_, embed_batch_;
+  const int workers_;
+  const double cores_;
+  const std::size_t max_pending_;  // embedder calls in flight: enough to keep every worker busy
+  const std::size_t embed_batch_;
   std::deque<std::unique_ptr<ModelCall>> pending_;  // in submission order
-  std::uint64_t frames_total_ = 0;
+  std::uint64_t frames_total_ = 0, frames_done_ = 0;
   const char* phase_ = nullptr;  // "write", "upload", "done" once scanning is over
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
   double cpu_start_ = process_cpu_seconds();
@@ -115,60 +122,44 @@ class Run {
 };
 
 Status Run::scan(std::size_t input) {
-  SourceConfig config;
-  config.type = SourceType::file;
-  config.url = options_.inputs[input];
-  config.live = false;
-  config.decoder_threads = 1;
-  auto opened = open_source(config, "harvest");
-  if (!opened.ok()) return opened.error();
-  std::unique_ptr<Source> source = std::move(opened).value();
-  if (source->info().frame_count > 0) frames_total_ += static_cast<std::uint64_t>(source->info().frame_count);
+  auto scan = InputScan::start(options_, input, workers_, cores_, detections_);
+  if (!scan.ok()) return scan.error();
+  if ((*scan)->frame_count() > 0) frames_total_ += static_cast<std::uint64_t>((*scan)->frame_count());
   faces_.start_input(input);
-  std::vector<FrameRef> batch;
-  std::uint64_t decoded = 0;
-  for (;;) {
-    auto frame = source->read();
-    if (!frame.ok()) return frame.error();  // names the file
-    if (!*frame) break;  // the end
-    ++decoded;
-    ++summary.frames;
-    if ((decoded - 1) % static_cast<std::uint64_t>(options_.stride) != 0) continue;
-    batch.push_back(std::move(frame).value());
-    if (batch.size() >= detect_batch_) VIGIL_RETURN_IF_ERROR(submit_detection(input, batch));
-    report(false);
+  if (Status taken = take_results(**scan); !taken.ok()) {
+    (*scan)->stop();
+    return taken;
   }
-  if (!batch.empty()) VIGIL_RETURN_IF_ERROR(submit_detection(input, batch));
-  VIGIL_RETURN_IF_ERROR(drain());
+  CameraStatus camera;
+  VIGIL_RETURN_IF_ERROR((*scan)->finish(camera));
+  summary.frames += camera.frames_decoded;
+  summary.shot_cuts += camera.shot_cuts;
+  frames_done_ = summary.frames;
   faces_.end_input();
   submit_embeddings(false);
   return drain();
 }
 
-// Hands a batch of sampled frames to the detector, then takes back finished calls in order
-// while too many are in flight.
-Status Run::submit_detection(std::size_t input, std::vector<FrameRef>& frames) {
-  auto call = std::make_unique<ModelCall>();
-  call->job.frames.swap(frames);
-  call->input = input;
-  VIGIL_RETURN_IF_ERROR(models_.detect(*call));
-  pending_.push_back(std::move(call));
-  while (pending_.size() > max_pending_) VIGIL_RETURN_IF_ERROR(complete_front());
+// Each tracked frame's faces to the selector, the faces of ended tracks to the embedder.
+Status Run::take_results(InputScan& scan) {
+  FrameResult result;
+  while (scan.next(result)) {
+    faces_.track(result);
+    frames_done_ = summary.frames + result.frame->seq + 1;
+    submit_embeddings(false);
+    while (pending_.size() > max_pending_) VIGIL_RETURN_IF_ERROR(complete_front());
+    report(false);
+  }
   return {};
 }
 
-// Takes back the oldest model call: detections go to the tracker, embeddings to their tracks.
+// Takes back the oldest embedder call: the embeddings to their tracks.
 Status Run::complete_front() {
   // Popped before it is finished: after an error there is nothing left for ~Run to wait for.
   const std::unique_ptr<ModelCall> call = std::move(pending_.front());
   pending_.pop_front();
   VIGIL_RETURN_IF_ERROR(models_.finish(*call));
-  if (call->job.kind == ModelJob::Kind::detect) {
-    for (std::size_t i = 0; i < call->job.frames.size(); ++i) faces_.track(*call->job.frames[i], call->job.detections[i]);
-    submit_embeddings(false);
-  } else {
-    faces_.add_embedded(call->faces, call->job.embeddings);
-  }
+  faces_.add_embedded(call->faces, call->job.embeddings);
   return {};
 }
 
@@ -192,8 +183,8 @@ void Run::report(bool force) {
   if (!force && now - last_report_ < std::chrono::seconds(1)) return;
   last_report_ = now;
   HarvestProgress p;
-  p.phase = phase_ ? phase_ : models_.replaying() ? "resume" : "scan";
-  p.frames_done = summary.frames;
+  p.phase = phase_ ? phase_ : detections_.replaying() ? "resume" : "scan";
+  p.frames_done = phase_ ? summary.frames : frames_done_;
   p.frames_total = frames_total_;
   p.faces = faces_.counts().faces_detected;
   p.tracks = faces_.tracks().size();
@@ -260,20 +251,21 @@ Status check_before_work(const HarvestOptions& options) {
   return {};
 }
 
-// One detector and one embedder per model worker, each on one intra-op thread.
-Status make_models(const HarvestOptions& options, int workers, std::vector<std::unique_ptr<Detector>>& detectors,
+// One embedder per model worker, each on one intra-op thread; one detector (the engine makes
+// its own), so that a detector that cannot load fails before any work.
+Status make_models(const HarvestOptions& options, int workers, std::unique_ptr<Detector>& detector,
                    std::vector<std::unique_ptr<FaceEmbedder>>& embedders) {
   set_inference_threads(1);  // OpenCV DNN's count is process-wide
   ModelConfig detector_config = options.detector;
   ModelConfig embedder_config = options.embedder;
   detector_config.set_threads(1);
   embedder_config.set_threads(1);
+  auto made = make_detector(detector_config);
+  if (!made.ok()) return with_context(made.error(), "detector");
+  detector = std::move(made).value();
   for (int w = 0; w < workers; ++w) {
-    auto detector = make_detector(detector_config);
-    if (!detector.ok()) return with_context(detector.error(), "detector");
     auto embedder = make_embedder(embedder_config);
     if (!embedder.ok()) return with_context(embedder.error(), "embedder");
-    detectors.push_back(std::move(detector).value());
     embedders.push_back(std::move(embedder).value());
   }
   return {};
@@ -306,26 +298,27 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   if (!fingerprint.ok()) return fingerprint.error();
   const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
   const int workers = std::max(1, static_cast<int>(cores));  // one per whole core of the budget
-  std::vector<std::unique_ptr<Detector>> detectors;
+  std::unique_ptr<Detector> detector;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders;
-  VIGIL_RETURN_IF_ERROR(make_models(options, workers, detectors, embedders));
+  VIGIL_RETURN_IF_ERROR(make_models(options, workers, detector, embedders));
   CpuGovernor governor(cores, true);
   Gallery gallery;
   std::vector<std::string> gallery_warnings;
   if (!options.gallery.empty()) {  // embedded with the first worker's models before the workers start
-    auto loaded = load_gallery(options.gallery, *detectors.front(), *embedders.front(), gallery_warnings);
+    auto loaded = load_gallery(options.gallery, *detector, *embedders.front(), gallery_warnings);
     if (!loaded.ok()) return loaded.error();
     gallery = std::move(loaded).value();
   }
   std::vector<std::string> records;
   auto journal = open_harvest_journal(options.out_dir, fingerprint->text, records);
   if (!journal.ok()) return journal.error();
-  ModelPool pool(std::move(detectors), std::move(embedders), governor);
-  Run run(options, pool, progress);
+  detector.reset();
+  ModelPool pool(std::move(embedders), governor);
+  Run run(options, pool, progress, workers, cores);
   run.summary.warnings = gallery_warnings;
   run.summary.cpu_budget = cores;
   run.summary.model_workers = workers;
-  run.models().resume_from(**journal, records);
+  run.resume_from(**journal, records);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
   HarvestOutputs outputs(options, std::move(fingerprint).value(), options.gallery.empty() ? nullptr : &gallery);
   VIGIL_RETURN_IF_ERROR(run.write_outputs(outputs));

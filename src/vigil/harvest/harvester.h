@@ -1,10 +1,10 @@
 // Harvester: one pass over recorded videos that turns them into faces, tracks and people:
 // what `vigil harvest` runs.
 //
-// Each input is decoded once, in order, never seeking; every `stride`-th frame is sampled,
-// sampled frames are detected in batches (the live engine's detector), every sampled frame
-// updates ByteTrack (the live engine's tracker; all tracks end at a shot cut), and each
-// tracked face is aligned and scored.
+// Each input is decoded once, in order, never seeking, by the live engine in offline mode
+// (harvest/scan.h): every `stride`-th frame is sampled, sampled frames are detected in runs
+// of the detector's max_batch, every sampled frame updates ByteTrack (all tracks end at a
+// shot cut), and each tracked face is aligned and scored (harvest/face_tracks.h).
 // A FaceSelector keeps the best faces of each track; when the track ends they are embedded
 // with the other tracks' in batches (the live engine's embedder), so the embedder runs about
 // once per max_batch kept faces, not once per detected face. At the end, tracks are grouped
@@ -36,9 +36,10 @@
 // progress.json, the manifest last, so that a manifest in the bucket means a whole harvest.
 // Objects an earlier run of the same harvest uploaded are not sent again.
 //
-// Threading: harvest() decodes, tracks and writes on the caller's thread while model calls
-// run on a ModelPool's workers (harvest/model_pool.h), taken back in order so the outputs do
-// not depend on the number of workers; the progress callback is called on the caller's thread.
+// Threading: the engine decodes, detects and tracks on its own threads and hands each result
+// to the caller's thread, which selects faces and writes; embedder calls run on a ModelPool's
+// workers (harvest/model_pool.h), taken back in order, so the outputs do not depend on the
+// number of workers; the progress callback is called on the caller's thread.
 #pragma once
 
 #include <cstdint>

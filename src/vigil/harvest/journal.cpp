@@ -60,7 +60,10 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& path, std::vec
     at += 8 + length;
   }
   j->torn_bytes_ = data.size() - at;
-  j->size_ = at;
+  {
+    MutexLock lock(j->mu_);  // no other thread knows it yet; the analysis cannot tell
+    j->size_ = at;
+  }
   if (j->torn_bytes_ > 0 && ::ftruncate(j->fd_, static_cast<off_t>(at)) != 0) return io_error("cannot cut a torn record", path);
   return j;
 }
@@ -71,6 +74,7 @@ Journal::~Journal() {
 
 Status Journal::append(std::string_view record) {
   if (record.size() > kMaxRecord) return Error{ErrorCode::invalid_argument, "journal " + path_ + ": record over 64 MiB"};
+  MutexLock lock(mu_);
   buffer_.resize(8 + record.size());
   put_u32(buffer_.data(), static_cast<std::uint32_t>(record.size()));
   put_u32(buffer_.data() + 4, crc_of(record));

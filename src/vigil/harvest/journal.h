@@ -7,7 +7,8 @@
 // the last of them, so appending continues cleanly. sync() makes what was appended survive a
 // power cut too (fdatasync).
 //
-// Threading: one thread.
+// Threading: append() from any thread (records go one after another); open, sync and the
+// destructor from one.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vigil/core/mutex.h"
 #include "vigil/core/status.h"
 
 namespace vigil {
@@ -33,19 +35,23 @@ class Journal {
 
   // Errors: invalid_argument for a record over kMaxRecord, unavailable when the write fails
   // (the file is cut back to its last whole record).
-  Status append(std::string_view record);
+  Status append(std::string_view record) EXCLUDES(mu_);
   Status sync();
   // Bytes cut from the end when it was opened (a torn record), for the log.
   std::uint64_t torn_bytes() const { return torn_bytes_; }
-  std::uint64_t size() const { return size_; }
+  std::uint64_t size() const EXCLUDES(mu_) {
+    MutexLock lock(mu_);
+    return size_;
+  }
 
  private:
   Journal() = default;
   int fd_ = -1;
   std::string path_;
-  std::uint64_t size_ = 0;
+  mutable Mutex mu_;
+  std::uint64_t size_ GUARDED_BY(mu_) = 0;
   std::uint64_t torn_bytes_ = 0;
-  std::string buffer_;  // header + payload, reused
+  std::string buffer_ GUARDED_BY(mu_);  // header + payload, reused
 };
 
 }  // namespace vigil

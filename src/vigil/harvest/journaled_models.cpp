@@ -24,35 +24,60 @@ Result<std::unique_ptr<Journal>> open_harvest_journal(const std::string& dir, co
   return journal;
 }
 
+void DetectionJournal::resume_from(Journal& journal, const std::vector<std::string>& records) {
+  MutexLock lock(mu_);
+  journal_ = &journal;
+  for (const std::string& r : records) {
+    if (record_kind(r) != RecordKind::detections) continue;
+    if (Status s = decode_detections(r, batch_); !s.ok()) {
+      error_ = s;
+      continue;
+    }
+    unreplayed_[{batch_.input, batch_.first_frame}] = &r;
+  }
+  replaying_ = !unreplayed_.empty();
+}
+
+bool DetectionJournal::replay(std::size_t input, std::span<const std::uint64_t> seqs, std::vector<Detections>& out) {
+  MutexLock lock(mu_);
+  const auto it = seqs.empty() ? unreplayed_.end() : unreplayed_.find({input, seqs.front()});
+  if (it == unreplayed_.end()) return false;
+  const std::string* record = it->second;
+  unreplayed_.erase(it);
+  replaying_ = !unreplayed_.empty();
+  if (Status s = decode_detections(*record, batch_); !s.ok() || batch_.frames.size() != seqs.size()) {
+    if (error_.ok()) error_ = s.ok() ? Status(Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"}) : s;
+    return false;
+  }
+  out.swap(batch_.frames);
+  resumed_frames_ += seqs.size();
+  return true;
+}
+
+void DetectionJournal::record(std::size_t input, std::span<const std::uint64_t> seqs, std::span<const Detections> found) {
+  MutexLock lock(mu_);
+  if (journal_ == nullptr || seqs.empty() || !error_.ok()) return;
+  error_ = journal_->append(encode_detections(static_cast<std::uint32_t>(input), seqs.front(), found));
+}
+
+Status DetectionJournal::finish_input(std::size_t input) {
+  MutexLock lock(mu_);
+  const auto left = unreplayed_.lower_bound({input, 0});
+  if (error_.ok() && left != unreplayed_.end() && left->first.first == input) {
+    error_ = Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
+  }
+  return error_;
+}
+
 void JournaledModels::resume_from(Journal& journal, const std::vector<std::string>& records) {
   journal_ = &journal;
   for (const std::string& r : records) {
-    if (record_kind(r) == RecordKind::detections) replay_detections_.push_back(&r);
     if (record_kind(r) == RecordKind::embeddings) replay_embeddings_.push_back(&r);
   }
 }
 
-Status JournaledModels::detect(ModelCall& call) {
-  call.job.kind = ModelJob::Kind::detect;
-  if (!replaying()) {
-    pool_.submit(call.job);
-    return {};
-  }
-  // The killed run detected these frames.
-  VIGIL_RETURN_IF_ERROR(decode_detections(*replay_detections_[next_detections_++], replayed_detections_));
-  if (replayed_detections_.input != call.input || replayed_detections_.first_frame != call.job.frames.front()->seq ||
-      replayed_detections_.frames.size() != call.job.frames.size()) {
-    return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
-  }
-  call.job.detections.swap(replayed_detections_.frames);
-  call.replayed = true;
-  resumed_frames_ += call.job.frames.size();
-  return {};
-}
-
 void JournaledModels::embed(ModelCall& call) {
   const std::size_t n = call.faces.size();
-  call.job.kind = ModelJob::Kind::embed;
   call.job.count = n;
   if (next_embeddings_ < replay_embeddings_.size()) {  // the killed run embedded these faces
     call.replayed = true;
@@ -88,10 +113,7 @@ Status JournaledModels::finish(ModelCall& call) {
   if (call.replayed) return call.job.status.ok() ? replay_error_ : call.job.status;
   pool_.wait(call.job);
   if (!call.job.status.ok()) return call.job.status;
-  if (journal_ && call.job.kind == ModelJob::Kind::detect) {
-    VIGIL_RETURN_IF_ERROR(journal_->append(encode_detections(static_cast<std::uint32_t>(call.input), call.job.frames.front()->seq,
-                                                              std::span<const Detections>(call.job.detections.data(), call.job.frames.size()))));
-  } else if (journal_) {
+  if (journal_) {
     batch_ids_.clear();
     embedding_values_.clear();
     for (std::size_t i = 0; i < call.faces.size(); ++i) {

@@ -2,10 +2,9 @@
 
 namespace vigil {
 
-ModelPool::ModelPool(std::vector<std::unique_ptr<Detector>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
-                     CpuGovernor& governor)
-    : detectors_(std::move(detectors)), embedders_(std::move(embedders)), governor_(governor) {
-  for (std::size_t i = 0; i < detectors_.size() && i < embedders_.size(); ++i) threads_.emplace_back([this, i] { work(i); });
+ModelPool::ModelPool(std::vector<std::unique_ptr<FaceEmbedder>> embedders, CpuGovernor& governor)
+    : embedders_(std::move(embedders)), governor_(governor) {
+  for (std::size_t i = 0; i < embedders_.size(); ++i) threads_.emplace_back([this, i] { work(i); });
 }
 
 ModelPool::~ModelPool() {
@@ -32,9 +31,7 @@ void ModelPool::wait(ModelJob& job) {
 }
 
 void ModelPool::work(std::size_t worker) {
-  Detector& detector = *detectors_[worker];
   FaceEmbedder& embedder = *embedders_[worker];
-  std::vector<const Image*> images;
   for (;;) {
     ModelJob* job = nullptr;
     {
@@ -45,15 +42,9 @@ void ModelPool::work(std::size_t worker) {
       queue_.pop_front();
     }
     governor_.admit();
-    if (job->kind == ModelJob::Kind::detect) {
-      images.clear();
-      for (const FrameRef& f : job->frames) images.push_back(&f->image);
-      job->status = guarded_call([&] { return detector.detect(images, job->detections); });
-    } else {
-      job->embeddings.clear();
-      job->status = guarded_call([&] { return embedder.embed_chips(job->chips, job->count, job->embeddings); });
-      for (Embedding& e : job->embeddings) l2_normalise(e);
-    }
+    job->embeddings.clear();
+    job->status = guarded_call([&] { return embedder.embed_chips(job->chips, job->count, job->embeddings); });
+    for (Embedding& e : job->embeddings) l2_normalise(e);
     {
       MutexLock lock(mu_);
       job->done_ = true;

@@ -1,11 +1,10 @@
-// ModelPool: the harvest's model calls (a batch of frames to detect, a batch of aligned faces
-// to embed) run on worker threads, each with its own detector and embedder, while the
-// harvest's thread decodes and tracks. Jobs come back in the order they were submitted, so
-// what the harvest does with them does not depend on which worker ran them or when.
+// ModelPool: the harvest's embedder calls (a batch of aligned faces to embed) run on worker
+// threads, each with its own embedder, while the harvest's thread aligns and selects faces.
+// Jobs come back in the order they were submitted, so what the harvest does with them does
+// not depend on which worker ran them or when. (Detection runs in the engine: harvester.h.)
 //
-// The workers share the CPU budget: each model call first waits for CpuGovernor::admit(),
-// and each worker's model runs on one intra-op thread (workers, not intra-op threads, use
-// the cores: independent calls scale where one call's threads wait on each other).
+// The workers share the CPU budget: each call first waits for CpuGovernor::admit(), and each
+// worker's model runs on one intra-op thread.
 //
 // Threading: submit(), wait() and the destructor from one thread (the harvest's); jobs are
 // owned by the caller and must outlive their wait().
@@ -21,18 +20,12 @@
 #include "vigil/core/frame.h"
 #include "vigil/core/mutex.h"
 #include "vigil/core/status.h"
-#include "vigil/vision/detector.h"
 #include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
 struct ModelJob {
-  enum class Kind { detect, embed };
-  Kind kind = Kind::detect;
-  // detect: the frames in, their detections out
-  std::vector<FrameRef> frames;
-  std::vector<Detections> detections;
-  // embed: `count` aligned chips in (RGB 0..255 floats, NHWC), L2-normalised embeddings out
+  // `count` aligned chips in (RGB 0..255 floats, NHWC), L2-normalised embeddings out
   std::vector<float> chips;
   std::size_t count = 0;
   std::vector<Embedding> embeddings;
@@ -44,9 +37,8 @@ struct ModelJob {
 
 class ModelPool {
  public:
-  // One worker per detector/embedder pair (detectors.size() == embedders.size() >= 1).
-  ModelPool(std::vector<std::unique_ptr<Detector>> detectors, std::vector<std::unique_ptr<FaceEmbedder>> embedders,
-            CpuGovernor& governor);
+  // One worker per embedder (at least one).
+  ModelPool(std::vector<std::unique_ptr<FaceEmbedder>> embedders, CpuGovernor& governor);
   ~ModelPool();  // stops the workers (a job being run finishes first)
   ModelPool(const ModelPool&) = delete;
   ModelPool& operator=(const ModelPool&) = delete;
@@ -55,14 +47,12 @@ class ModelPool {
   // Blocks until `job` has run.
   void wait(ModelJob& job) EXCLUDES(mu_);
   std::size_t workers() const { return threads_.size(); }
-  // The first worker's models (for their sizes; not to be called while jobs run).
-  Detector& detector() { return *detectors_.front(); }
+  // The first worker's embedder (for its sizes; not to be called while jobs run).
   FaceEmbedder& embedder() { return *embedders_.front(); }
 
  private:
   void work(std::size_t worker);
 
-  std::vector<std::unique_ptr<Detector>> detectors_;
   std::vector<std::unique_ptr<FaceEmbedder>> embedders_;
   CpuGovernor& governor_;
   Mutex mu_;

@@ -99,6 +99,10 @@ void Engine::Impl::capture_loop(const std::shared_ptr<Camera>& cam) {
       cam->set_state(CameraState::live);  // live once a decoded frame arrives
       backoff.reset();
     }
+    if (sc.stride > 1 && (*frame)->seq % static_cast<std::uint64_t>(sc.stride) != 0) {  // not sampled
+      cam->decoded.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     hand_off(cam, std::move(frame).value());
   }
   cam->input.close();

@@ -9,12 +9,14 @@ namespace vigil {
 
 using namespace engine_internal;
 
-// Frame steps since the camera's previous result (frames replaced or skipped count); 1 after
-// a reconnect restarts the source's numbering.
+// Frame steps since the camera's previous result (frames replaced or skipped count, frames
+// not sampled by the source's stride do not); 1 after a reconnect restarts the source's
+// numbering.
 int Engine::Impl::frame_steps(Camera& cam, const Frame& frame) {
   int steps = 1;
   if (cam.has_last_seq && frame.seq > cam.last_seq) {
-    steps = static_cast<int>(std::min<std::uint64_t>(frame.seq - cam.last_seq, 1000));
+    const auto stride = static_cast<std::uint64_t>(std::max(1, cam.config.source.stride));
+    steps = static_cast<int>(std::clamp<std::uint64_t>((frame.seq - cam.last_seq) / stride, 1, 1000));
   }
   cam.last_seq = frame.seq;
   cam.has_last_seq = true;

@@ -84,6 +84,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   if (std::string why = s.config.offline ? offline_refusal(config.source) : ""; !why.empty()) {
     return Error{ErrorCode::invalid_argument, "camera " + config.id + ": " + why};
   }
+  if (config.source.stride < 1) return Error{ErrorCode::invalid_argument, "camera " + config.id + ": a stride of 1 or more"};
   // The camera's frames wait on the edge its detector stage declares for its kind.
   const bool live = config.source.live;
   auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}), s.mu);
@@ -114,6 +115,7 @@ Status Engine::add_camera(const CameraConfig& config) {
     if (!source.ok()) return with_context(source.error(), "camera " + config.id);
     spdlog::info("camera {}: {}", config.id, (*source)->info().description);
     cam->interval_s = (*source)->info().fps > 0 ? 1.0 / (*source)->info().fps : 0;
+    cam->frame_count = (*source)->info().frame_count;
     MutexLock lock(cam->source_mu);  // no other thread knows the camera yet; the analysis cannot tell
     cam->source = std::move(source).value();
   } else {

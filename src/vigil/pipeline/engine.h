@@ -47,6 +47,7 @@ struct CameraStatus {
   bool live = false;                    // newest-wins edge rather than a queue
   SourceType source_type = SourceType::file;
   std::string source_url;               // as configured (may hold credentials: redact before showing)
+  std::int64_t frame_count = -1;        // a file's length as its header says, else -1
   std::uint64_t frames_decoded = 0;     // frames the source produced
   std::uint64_t frames_inferred = 0;    // frames that went through the detector
   std::uint64_t frames_replaced = 0;    // due frames replaced on the newest-wins edge before inference

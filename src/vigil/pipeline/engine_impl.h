@@ -69,6 +69,7 @@ struct Camera {
   std::size_t model = 0;
   bool live = false;
   double interval_s = 0;  // nominal frame interval of the source, 0 if unknown
+  std::int64_t frame_count = -1;  // a file's length as its header says, else -1
 
   std::unique_ptr<CameraStateMachine> machine;  // publishes every change on the bus
 

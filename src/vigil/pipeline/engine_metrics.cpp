@@ -137,6 +137,7 @@ EngineStatus Engine::status() const {
     cs.live = c->live;
     cs.source_type = c->config.source.type;
     cs.source_url = c->config.source.type == SourceType::synthetic ? c->config.source.path : c->config.source.url;
+    cs.frame_count = c->frame_count;
     {
       MutexLock lock(c->info_mu);
       cs.last_error = c->last_error;

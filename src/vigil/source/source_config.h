@@ -32,6 +32,10 @@ struct SourceConfig {
   int open_timeout_ms = 5000;    // connect + probe deadline
   int read_timeout_ms = 5000;    // no packet for this long: the stream is stalled
   std::string rtsp_transport = "tcp";
+  // file: pass on every N-th decoded frame (frames 0, N, 2N, ...); the others are decoded
+  // and counted, never queued. The tracker counts the frames passed on, so its settings hold
+  // in sampled frames (what `vigil harvest --stride` means).
+  int stride = 1;
 
   // synthetic
   SyntheticPattern pattern = SyntheticPattern::procedural;
