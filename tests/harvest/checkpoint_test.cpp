@@ -82,6 +82,13 @@ TEST(CheckpointTest, EveryCutOrWrongKindOfRecordIsDataLossNotACrash) {
   std::string huge = detections;
   huge[16] = '\x7f';  // the frame count's top byte: billions of frames in a small record
   EXPECT_FALSE(decode_detections(huge, d).ok());
+  DetectionBatch key;
+  ASSERT_TRUE(decode_detections_key(encode_detections(3, 42, some_detections()), key).ok());
+  EXPECT_EQ(key.input, 3u);
+  EXPECT_EQ(key.first_frame, 42u);
+  EXPECT_TRUE(key.frames.empty()) << "the detections are left for the replay";
+  EXPECT_FALSE(decode_detections_key(std::string_view(detections).substr(0, 12), key).ok());
+  EXPECT_FALSE(decode_detections_key(embeddings, key).ok());
   EXPECT_FALSE(record_kind("").has_value());
   EXPECT_FALSE(record_kind("Z").has_value());
   auto header = decode_header(encode_header(R"({"version":1})"));

@@ -257,5 +257,24 @@ TEST(JournaledModelsTest, AJournalOfOtherFramesOrOfAnotherHarvestIsRefused) {
   EXPECT_EQ(longer.detections.finish_input(0).error().code, ErrorCode::data_loss);
 }
 
+TEST(JournaledModelsTest, ADamagedDetectionRecordIsFoundWhenItsRunIsAskedFor) {
+  test::TempDir dir;
+  const std::vector<std::uint64_t> run{0, 1};
+  {
+    Harness first(dir.path(), "one");
+    ASSERT_TRUE(first.journal.ok());
+    const std::string record = encode_detections(0, 0, found_in(run));
+    ASSERT_TRUE((*first.journal)->append(std::string_view(record).substr(0, record.size() - 3)).ok()) << "whole in the journal, cut inside";
+  }
+  Harness resumed(dir.path(), "one");
+  ASSERT_TRUE(resumed.journal.ok());
+  EXPECT_TRUE(resumed.detections.replaying()) << "indexed by its input and first frame alone";
+  std::vector<Detections> out;
+  EXPECT_FALSE(resumed.detections.replay(0, run, out));
+  const Status refused = resumed.detections.finish_input(0);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::data_loss);
+}
+
 }  // namespace
 }  // namespace vigil

@@ -103,6 +103,13 @@ std::string encode_detections(std::uint32_t input, std::uint64_t first_frame, st
   return w.take();
 }
 
+Status decode_detections_key(std::string_view record, DetectionBatch& out) {
+  if (record_kind(record) != RecordKind::detections) return malformed("detection");
+  Reader r(record);
+  if (!r.get(out.input) || !r.get(out.first_frame)) return malformed("detection");
+  return {};
+}
+
 Status decode_detections(std::string_view record, DetectionBatch& out) {
   if (record_kind(record) != RecordKind::detections) return malformed("detection");
   Reader r(record);

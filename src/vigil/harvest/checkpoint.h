@@ -50,6 +50,9 @@ struct DetectionBatch {
 std::string encode_detections(std::uint32_t input, std::uint64_t first_frame, std::span<const Detections> frames);
 // Errors: data_loss when the record is not a well-formed detection batch.
 Status decode_detections(std::string_view record, DetectionBatch& out);
+// Only the batch's input and first frame (out.frames untouched), for indexing a journal
+// without decoding every detection twice. Errors: data_loss when the record is too short.
+Status decode_detections_key(std::string_view record, DetectionBatch& out);
 
 struct EmbeddingBatch {
   std::vector<std::uint64_t> face_ids;

@@ -6,6 +6,14 @@
 
 namespace vigil {
 
+namespace {
+
+Status other_frames() {
+  return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Journal>> open_harvest_journal(const std::string& dir, const std::string& fingerprint,
                                                       std::vector<std::string>& records) {
   const std::string journal_path = (std::filesystem::path(dir) / "harvest.journal").string();
@@ -29,7 +37,7 @@ void DetectionJournal::resume_from(Journal& journal, const std::vector<std::stri
   journal_ = &journal;
   for (const std::string& r : records) {
     if (record_kind(r) != RecordKind::detections) continue;
-    if (Status s = decode_detections(r, batch_); !s.ok()) {
+    if (Status s = decode_detections_key(r, batch_); !s.ok()) {
       error_ = s;
       continue;
     }
@@ -46,7 +54,7 @@ bool DetectionJournal::replay(std::size_t input, std::span<const std::uint64_t> 
   unreplayed_.erase(it);
   replaying_ = !unreplayed_.empty();
   if (Status s = decode_detections(*record, batch_); !s.ok() || batch_.frames.size() != seqs.size()) {
-    if (error_.ok()) error_ = s.ok() ? Status(Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"}) : s;
+    if (error_.ok()) error_ = s.ok() ? other_frames() : s;
     return false;
   }
   out.swap(batch_.frames);
@@ -64,7 +72,7 @@ Status DetectionJournal::finish_input(std::size_t input) {
   MutexLock lock(mu_);
   const auto left = unreplayed_.lower_bound({input, 0});
   if (error_.ok() && left != unreplayed_.end() && left->first.first == input) {
-    error_ = Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (detections for other frames)"};
+    error_ = other_frames();
   }
   return error_;
 }
