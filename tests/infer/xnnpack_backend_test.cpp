@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "support/test_support.h"
 #include "vigil/infer/backend.h"
+#include "vigil/infer/graph_backend.h"
 
 namespace vigil {
 namespace {
@@ -32,6 +34,31 @@ const std::vector<ShippedModel>& shipped_models() {
       {"models/face_recognition_128.onnx", {}, 150, 127.5f},
   };
   return models;
+}
+
+// The chunk a model is calibrated for is measured once per process, backend and thread count:
+// the next instance (one per worker) takes it without running the model.
+TEST(XnnpackBackendTest, AModelIsCalibratedOncePerThreadCount) {
+  test::TempDir dir;
+  const std::string copy = (dir.path() / "blazeface.onnx").string();  // a path no other test calibrated
+  std::filesystem::copy_file(test::data_file("models/blazeface_front_128_dyn.onnx"), copy);
+  BackendOptions options{copy, {}, BackendKind::xnnpack};
+  options.threads = 1;
+  const std::uint64_t before = GraphBackend::calibrations_measured();
+  auto first = create_xnnpack_backend(options);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(GraphBackend::calibrations_measured(), before + 1);
+  auto second = create_xnnpack_backend(options);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(GraphBackend::calibrations_measured(), before + 1) << "the second instance measured again";
+  EXPECT_EQ(dynamic_cast<GraphBackend&>(**second).max_chunk(), dynamic_cast<GraphBackend&>(**first).max_chunk());
+  options.threads = 2;
+  ASSERT_TRUE(create_xnnpack_backend(options).ok());
+  EXPECT_EQ(GraphBackend::calibrations_measured(), before + 2) << "another thread count is measured for itself";
+  options.threads = 1;
+  options.max_chunk = 4;
+  ASSERT_TRUE(create_xnnpack_backend(options).ok());
+  EXPECT_EQ(GraphBackend::calibrations_measured(), before + 2) << "a chunk the options give is not measured";
 }
 
 // Each item of a batch of 5 (runtimes of 4 and 1) matches OpenCV DNN's fp32 result for it.

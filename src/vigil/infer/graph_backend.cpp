@@ -3,11 +3,31 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <map>
+#include <string>
+
+#include "vigil/core/mutex.h"
 
 namespace vigil {
 
-GraphBackend::GraphBackend(ModelGraph graph, int max_chunk, bool power_of_two)
-    : graph_(std::move(graph)), max_chunk_(max_chunk), power_of_two_(power_of_two) {}
+namespace {
+
+// Calibrations made in this process: "backend|threads|input dims|path" -> max_chunk.
+struct Calibrations {
+  Mutex mu;
+  std::map<std::string, int> chunks GUARDED_BY(mu);
+  std::uint64_t measured GUARDED_BY(mu) = 0;
+};
+
+Calibrations& calibrations() {
+  static Calibrations* kept = new Calibrations;  // never destroyed: backends may load during exit
+  return *kept;
+}
+
+}  // namespace
+
+GraphBackend::GraphBackend(ModelGraph graph, int max_chunk, bool power_of_two, int threads)
+    : graph_(std::move(graph)), max_chunk_(max_chunk), power_of_two_(power_of_two), threads_(threads) {}
 
 Error GraphBackend::fail(const std::string& what, const GraphOp* op) const {
   return Error{ErrorCode::invalid_argument, graph_.path + ": " + name() + ": " + what + (op ? " (" + op->describe() + ")" : "")};
@@ -65,6 +85,30 @@ Status GraphBackend::load() {
 
 Status GraphBackend::calibrate() {
   if (!graph_.dynamic_batch() || max_chunk_ > 0) return {};
+  const std::string key = name() + "|" + std::to_string(threads_) + "|" + dims_string(graph_.input_dims) + "|" + graph_.path;
+  Calibrations& kept = calibrations();
+  {
+    MutexLock lock(kept.mu);
+    const auto it = kept.chunks.find(key);
+    if (it != kept.chunks.end()) {
+      max_chunk_ = it->second;
+      return {};
+    }
+  }
+  VIGIL_RETURN_IF_ERROR(measure_chunk());
+  MutexLock lock(kept.mu);
+  kept.chunks.emplace(key, max_chunk_);
+  ++kept.measured;
+  return {};
+}
+
+std::uint64_t GraphBackend::calibrations_measured() {
+  Calibrations& kept = calibrations();
+  MutexLock lock(kept.mu);
+  return kept.measured;
+}
+
+Status GraphBackend::measure_chunk() {
   Dims dims = graph_.input_dims;
   dims[0] = 4;
   Tensor input;

@@ -6,11 +6,14 @@
 // [first, first + chunk) of a call through it (run_chunk). Batches larger than max_chunk are
 // split; a graph with a fixed batch runs whole. calibrate() measures four items as one chunk
 // against four chunks of one (best of three): small convolutional models often run faster
-// item by item, their activations staying in cache.
+// item by item, their activations staying in cache. The choice is kept for the process, by
+// backend, model file and thread count, so the next instance of the same model (one per
+// worker, one per harvest input) loads without measuring again.
 //
 // Threading: one caller at a time, like every Backend.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,11 +31,14 @@ class GraphBackend : public Backend {
   // frame), then calibrates.
   Status load();
   int max_chunk() const { return max_chunk_; }
+  // How many calibrations this process measured (the others were taken from earlier ones).
+  static std::uint64_t calibrations_measured();
 
  protected:
   // power_of_two: chunks are the largest power of two that fits (a backend whose plans are
   // costly to make keeps at most log2(max batch) + 1 of them).
-  GraphBackend(ModelGraph graph, int max_chunk, bool power_of_two);
+  // threads: the instance's intra-op threads (part of what its calibration is kept under).
+  GraphBackend(ModelGraph graph, int max_chunk, bool power_of_two, int threads);
   const ModelGraph& graph() const { return graph_; }
 
   // The dims of every output at a chunk of `batch` items, planning it on first use.
@@ -50,11 +56,13 @@ class GraphBackend : public Backend {
   Status check_input(const Tensor& input) const;
   // Chooses max_chunk when the options left it 0 and the batch is dynamic.
   Status calibrate();
+  Status measure_chunk();
   std::int64_t chunk_for(std::int64_t left) const;
 
   ModelGraph graph_;
   int max_chunk_;
   bool power_of_two_;
+  int threads_;
 };
 
 }  // namespace vigil

@@ -691,7 +691,8 @@ void bind(Plan& plan) {
 class OnednnBackend final : public GraphBackend {
  public:
   OnednnBackend(ModelGraph graph, DataType compute, const BackendOptions& options)
-      : GraphBackend(std::move(graph), options.max_chunk, false), compute_(compute),
+      : GraphBackend(std::move(graph), options.max_chunk, false, options.threads > 0 ? options.threads : g_onednn_threads.load()),
+        compute_(compute),
         threads_(options.threads > 0 ? options.threads : g_onednn_threads.load()),
         refuse_reference_(options.refuse_reference_kernels) {}
 

@@ -558,7 +558,7 @@ Status initialise_xnnpack() {
 class XnnpackBackend final : public GraphBackend {
  public:
   XnnpackBackend(ModelGraph graph, int threads, int max_chunk)
-      : GraphBackend(std::move(graph), max_chunk, true) {
+      : GraphBackend(std::move(graph), max_chunk, true, threads) {
     const Dims& dims = this->graph().input_dims;
     const std::string& input = this->graph().input;
     input_nchw_ = dims.size() == 4 && std::any_of(this->graph().ops.begin(), this->graph().ops.end(), [&](const GraphOp& op) {
