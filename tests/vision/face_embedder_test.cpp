@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <fstream>
 
@@ -101,6 +102,24 @@ TEST(FaceAlignTest, ChipIsSampledFromYuvPlanesWithTheFramesColours) {
   EXPECT_NEAR(q.sharpness, 0.0f, 1e-3);  // a flat picture has no edges
 }
 
+// The same photo as BGR: planes of a YUV420P image put side by side as B, G, R (colours do
+// not matter here, only that the BGR path samples three channels).
+Image as_bgr(const Image& yuv, ByteStorage& storage) {
+  Image bgr = storage.allocate(PixelFormat::bgr24, yuv.width, yuv.height);
+  for (int row = 0; row < yuv.height; ++row) {
+    auto* out = const_cast<std::uint8_t*>(bgr.planes[0].data) + row * bgr.planes[0].stride;
+    const std::uint8_t* y = yuv.planes[0].data + row * yuv.planes[0].stride;
+    const std::uint8_t* u = yuv.planes[1].data + (row / 2) * yuv.planes[1].stride;
+    const std::uint8_t* v = yuv.planes[2].data + (row / 2) * yuv.planes[2].stride;
+    for (int x = 0; x < yuv.width; ++x) {
+      out[3 * x] = y[x];
+      out[3 * x + 1] = u[x / 2];
+      out[3 * x + 2] = v[x / 2];
+    }
+  }
+  return bgr;
+}
+
 class FaceEmbedderTest : public ::testing::Test {
  protected:
   static std::unique_ptr<FaceEmbedder> embedder(int max_batch) {
@@ -135,6 +154,36 @@ TEST_F(FaceEmbedderTest, WrongModelFileIsAClearError) {
   auto garbage = FaceEmbedder::create({dir.file("garbage.onnx"), 4});
   ASSERT_FALSE(garbage.ok());
   EXPECT_EQ(garbage.error().code, ErrorCode::invalid_argument);
+}
+
+// measure() gives align()'s quality bit for bit (so the harvest can score every face and
+// align only those it keeps), for large faces (n x n samples per chip pixel) and small ones,
+// YUV and BGR frames, both chip templates.
+TEST_F(FaceEmbedderTest, MeasuringAFaceGivesTheQualityOfAligningIt) {
+  int compared = 0;
+  for (const double scale : {1.0, 0.35}) {
+    auto photo = read_image_file(test::data_file("media/sample4.jpg"), scale);
+    ASSERT_TRUE(photo.ok());
+    ByteStorage storage;
+    const Image bgr = as_bgr(photo->image, storage);
+    const Detections found = faces(photo->image);
+    ASSERT_FALSE(found.empty()) << "scale " << scale;
+    for (const Image* image : std::initializer_list<const Image*>{&photo->image, &bgr}) {
+      for (const FaceTemplate* face : {&dlib_face_template(), &arcface_face_template()}) {
+        for (const Detection& d : found) {
+          FaceAligner aligner, measurer;
+          std::vector<float> chip(static_cast<std::size_t>(face->size) * static_cast<std::size_t>(face->size) * 3);
+          const FaceQuality aligned = aligner.align(*image, d, chip.data(), *face);
+          const FaceQuality measured = measurer.measure(*image, d, *face);
+          EXPECT_GT(aligned.sharpness, 0.0f);
+          EXPECT_EQ(std::bit_cast<std::uint32_t>(measured.sharpness), std::bit_cast<std::uint32_t>(aligned.sharpness));
+          EXPECT_EQ(std::bit_cast<std::uint32_t>(measured.value()), std::bit_cast<std::uint32_t>(aligned.value()));
+          ++compared;
+        }
+      }
+    }
+  }
+  EXPECT_GE(compared, 12);
 }
 
 TEST_F(FaceEmbedderTest, BatchedAndSingleEmbeddingsAgreeAndAreNormalised) {

@@ -41,6 +41,8 @@ class FaceSelector {
   std::vector<FaceCandidate> finish(std::uint64_t track_id);
   // Tracks with faces offered and not finished, in id order (to finish at the end of input).
   std::vector<std::uint64_t> open_tracks() const;
+  // Whether every face offered is kept (all_faces).
+  bool keeps_every_face() const { return config_.all_faces; }
 
  private:
   struct Track {

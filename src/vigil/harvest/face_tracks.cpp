@@ -47,14 +47,18 @@ void FaceTracks::track(const FrameResult& result) {
   }
 }
 
-// Aligns and scores a tracked face; the selector says whether its chip is kept.
+// Scores a tracked face; the selector says whether it is kept, and only a kept face is aligned
+// into its chip (measuring is a tenth of aligning; with all_faces every face is aligned at once).
 void FaceTracks::offer(std::uint64_t track, const Frame& frame, const Detection& d, double ts) {
   const std::size_t chip_values = static_cast<std::size_t>(face_template_.size) * static_cast<std::size_t>(face_template_.size) * 3;
   chip_floats_.resize(chip_values);
-  const FaceQuality quality = aligner_.align(frame.image, d, chip_floats_.data(), face_template_);
+  const bool aligned = selector_.keeps_every_face();
+  const FaceQuality quality = aligned ? aligner_.align(frame.image, d, chip_floats_.data(), face_template_)
+                                      : aligner_.measure(frame.image, d, face_template_);
   const FaceCandidate candidate{next_face_++, track, ts, quality.value()};
   dropped_.clear();
   if (selector_.offer(candidate, dropped_)) {
+    if (!aligned) aligner_.align(frame.image, d, chip_floats_.data(), face_template_);
     KeptFace k;
     k.candidate = candidate;
     k.input = input_;

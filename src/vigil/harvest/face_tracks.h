@@ -74,7 +74,7 @@ class FaceTracks {
   // A new input, tracked afresh (its track ids start again; the last input's tracks ended).
   void start_input(std::size_t input);
   // One sampled frame of the current input as tracked: each tracked face (not predicted)
-  // aligned, scored and offered to the selector; the tracks removed in it end.
+  // scored and offered to the selector (a face it keeps is aligned); the tracks removed in it end.
   void track(const FrameResult& result);
   // The input ended: every open track ends with it.
   void end_input();

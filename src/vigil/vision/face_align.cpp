@@ -123,9 +123,25 @@ FaceQuality face_quality_from_keypoints(const Detection& detection) {
 }
 
 FaceQuality FaceAligner::align(const Image& image, const Detection& detection, float* dst, const FaceTemplate& face) {
-  const int chip_size = face.size;
   FaceQuality q = face_quality_from_keypoints(detection);
   const Similarity to_frame = face_chip_transform(detection, face).inverse();
+  sample_chip(image, to_frame, face.size, {0, face.size}, dst);
+  q.sharpness = sharpness(face.size);
+  return q;
+}
+
+FaceQuality FaceAligner::measure(const Image& image, const Detection& detection, const FaceTemplate& face) {
+  FaceQuality q = face_quality_from_keypoints(detection);
+  const Similarity to_frame = face_chip_transform(detection, face).inverse();
+  const auto [lo, hi] = centre(face.size);
+  sample_chip(image, to_frame, face.size, {std::max(0, lo - 1), std::min(face.size, hi + 1)}, nullptr);
+  q.sharpness = sharpness(face.size);
+  return q;
+}
+
+// The chip's pixels in rows and columns [span.first, span.second): their luma into luma_, and
+// their RGB into dst (when not null).
+void FaceAligner::sample_chip(const Image& image, const Similarity& to_frame, int chip_size, std::pair<int, int> span, float* dst) {
   // Shrinking a large face: average n x n bilinear samples per chip pixel (n = frame pixels
   // per chip pixel, at most 4) so the chip is not aliased.
   const float frame_per_chip = to_frame.scale();
@@ -136,9 +152,10 @@ FaceQuality FaceAligner::align(const Image& image, const Detection& detection, f
   const YuvToRgb k = YuvToRgb::for_range(image.full_range);
   const bool bgr = image.format == PixelFormat::bgr24;
   const bool nv12 = image.format == PixelFormat::nv12;
+  const bool colour = dst != nullptr || bgr;  // BGR's luma comes from its colours
   const int cw = image.plane_width(bgr ? 0 : 1), chh = image.plane_height(bgr ? 0 : 1);
-  for (int y = 0; y < chip_size; ++y) {
-    for (int x = 0; x < chip_size; ++x) {
+  for (int y = span.first; y < span.second; ++y) {
+    for (int x = span.first; x < span.second; ++x) {
       float r = 0, g = 0, b = 0, luma_sum = 0;
       for (int sy = 0; sy < n; ++sy) {
         for (int sx = 0; sx < n; ++sx) {
@@ -155,6 +172,9 @@ FaceQuality FaceAligner::align(const Image& image, const Detection& detection, f
             continue;
           }
           const float luma = sample(image.planes[0].data, image.planes[0].stride, 1, image.width, image.height, fx, fy);
+          const float l = k.cy * (luma - k.y_offset);
+          luma_sum += l;
+          if (!colour) continue;
           const float cx = f.x * 0.5f - 0.5f, cy = f.y * 0.5f - 0.5f;
           float cb = 0, cr = 0;
           if (nv12) {
@@ -166,25 +186,32 @@ FaceQuality FaceAligner::align(const Image& image, const Detection& detection, f
           }
           cb -= 128.0f;
           cr -= 128.0f;
-          const float l = k.cy * (luma - k.y_offset);
           r += std::clamp(l + k.cr_r * cr, 0.0f, 255.0f);
           g += std::clamp(l + k.cb_g * cb + k.cr_g * cr, 0.0f, 255.0f);
           b += std::clamp(l + k.cb_b * cb, 0.0f, 255.0f);
-          luma_sum += l;
         }
       }
-      float* out = dst + (static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size) + static_cast<std::size_t>(x)) * 3;
-      out[0] = r * inv_n2;
-      out[1] = g * inv_n2;
-      out[2] = b * inv_n2;
-      luma_[static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size) + static_cast<std::size_t>(x)] =
-          bgr ? 0.299f * out[0] + 0.587f * out[1] + 0.114f * out[2] : luma_sum * inv_n2;
+      const std::size_t at = static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size) + static_cast<std::size_t>(x);
+      const float red = r * inv_n2, green = g * inv_n2, blue = b * inv_n2;
+      if (dst != nullptr) {
+        float* out = dst + at * 3;
+        out[0] = red;
+        out[1] = green;
+        out[2] = blue;
+      }
+      luma_[at] = bgr ? 0.299f * red + 0.587f * green + 0.114f * blue : luma_sum * inv_n2;
     }
   }
-  // Sharpness: variance of the 4-neighbour Laplacian over the chip's centre (the face).
+}
+
+// The rows and columns [first, second) of a chip that its sharpness is measured over (the face).
+std::pair<int, int> FaceAligner::centre(int chip_size) { return {chip_size / 4, chip_size - chip_size / 4}; }
+
+// Variance of the 4-neighbour Laplacian of luma_ over the chip's centre, saturating.
+float FaceAligner::sharpness(int chip_size) const {
   double sum = 0, sum2 = 0;
   int count = 0;
-  const int lo = chip_size / 4, hi = chip_size - chip_size / 4;
+  const auto [lo, hi] = centre(chip_size);
   for (int y = lo; y < hi; ++y) {
     const float* row = luma_.data() + static_cast<std::size_t>(y) * static_cast<std::size_t>(chip_size);
     for (int x = lo; x < hi; ++x) {
@@ -196,8 +223,7 @@ FaceQuality FaceAligner::align(const Image& image, const Detection& detection, f
   }
   const double mean = count ? sum / count : 0.0;
   const double variance = count ? std::max(0.0, sum2 / count - mean * mean) : 0.0;
-  q.sharpness = static_cast<float>(variance / (variance + 50.0));
-  return q;
+  return static_cast<float>(variance / (variance + 50.0));
 }
 
 Status face_thumbnail_jpeg(const Image& image, const BBox& box, int size, std::vector<std::uint8_t>& out) {

@@ -12,6 +12,7 @@
 
 #include <array>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "vigil/core/detection.h"
@@ -69,8 +70,16 @@ class FaceAligner {
   // dst, and returns the quality with sharpness measured on the chip's luma.
   FaceQuality align(const Image& image, const Detection& detection, float* dst,
                     const FaceTemplate& face = dlib_face_template());
+  // The same quality as align's, bit for bit, without making the chip: only the luma of the
+  // chip's centre is sampled (about a tenth of the work), for deciding whether a face is
+  // worth aligning.
+  FaceQuality measure(const Image& image, const Detection& detection, const FaceTemplate& face = dlib_face_template());
 
  private:
+  void sample_chip(const Image& image, const Similarity& to_frame, int chip_size, std::pair<int, int> span, float* dst);
+  static std::pair<int, int> centre(int chip_size);
+  float sharpness(int chip_size) const;
+
   std::vector<float> luma_;  // the chip's luma, for sharpness; kept between calls
 };
 
