@@ -169,6 +169,9 @@ TEST(ConfigLoaderTest, EmptyOrMissingSectionsAreRejected) {
   EXPECT_NE(error_of("").find("empty"), std::string::npos);
   EXPECT_NE(error_of("models: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
   EXPECT_NE(error_of("cameras: 3\nmodels: {faces: {path: x}}\n").find("cameras: required"), std::string::npos);
+  EXPECT_TRUE(parse_config("models: {faces: {path: x}}\n", "config", ConfigUse::models).ok()) << "the harvest takes only the models";
+  EXPECT_FALSE(parse_config("cameras: 3\nmodels: {faces: {path: x}}\n", "config", ConfigUse::models).ok()) << "cameras there are checked";
+  EXPECT_FALSE(parse_config("models: {}\n", "config", ConfigUse::models).ok());
 }
 
 TEST(ConfigLoaderTest, LiveDefaultsByKindAndCanBeOverridden) {

@@ -331,7 +331,7 @@ HttpConfig parse_http(const YAML::Node& node) {
   return http;
 }
 
-EngineConfig parse_root(const YAML::Node& root) {
+EngineConfig parse_root(const YAML::Node& root, ConfigUse use) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
              {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity",
@@ -348,9 +348,10 @@ EngineConfig parse_root(const YAML::Node& root) {
   }
 
   YAML::Node cameras = top.node("cameras");
-  if (!cameras || !cameras.IsSequence() || cameras.size() == 0) fail("cameras", "required: a list of cameras");
+  const bool listed = cameras && cameras.IsSequence() && cameras.size() > 0;
+  if (!listed && (use == ConfigUse::engine || cameras)) fail("cameras", "required: a list of cameras");
   std::set<std::string> ids;
-  for (std::size_t i = 0; i < cameras.size(); ++i) {
+  for (std::size_t i = 0; listed && i < cameras.size(); ++i) {
     const std::string path = "cameras[" + std::to_string(i) + "]";
     CameraConfig camera = parse_camera(cameras[i], path, config);
     if (!ids.insert(camera.id).second) fail(path + ".id", "duplicate camera id '" + camera.id + "'");
@@ -413,7 +414,7 @@ EngineConfig parse_root(const YAML::Node& root) {
 
 }  // namespace
 
-Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin) {
+Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin, ConfigUse use) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
@@ -422,7 +423,7 @@ Result<EngineConfig> parse_config(const std::string& yaml_text, const std::strin
                                                   std::to_string(e.mark.column + 1) + ": malformed YAML: " + e.msg};
   }
   try {
-    return parse_root(root);
+    return parse_root(root, use);
   } catch (const ConfigError& e) {
     return Error{ErrorCode::invalid_argument, origin + ": " + (e.path.empty() ? "" : e.path + ": ") + e.message};
   } catch (const YAML::Exception& e) {
@@ -446,12 +447,12 @@ Result<CameraConfig> parse_camera_config(const std::string& text, const EngineCo
   }
 }
 
-Result<EngineConfig> load_config_file(const std::string& path) {
+Result<EngineConfig> load_config_file(const std::string& path, ConfigUse use) {
   std::ifstream in(path);
   if (!in) return Error{ErrorCode::not_found, path + ": cannot read config file"};
   std::stringstream text;
   text << in.rdbuf();
-  return parse_config(text.str(), path);
+  return parse_config(text.str(), path, use);
 }
 
 }  // namespace vigil

@@ -10,8 +10,12 @@
 
 namespace vigil {
 
-Result<EngineConfig> load_config_file(const std::string& path);
-Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin = "config");
+// What a config is loaded for: the engine (cameras required), or only its models (the
+// harvest's --config; cameras may be there, and are checked, but need not be).
+enum class ConfigUse { engine, models };
+
+Result<EngineConfig> load_config_file(const std::string& path, ConfigUse use = ConfigUse::engine);
+Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin = "config", ConfigUse use = ConfigUse::engine);
 // One camera in the config's camera schema (YAML or JSON), its models looked up in `config`
 // (what POST /api/v1/cameras takes).
 Result<CameraConfig> parse_camera_config(const std::string& text, const EngineConfig& config,

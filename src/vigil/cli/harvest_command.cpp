@@ -43,7 +43,7 @@ int harvest_command(const HarvestCommandOptions& o) {
   options.detector.settings.max_batch = 4;
   options.embedder.settings.model_path = data_dir() + "/models/face_recognition_128.onnx";
   if (!o.config_path.empty()) {  // the first face detector (any kind that finds faces) and embedder of a config
-    auto config = load_config_file(o.config_path);
+    auto config = load_config_file(o.config_path, ConfigUse::models);
     if (!config.ok()) {
       std::fprintf(stderr, "vigil: error: %s\n", config.error().message.c_str());
       return 2;
