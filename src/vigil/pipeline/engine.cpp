@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "vigil/pipeline/engine_impl.h"
+#include "vigil/vision/face_align.h"
 
 namespace vigil {
 
@@ -24,6 +25,7 @@ Engine::~Engine() {
 }
 
 Result<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, EngineHooks hooks) {
+  prepare_image_codecs();  // before any of the engine's threads: thumbnails are encoded on the workers
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->hooks = std::move(hooks);

@@ -266,4 +266,6 @@ Status face_thumbnail_jpeg(const Image& image, const BBox& box, int size, std::v
   return {};
 }
 
+void prepare_image_codecs() { static_cast<void>(cv::haveImageWriter(".jpg")); }
+
 }  // namespace vigil

@@ -88,4 +88,10 @@ class FaceAligner {
 // image.
 Status face_thumbnail_jpeg(const Image& image, const BBox& box, int size, std::vector<std::uint8_t>& out);
 
+// Builds OpenCV's table of image codecs (what imread and imencode look up) now. OpenCV builds
+// it on first use behind a function-local static whose check is in uninstrumented code, so
+// ThreadSanitizer takes two threads' first uses for a race; the engine calls this before it
+// starts any thread, which orders every later use after the table is built.
+void prepare_image_codecs();
+
 }  // namespace vigil
