@@ -40,6 +40,7 @@ class GraphBackend : public Backend {
   // threads: the instance's intra-op threads (part of what its calibration is kept under).
   GraphBackend(ModelGraph graph, int max_chunk, bool power_of_two, int threads);
   const ModelGraph& graph() const { return graph_; }
+  int threads() const { return threads_; }
 
   // The dims of every output at a chunk of `batch` items, planning it on first use.
   virtual Result<const std::vector<Dims>*> prepare(std::int64_t batch) = 0;

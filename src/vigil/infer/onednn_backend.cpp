@@ -693,7 +693,6 @@ class OnednnBackend final : public GraphBackend {
   OnednnBackend(ModelGraph graph, DataType compute, const BackendOptions& options)
       : GraphBackend(std::move(graph), options.max_chunk, false, options.threads > 0 ? options.threads : g_onednn_threads.load()),
         compute_(compute),
-        threads_(options.threads > 0 ? options.threads : g_onednn_threads.load()),
         refuse_reference_(options.refuse_reference_kernels) {}
 
   std::string name() const override { return compute_ == DataType::bf16 ? "onednn-bf16" : "onednn"; }
@@ -706,7 +705,7 @@ class OnednnBackend final : public GraphBackend {
       auto shapes = graph().shapes(batch);
       if (!shapes.ok()) return shapes.error();
       // oneDNN sizes a primitive's work split by the thread count when it is created.
-      omp_set_num_threads(threads_);
+      omp_set_num_threads(threads());
       try {
         Lowering lowering(graph(), std::move(shapes).value(), compute_, refuse_reference_, weights_, *plan);
         VIGIL_RETURN_IF_ERROR(lowering.build(batch));
@@ -724,7 +723,7 @@ class OnednnBackend final : public GraphBackend {
   // Items [first, first + batch) of the call, read and written in place.
   Status run_chunk(std::int64_t batch, const Tensor& input, std::int64_t first, std::vector<Tensor>& outputs, bool) override {
     Plan& plan = *plans_.at(batch);
-    omp_set_num_threads(threads_);
+    omp_set_num_threads(threads());
     for (const int r : plan.external_refs) {
       const int buffer = plan.refs[static_cast<std::size_t>(r)].buffer;
       void* handle = nullptr;
@@ -765,7 +764,6 @@ class OnednnBackend final : public GraphBackend {
   }
 
   DataType compute_;
-  int threads_;
   bool refuse_reference_;
   WeightCache weights_;
   std::map<std::int64_t, std::unique_ptr<Plan>> plans_;
