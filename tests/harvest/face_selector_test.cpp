@@ -1,4 +1,4 @@
-#include "vigil/harvest/face_selector.h"
+#include "vigil/pipeline/face_selector.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
-// The harvest's stages alone: FaceTracks (selection) on synthetic frames, detections and
-// ByteTrack (the engine's tracker, as the engine drives it), and the journal in front of the
-// models (DetectionJournal, JournaledModels with the real face-api embedder), recording and
-// then replaying a run.
+// The harvest's face policy and records alone: BestFaces (the engine's per-track selection)
+// and FaceTracks (the harvest's records) on synthetic frames, detections and ByteTrack (the
+// engine's tracker, as the engine drives it), and the journal in front of the models
+// (DetectionJournal, EmbeddingJournal), recording and then replaying a run.
 #include "vigil/harvest/face_tracks.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +10,7 @@
 #include <atomic>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -78,34 +79,88 @@ struct Tracked {
 
 const FaceTemplate& kTemplate = dlib_face_template();
 
-TEST(FaceTracksTest, TwoPeopleGetIdsInOrderOfAppearanceAndTheirBestFacesWaitForTheEmbedderUntilTheirTracksEnd) {
+// Ten grey frames of two people passing each other, each tracked (ByteTrack) and handed to `each`.
+void two_people_pass(const std::function<void(const FrameResult&)>& each) {
   auto pool = make_frame_pool();
-  FaceTracks tracks(config(3), kTemplate, 4);
-  tracks.start_input(0);
   Tracked engine;
   for (std::uint64_t seq = 0; seq < 10; ++seq) {
     TestFrame f(*pool, seq, 80);
-    const FrameResult& r = engine.track(f, {face_at(20 + seq, 30), face_at(200 - seq, 60)});
-    tracks.track(r);
+    each(engine.track(f, {face_at(20 + float(seq), 30), face_at(200 - float(seq), 60)}));
+  }
+}
+
+// The embeddings the engine would give: one per face, value i in the first place.
+void embed(FaceBatch& batch, std::size_t dim = 4) {
+  batch.embeddings.clear();
+  for (std::size_t i = 0; i < batch.faces.size(); ++i) {
+    Embedding& e = batch.embeddings.emplace_back(dim);
+    e[0] = float(i);
+    e[dim - 1] = 1;
+  }
+}
+
+FaceBatch batch_of(std::vector<KeptFace>& faces) {
+  FaceBatch batch;
+  batch.faces.assign(std::make_move_iterator(faces.begin()), std::make_move_iterator(faces.end()));
+  faces.clear();
+  embed(batch);
+  return batch;
+}
+
+TEST(BestFacesTest, EachTracksBestFacesWaitUntilTheTrackEnds) {
+  BestFaces best(config(3), kTemplate);
+  two_people_pass([&](const FrameResult& r) {
+    best.track(r);
     EXPECT_GT(r.detections[0].track_id, 0u);
     EXPECT_NE(r.detections[0].track_id, r.detections[1].track_id);
+  });
+  EXPECT_TRUE(best.ended().empty()) << "both tracks are still open";
+  EXPECT_EQ(best.offered(), 20u);
+  best.end_all();
+  const std::vector<KeptFace>& ended = best.ended();
+  ASSERT_EQ(ended.size(), 6u) << "the best 3 of each track";
+  EXPECT_EQ(ended[0].candidate.track_id, 1u);
+  EXPECT_EQ(ended[5].candidate.track_id, 2u);
+  EXPECT_EQ(ended[0].chip.size(), static_cast<std::size_t>(kTemplate.size * kTemplate.size * 3));
+  EXPECT_EQ(ended[0].keypoints.size(), 6u);
+  // Equal faces on grey frames: the earliest of equal quality are kept, in face id order.
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(ended[i].frame, i);
+    EXPECT_EQ(ended[i].candidate.face_id, 2 * i + 1) << "the first track's faces are the odd ones";
   }
-  EXPECT_TRUE(tracks.to_embed().empty()) << "both tracks are still open";
-  tracks.end_input();
-  std::vector<KeptFace>& waiting = tracks.to_embed();
-  ASSERT_EQ(waiting.size(), 6u) << "the best 3 of each track";
-  EXPECT_EQ(waiting[0].candidate.track_id, 1u);
-  EXPECT_EQ(waiting[5].candidate.track_id, 2u);
-  EXPECT_EQ(waiting[0].chip.size(), static_cast<std::size_t>(kTemplate.size * kTemplate.size * 3));
-  std::vector<KeptFace> batch(std::make_move_iterator(waiting.begin()), std::make_move_iterator(waiting.end()));
-  waiting.clear();
-  std::vector<Embedding> embeddings;
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    Embedding& e = embeddings.emplace_back(4);
-    e[0] = float(i);
-    e[3] = 1;
+}
+
+TEST(BestFacesTest, AShotCutEndsEveryTrack) {
+  auto pool = make_frame_pool();
+  BestFaces best(config(2), kTemplate);
+  Tracked engine;
+  for (std::uint64_t seq = 0; seq < 6; ++seq) {
+    TestFrame f(*pool, seq, seq < 3 ? 40 : 220);  // a new scene at frame 3, the face where it was
+    best.track(engine.track(f, {face_at(100, 50)}, seq == 3));
+    if (seq == 2) {
+      EXPECT_TRUE(best.ended().empty());
+    }
+    if (seq == 3) {
+      EXPECT_EQ(best.ended().size(), 2u) << "the cut ended the first track";
+    }
   }
-  tracks.add_embedded(batch, embeddings);
+  best.end_all();
+  ASSERT_EQ(best.ended().size(), 4u);
+  EXPECT_EQ(best.ended()[2].candidate.track_id, 2u) << "after the cut, someone else";
+}
+
+TEST(FaceTracksTest, TracksAndEmbeddedFacesGetHarvestWideIdsInOrderOfAppearance) {
+  FaceTracks tracks(kTemplate, 4);
+  tracks.start_input(0);
+  EXPECT_EQ(tracks.face_base(), 0u);
+  BestFaces best(config(3), kTemplate);
+  two_people_pass([&](const FrameResult& r) {
+    best.track(r);
+    tracks.track(r);
+  });
+  best.end_all();
+  FaceBatch batch = batch_of(best.ended());
+  ASSERT_TRUE(tracks.add_embedded(batch).ok());
   ASSERT_EQ(tracks.tracks().size(), 2u);
   const TrackRecord& first = tracks.tracks().at(1);
   EXPECT_EQ(first.faces_detected, 10u);
@@ -119,59 +174,63 @@ TEST(FaceTracksTest, TwoPeopleGetIdsInOrderOfAppearanceAndTheirBestFacesWaitForT
   EXPECT_EQ(tracks.counts().sampled, 10u);
   EXPECT_EQ(tracks.counts().faces_detected, 20u);
   EXPECT_EQ(tracks.counts().faces_embedded, 6u);
-}
 
-TEST(FaceTracksTest, AShotCutEndsEveryTrackAndTheNextInputContinuesTheIds) {
-  auto pool = make_frame_pool();
-  FaceTracks tracks(config(2), kTemplate, 4);
-  tracks.start_input(0);
-  Tracked engine;
-  for (std::uint64_t seq = 0; seq < 6; ++seq) {
-    TestFrame f(*pool, seq, seq < 3 ? 40 : 220);  // a new scene at frame 3, the face where it was
-    tracks.track(engine.track(f, {face_at(100, 50)}, seq == 3));
-    if (seq == 2) {
-      EXPECT_TRUE(tracks.to_embed().empty());
-    }
-    if (seq == 3) {
-      EXPECT_EQ(tracks.to_embed().size(), 2u) << "the cut ended the first track";
-    }
-  }
-  tracks.end_input();
+  // The next input: its engine counts tracks and faces from 1 again.
   tracks.start_input(1);
-  Tracked next_input;  // its track ids start again at 1
+  EXPECT_EQ(tracks.face_base(), 20u) << "the faces offered before it";
+  BestFaces next(config(3), kTemplate);
+  Tracked next_engine;
+  auto pool = make_frame_pool();
   TestFrame f(*pool, 0, 220);
-  tracks.track(next_input.track(f, {face_at(100, 50)}));
-  tracks.end_input();
+  const FrameResult& r = next_engine.track(f, {face_at(100, 50)});
+  next.track(r);
+  tracks.track(r);
+  next.end_all();
+  FaceBatch second = batch_of(next.ended());
+  ASSERT_EQ(second.faces.size(), 1u);
+  EXPECT_EQ(second.faces[0].candidate.face_id, 1u);
+  ASSERT_TRUE(tracks.add_embedded(second).ok());
   ASSERT_EQ(tracks.tracks().size(), 3u);
-  EXPECT_EQ(tracks.tracks().at(2).first_frame, 3u) << "after the cut, someone else";
   EXPECT_EQ(tracks.tracks().at(3).input, 1u) << "the next input's first track, not the first input's track 1";
-  EXPECT_EQ(tracks.tracks().at(1).faces_detected, 3u);
-  EXPECT_EQ(tracks.to_embed().size(), 5u);
+  const FaceRecord& last = tracks.faces().back();
+  EXPECT_EQ(last.face.candidate.face_id, 21u);
+  EXPECT_EQ(last.face.candidate.track_id, 3u);
+  EXPECT_EQ(last.input, 1u);
+  EXPECT_EQ(tracks.tracks().at(3).best_face, 21u);
 }
 
-// The real embedder on a pool, behind the journal in `dir` opened with `fingerprint` (ok()
-// says whether it opened).
+TEST(FaceTracksTest, AFailedBatchOrAFaceOfATrackNeverSeenIsAnError) {
+  FaceTracks tracks(kTemplate, 4);
+  tracks.start_input(0);
+  FaceBatch failed;
+  failed.faces.resize(1);
+  failed.status = Error{ErrorCode::internal, "the model failed"};
+  const Status s = tracks.add_embedded(failed);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message, "the model failed");
+  FaceBatch unseen;
+  unseen.faces.resize(1);
+  unseen.faces[0].candidate.track_id = 5;
+  embed(unseen);
+  const Status refused = tracks.add_embedded(unseen);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("track 5, which no frame showed"), std::string::npos) << refused.error().message;
+  EXPECT_TRUE(tracks.faces().empty());
+}
+
+// The journal in `dir` opened with `fingerprint` (ok() says whether it opened).
 struct Harness {
-  CpuGovernor governor{1, false};
-  std::unique_ptr<ModelPool> pool;
   std::vector<std::string> records;
   Result<std::unique_ptr<Journal>> journal;
   DetectionJournal detections;
-  std::unique_ptr<JournaledModels> models;
+  EmbeddingJournal embeddings{128};
   Harness(const std::filesystem::path& dir, const std::string& fingerprint)
       : journal(open_harvest_journal(dir.string(), fingerprint, records)) {
-    std::vector<std::unique_ptr<FaceEmbedder>> embedders;
-    auto embedder = FaceEmbedder::create({test::data_file("models/face_recognition_128.onnx"), 4});
-    EXPECT_TRUE(embedder.ok()) << embedder.error().message;
-    embedders.push_back(std::move(embedder).value());
-    pool = std::make_unique<ModelPool>(std::move(embedders), governor);
-    models = std::make_unique<JournaledModels>(*pool, 128);
     if (journal.ok()) {
       detections.resume_from(**journal, records);
-      models->resume_from(**journal, records);
+      embeddings.resume_from(**journal, records);
     }
   }
-  std::size_t chip_values() { return static_cast<std::size_t>(pool->embedder().face_template().size * pool->embedder().face_template().size * 3); }
 };
 
 // What a detector found in a run of frames: one face each, placed by the frame.
@@ -185,22 +244,22 @@ TEST(JournaledModelsTest, ARunsCallsAreRecordedAndAResumedRunTakesThemFromTheJou
   test::TempDir dir;
   const std::string fingerprint = R"({"inputs":["a.mp4","b.mp4"]})";
   const std::vector<std::uint64_t> run{0, 2, 4, 6}, later{8, 10};
-  Embedding first_embedding;
-  KeptFace face;
-  face.candidate.face_id = 7;
+  const std::vector<std::uint64_t> faces{7, 9};
+  std::vector<Embedding> embedded(2, Embedding(128));
+  embedded[0][0] = 0.6f;
+  embedded[0][1] = 0.8f;
+  embedded[1][127] = 1.0f / 3.0f;
   {
     Harness first(dir.path(), fingerprint);
     ASSERT_TRUE(first.journal.ok()) << first.journal.error().message;
     std::vector<Detections> out;
     EXPECT_FALSE(first.detections.replay(1, run, out)) << "a new journal answers nothing";
     first.detections.record(1, run, found_in(run));
-    auto e = std::make_unique<ModelCall>();
-    face.chip.assign(first.chip_values(), 90);
-    e->faces.push_back(face);
-    first.models->embed(*e);
-    ASSERT_TRUE(first.models->finish(*e).ok());
-    EXPECT_FALSE(e->replayed);
-    first_embedding = e->job.embeddings.at(0);
+    std::vector<Embedding> none;
+    Status status;
+    EXPECT_FALSE(first.embeddings.replay(faces, none, status)) << "a new journal answers nothing";
+    first.embeddings.record(faces, embedded);
+    EXPECT_TRUE(first.embeddings.status().ok());
     EXPECT_TRUE(first.detections.finish_input(1).ok());
   }
   Harness resumed(dir.path(), fingerprint);
@@ -215,16 +274,35 @@ TEST(JournaledModelsTest, ARunsCallsAreRecordedAndAResumedRunTakesThemFromTheJou
   EXPECT_FALSE(resumed.detections.replaying());
   EXPECT_EQ(resumed.detections.resumed_frames(), 4u);
   EXPECT_FALSE(resumed.detections.replay(1, later, out)) << "past the journal, the model runs again";
-  auto e = std::make_unique<ModelCall>();
-  e->faces.push_back(face);
-  resumed.models->embed(*e);
-  ASSERT_TRUE(resumed.models->finish(*e).ok());
-  EXPECT_TRUE(e->replayed) << "the embedder ran nothing";
-  ASSERT_EQ(e->job.embeddings.at(0).size(), 128u);
-  EXPECT_TRUE(std::equal(first_embedding.begin(), first_embedding.end(), e->job.embeddings.at(0).begin())) << "bit for bit";
-  EXPECT_EQ(resumed.models->resumed_embedder_calls(), 1u);
+  std::vector<Embedding> replayed;
+  Status status;
+  ASSERT_TRUE(resumed.embeddings.replay(faces, replayed, status));
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  ASSERT_EQ(replayed.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(std::equal(embedded[i].begin(), embedded[i].end(), replayed[i].begin(), replayed[i].end())) << "bit for bit";
+  }
+  EXPECT_EQ(resumed.embeddings.resumed_batches(), 1u);
+  EXPECT_FALSE(resumed.embeddings.replay(faces, replayed, status)) << "past the journal, the model runs again";
   EXPECT_TRUE(resumed.detections.finish_input(0).ok());
   EXPECT_TRUE(resumed.detections.finish_input(1).ok());
+}
+
+TEST(JournaledModelsTest, EmbeddingsOfOtherFacesAreRefused) {
+  test::TempDir dir;
+  {
+    Harness first(dir.path(), "one");
+    ASSERT_TRUE(first.journal.ok());
+    first.embeddings.record(std::vector<std::uint64_t>{1, 2}, std::vector<Embedding>(2, Embedding(128)));
+  }
+  Harness resumed(dir.path(), "one");
+  ASSERT_TRUE(resumed.journal.ok());
+  std::vector<Embedding> out;
+  Status status;
+  ASSERT_TRUE(resumed.embeddings.replay(std::vector<std::uint64_t>{1, 3}, out, status)) << "answered, with its error";
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, ErrorCode::data_loss);
+  EXPECT_TRUE(out.empty());
 }
 
 TEST(JournaledModelsTest, AJournalOfOtherFramesOrOfAnotherHarvestIsRefused) {

@@ -5,8 +5,10 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "support/test_support.h"
+#include "vigil/infer/backend.h"
 #include "vigil/pipeline/engine.h"
 
 namespace vigil {
@@ -184,6 +186,196 @@ TEST(FaceStageTest, OneFileCameraKeepsOrderWhenAFrameOfARunWaitsForItsFaces) {
       EXPECT_LT(m.batches, frames) << "runs of frames share batches";
     }
   }
+}
+
+// What a run with best faces per track handed over: its results' tracks and its batches of
+// kept faces, in the order they came.
+struct Kept {
+  std::mutex mu;
+  std::set<std::uint64_t> tracks_seen;            // in delivered results, so far
+  std::map<std::uint64_t, std::size_t> detected;  // tracked faces per track
+  std::size_t results = 0, results_with_faces = 0;
+  std::vector<FaceBatch> batches;                 // as handed over (chips dropped)
+  bool every_track_seen_first = true;
+};
+
+EngineHooks keeping(Kept& kept) {
+  EngineHooks hooks;
+  hooks.on_result = [&kept](const FrameResult& r) {
+    std::lock_guard lock(kept.mu);
+    ++kept.results;
+    if (!r.faces.empty()) ++kept.results_with_faces;
+    for (const TrackedObject& t : r.tracks) {
+      if (t.predicted || t.detection < 0) continue;
+      kept.tracks_seen.insert(t.track_id);
+      ++kept.detected[t.track_id];
+    }
+  };
+  hooks.on_faces = [&kept](const std::string& camera, FaceBatch& batch) {
+    std::lock_guard lock(kept.mu);
+    EXPECT_EQ(camera, "solo");
+    for (KeptFace& f : batch.faces) {
+      if (!kept.tracks_seen.contains(f.candidate.track_id)) kept.every_track_seen_first = false;
+      f.chip.clear();
+    }
+    kept.batches.push_back(std::move(batch));
+  };
+  return hooks;
+}
+
+// One file of four shots, offline, each track's best two faces kept and embedded four at a time.
+EngineConfig best_faces_config(const test::TempDir& dir) {
+  EngineConfig config = faces_config();
+  config.offline = true;
+  config.models["embedder"].settings.max_batch = 4;
+  CameraConfig camera = photo_camera("solo", cutting_video(dir, {3, 4, 5, 6}, 10));
+  camera.track.shot_cut = 12;
+  camera.best_faces = FaceSelectorConfig{2, 0, false};
+  config.cameras.push_back(camera);
+  return config;
+}
+
+const ModelStatus& model_status(const EngineStatus& st, const std::string& name) {
+  const auto it = std::find_if(st.models.begin(), st.models.end(), [&](const ModelStatus& m) { return m.name == name; });
+  EXPECT_NE(it, st.models.end()) << name;
+  return *it;
+}
+
+// The harvest's face policy as an engine stage: the frames go on at once, each track's best
+// faces are kept and embedded in full batches across tracks when the tracks end (the last one
+// when the file ends), and handed over in order, after the frames they came from.
+TEST(FaceStageTest, EachTracksBestFacesAreEmbeddedInBatchesWhenTracksEnd) {
+  test::TempDir dir;
+  const EngineConfig config = best_faces_config(dir);
+  Kept kept;
+  auto engine = Engine::create(config, keeping(kept));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  EXPECT_EQ(describe(*(*engine)->pipeline("solo")),
+            "capture solo -[queue 4]-> detect faces (runs of 4; +detections) -> track (+tracks) -> select best faces -> deliver"
+            " -[queue 4]-> embed embedder");
+  ASSERT_TRUE((*engine)->run(120.0).ok());
+  const EngineStatus st = (*engine)->status();
+  std::lock_guard lock(kept.mu);
+  EXPECT_EQ(kept.results, st.cameras[0].frames_decoded) << "no frame waited or was lost";
+  EXPECT_EQ(kept.results_with_faces, 0u) << "kept faces do not go into the frames' results";
+  EXPECT_TRUE(kept.every_track_seen_first);
+  ASSERT_GE(kept.batches.size(), 2u);
+  std::map<std::uint64_t, std::size_t> per_track;
+  std::set<std::uint64_t> face_ids;
+  std::size_t faces = 0;
+  for (std::size_t b = 0; b < kept.batches.size(); ++b) {
+    const FaceBatch& batch = kept.batches[b];
+    EXPECT_EQ(batch.seq, b) << "in the order they were formed";
+    EXPECT_TRUE(batch.status.ok()) << batch.status.error().message;
+    EXPECT_FALSE(batch.replayed);
+    if (b + 1 < kept.batches.size()) {
+      EXPECT_EQ(batch.faces.size(), 4u) << "full batches but the last";
+    }
+    ASSERT_EQ(batch.embeddings.size(), batch.faces.size());
+    for (std::size_t i = 0; i < batch.faces.size(); ++i) {
+      ++per_track[batch.faces[i].candidate.track_id];
+      EXPECT_TRUE(face_ids.insert(batch.faces[i].candidate.face_id).second);
+      float norm = 0;
+      for (float v : batch.embeddings[i]) norm += v * v;
+      EXPECT_NEAR(norm, 1.0f, 1e-4f);
+    }
+    faces += batch.faces.size();
+  }
+  ASSERT_GE(kept.detected.size(), 4u) << "a track per shot at least";
+  for (const auto& [track, n] : kept.detected) EXPECT_EQ(per_track[track], std::min<std::size_t>(n, 2)) << "track " << track;
+  EXPECT_EQ(st.cameras[0].faces_embedded, faces);
+  EXPECT_EQ(model_status(st, "embedder").items, faces);
+  EXPECT_EQ(model_status(st, "embedder").batches, kept.batches.size());
+}
+
+// What a journal does for a resumed harvest: every batch answered before the model, in order.
+TEST(FaceStageTest, ReplayedBatchesOfKeptFacesSkipTheEmbedder) {
+  test::TempDir dir;
+  const EngineConfig config = best_faces_config(dir);
+  Kept first;
+  ASSERT_TRUE(Engine::create(config, keeping(first)).value()->run(120.0).ok());
+  Kept again;
+  EngineHooks hooks = keeping(again);
+  std::size_t asked = 0;
+  hooks.replay_faces = [&](const std::string&, FaceBatch& batch) {
+    const FaceBatch& recorded = first.batches.at(asked++);
+    EXPECT_EQ(batch.seq, recorded.seq);
+    EXPECT_EQ(batch.faces.size(), recorded.faces.size());
+    batch.embeddings = recorded.embeddings;
+    return true;
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(120.0).ok());
+  EXPECT_EQ(model_status((*engine)->status(), "embedder").batches, 0u) << "the embedder ran nothing";
+  ASSERT_EQ(again.batches.size(), first.batches.size());
+  EXPECT_EQ(asked, first.batches.size());
+  for (std::size_t b = 0; b < again.batches.size(); ++b) {
+    EXPECT_TRUE(again.batches[b].replayed);
+    ASSERT_EQ(again.batches[b].faces.size(), first.batches[b].faces.size());
+    for (std::size_t i = 0; i < again.batches[b].faces.size(); ++i) {
+      EXPECT_EQ(again.batches[b].faces[i].candidate.face_id, first.batches[b].faces[i].candidate.face_id) << "the same faces kept";
+    }
+  }
+}
+
+// A backend whose model answers the embedder's check at load, then fails every call.
+class FailingAfterLoad final : public Backend {
+ public:
+  Status infer(const Tensor& input, std::vector<Tensor>& outputs) override {
+    if (++calls_ > 1) return Error{ErrorCode::internal, "the device went away"};
+    outputs.resize(1);
+    outputs[0].reshape({input.dim(0), 128});
+    std::fill(outputs[0].data(), outputs[0].data() + outputs[0].size(), 0.1f);
+    return {};
+  }
+  const std::vector<std::string>& output_names() const override { return names_; }
+  std::string name() const override { return "failing"; }
+
+ private:
+  int calls_ = 0;
+  std::vector<std::string> names_{"embedding"};
+};
+
+TEST(FaceStageTest, AnEmbedderFailingOnKeptFacesFailsOnlyThoseBatches) {
+  test::TempDir dir;
+  const EngineConfig config = best_faces_config(dir);
+  Kept kept;
+  EngineHooks hooks = keeping(kept);
+  hooks.make_embedder = [](const std::string&, const ModelConfig& m) {
+    return FaceEmbedder::create({m.model_path(), m.max_batch()}, std::make_unique<FailingAfterLoad>());
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(120.0).ok()) << "a model's error stays with its faces";
+  const EngineStatus st = (*engine)->status();
+  std::lock_guard lock(kept.mu);
+  EXPECT_EQ(kept.results, st.cameras[0].frames_decoded) << "every frame still delivered";
+  ASSERT_GE(kept.batches.size(), 2u);
+  for (const FaceBatch& batch : kept.batches) {
+    ASSERT_FALSE(batch.status.ok());
+    EXPECT_NE(batch.status.error().message.find("the device went away"), std::string::npos) << batch.status.error().message;
+    EXPECT_TRUE(batch.embeddings.empty());
+  }
+  EXPECT_EQ(st.cameras[0].stage_errors, kept.batches.size());
+  EXPECT_EQ(st.cameras[0].faces_embedded, 0u);
+}
+
+TEST(FaceStageTest, BestFacesNeedTrackingAndAnEmbedder) {
+  test::TempDir dir;
+  EngineConfig config = faces_config();
+  CameraConfig camera = photo_camera("solo", photo_video(dir, 3, 2));
+  camera.best_faces = FaceSelectorConfig{};
+  camera.track.enabled = false;
+  config.cameras.push_back(camera);
+  auto untracked = Engine::create(config);
+  ASSERT_FALSE(untracked.ok());
+  EXPECT_EQ(untracked.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(untracked.error().message.find("camera solo: best faces per track need a face_embedder and tracking"), std::string::npos)
+      << untracked.error().message;
+  config.cameras[0].track.enabled = true;
+  config.cameras[0].faces_model.clear();
+  EXPECT_FALSE(Engine::create(config).ok());
 }
 
 TEST(FaceStageTest, AGalleryNamesThePeopleInIt) {

@@ -1,12 +1,13 @@
-// FaceTracks: the harvest's face policy, after the engine's detector and tracker. In: each
-// sampled frame's result as the engine tracked it (offline mode, in frame order). Out: the
-// faces to embed, each track's best as the selector ranks them, handed over when the track
-// ends (a removed track event: lost too long, or a shot cut) or its input ends; and, once
-// embedded, every track's record and every face's row.
+// FaceTracks: the harvest's records of tracks and faces, from what the engine hands over. In:
+// each sampled frame's result as the engine tracked it (offline mode, in frame order), and
+// each batch of a track's best faces as the engine's face policy kept and embedded them
+// (pipeline/best_faces.h), in the order the batches were formed. Out: every track's record
+// under a harvest-wide id (in order of first appearance across all inputs), and every
+// embedded face's row under a harvest-wide face id.
 //
-// It owns the selection state: the FaceSelector, the aligned chips of the faces it keeps
-// until they are embedded, and the tracks' records under global ids (in order of first
-// appearance across all inputs).
+// The engine counts tracks and faces per input; a harvest-wide id is the input's id plus what
+// the inputs before it used (a face id: the faces offered before; a track: its first
+// appearance), so ids do not depend on how the inputs were split into engine runs.
 //
 // Threading: one thread (the harvest's).
 #pragma once
@@ -17,28 +18,17 @@
 #include <unordered_map>
 #include <vector>
 
-#include "vigil/core/frame.h"
 #include "vigil/core/frame_result.h"
-#include "vigil/harvest/face_selector.h"
-#include "vigil/vision/detector.h"
+#include "vigil/core/status.h"
+#include "vigil/pipeline/best_faces.h"
 #include "vigil/vision/face_align.h"
-#include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
-// A face the selector keeps, with its aligned chip (RGB, the template's size square).
-struct KeptFace {
-  FaceCandidate candidate;
-  std::size_t input = 0;
-  std::uint64_t frame = 0;
-  BBox bbox;
-  std::vector<Point2> keypoints;
-  std::vector<std::uint8_t> chip;
-};
-
-// An embedded face and its row in the embeddings.
+// An embedded face (ids harvest-wide), its input, and its row in the embeddings.
 struct FaceRecord {
   KeptFace face;
+  std::size_t input = 0;
   std::size_t row = 0;
 };
 
@@ -69,19 +59,19 @@ struct FaceTrackCounts {
 
 class FaceTracks {
  public:
-  FaceTracks(FaceSelectorConfig select, FaceTemplate face_template, std::size_t dim);
+  FaceTracks(FaceTemplate face_template, std::size_t dim) : face_template_(face_template), dim_(dim) {}
 
-  // A new input, tracked afresh (its track ids start again; the last input's tracks ended).
+  // A new input, tracked afresh (its track and face ids start again).
   void start_input(std::size_t input);
+  // What the input's face ids add to make them harvest-wide (the faces offered before it).
+  std::uint64_t face_base() const { return face_base_; }
   // One sampled frame of the current input as tracked: each tracked face (not predicted)
-  // scored and offered to the selector (a face it keeps is aligned); the tracks removed in it end.
+  // counted for its track, as the engine's face policy offered it.
   void track(const FrameResult& result);
-  // The input ended: every open track ends with it.
-  void end_input();
-  // The faces of ended tracks, waiting for the embedder, in the order their tracks ended.
-  std::vector<KeptFace>& to_embed() { return to_embed_; }
-  // Embedded faces (taken from to_embed(), in order) and their embeddings (dim values each).
-  void add_embedded(std::vector<KeptFace>& faces, const std::vector<Embedding>& embeddings);
+  // A batch of the current input's kept faces and their embeddings (dim values each), taken
+  // into the records in order, under harvest-wide ids. Errors: the batch's (the model's), and
+  // a face of a track never seen (the engine's hand-over out of order).
+  Status add_embedded(FaceBatch& batch);
 
   const std::map<std::uint64_t, TrackRecord>& tracks() const { return tracks_; }
   const std::vector<FaceRecord>& faces() const { return faces_; }  // embedded, in row order
@@ -91,23 +81,15 @@ class FaceTracks {
   const FaceTrackCounts& counts() const { return counts_; }
 
  private:
-  void end_track(std::uint64_t track_id);
-  void offer(std::uint64_t track, const Frame& frame, const Detection& d, double ts);
-
   const FaceTemplate face_template_;
   const std::size_t dim_;
   std::size_t input_ = 0;
-  FaceSelector selector_;
-  FaceAligner aligner_;
-  std::vector<float> chip_floats_;
+  std::uint64_t face_base_ = 0;
   std::unordered_map<std::uint64_t, std::uint64_t> global_ids_;  // the input's track ids -> global ids
-  std::unordered_map<std::uint64_t, KeptFace> kept_;              // by face id
-  std::vector<KeptFace> to_embed_;
   std::vector<FaceRecord> faces_;
   std::vector<float> embeddings_;
   std::map<std::uint64_t, TrackRecord> tracks_;  // by global id
-  std::uint64_t next_face_ = 1, next_track_ = 1;
-  std::vector<std::uint64_t> dropped_;
+  std::uint64_t next_track_ = 1;
   FaceTrackCounts counts_;
 };
 

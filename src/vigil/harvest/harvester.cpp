@@ -2,9 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <filesystem>
-#include <iterator>
 #include <memory>
 
 #include "vigil/concurrency/cpu_governor.h"
@@ -14,7 +12,6 @@
 #include "vigil/harvest/face_tracks.h"
 #include "vigil/harvest/journal.h"
 #include "vigil/harvest/journaled_models.h"
-#include "vigil/harvest/model_pool.h"
 #include "vigil/harvest/outputs.h"
 #include "vigil/harvest/scan.h"
 #include "vigil/infer/backend.h"
@@ -26,40 +23,31 @@ namespace vigil {
 
 namespace {
 
-// The harvest's flow: each input decoded, sampled, detected and tracked by the engine in
-// offline mode (InputScan, its detector behind the journal), each tracked frame's faces
-// selected (FaceTracks), the chosen faces embedded in batches through the journal
-// (JournaledModels) and taken back in submission order; then the outputs (HarvestOutputs).
+// The harvest's flow: each input decoded, sampled, detected, tracked, its faces selected per
+// track and embedded in batches by the engine in offline mode (InputScan, its models behind
+// the journal), the results and embedded faces taken in the order the engine made them into
+// the records (FaceTracks); then the outputs (HarvestOutputs).
 class Run {
  public:
-  Run(const HarvestOptions& options, ModelPool& pool, const HarvestProgressFn& progress, int workers, double cores)
+  Run(const HarvestOptions& options, const HarvestProgressFn& progress, const FaceEmbedder& embedder, int workers, double cores)
       : options_(options),
         progress_fn_(progress),
-        models_(pool, pool.embedder().dim()),
-        faces_(options.select, pool.embedder().face_template(), pool.embedder().dim()),
+        embeddings_(embedder.dim()),
+        faces_(embedder.face_template(), embedder.dim()),
         workers_(workers),
-        cores_(cores),
-        max_pending_(2 * pool.workers() + 1),
-        embed_batch_(static_cast<std::size_t>(std::max(1, pool.embedder().max_batch()))) {}
-  // Calls still with the pool (after an error) finish before their memory goes.
-  ~Run() {
-    for (const auto& call : pending_) models_.abandon(*call);
-  }
-  Run(const Run&) = delete;
-  Run& operator=(const Run&) = delete;
+        cores_(cores) {}
 
   // The journal to append to, and the records a killed run left (they must outlive this).
   void resume_from(Journal& journal, const std::vector<std::string>& records) {
     detections_.resume_from(journal, records);
-    models_.resume_from(journal, records);
+    embeddings_.resume_from(journal, records);
   }
 
   Status scan_all() {
     for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
       VIGIL_RETURN_IF_ERROR(scan(i));
     }
-    submit_embeddings(true);
-    return drain();
+    return {};
   }
   // Every output, the manifest last.
   Status write_outputs(HarvestOutputs& outputs) {
@@ -82,20 +70,14 @@ class Run {
 
  private:
   Status scan(std::size_t input);
-  Status take_results(InputScan& scan);
-  void submit_embeddings(bool all);
-  Status complete_front();
-  Status drain() {
-    while (!pending_.empty()) VIGIL_RETURN_IF_ERROR(complete_front());
-    return {};
-  }
+  Status take_items(InputScan& scan);
   void count() {
     const FaceTrackCounts& c = faces_.counts();
     summary.sampled = c.sampled;
     summary.faces_detected = c.faces_detected;
     summary.faces_embedded = c.faces_embedded;
     summary.resumed_frames = detections_.resumed_frames();
-    summary.resumed_embedder_calls = models_.resumed_embedder_calls();
+    summary.resumed_embedder_calls = embeddings_.resumed_batches();
   }
   void set_timings() {
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -106,13 +88,10 @@ class Run {
   const HarvestOptions& options_;
   const HarvestProgressFn& progress_fn_;
   DetectionJournal detections_;
-  JournaledModels models_;
+  EmbeddingJournal embeddings_;
   FaceTracks faces_;
   const int workers_;
   const double cores_;
-  const std::size_t max_pending_;  // embedder calls in flight: enough to keep every worker busy
-  const std::size_t embed_batch_;
-  std::deque<std::unique_ptr<ModelCall>> pending_;  // in submission order
   std::uint64_t frames_total_ = 0, frames_done_ = 0;
   const char* phase_ = nullptr;  // "write", "upload", "done" once scanning is over
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_report_{};
@@ -122,11 +101,11 @@ class Run {
 };
 
 Status Run::scan(std::size_t input) {
-  auto scan = InputScan::start(options_, input, workers_, cores_, detections_);
+  faces_.start_input(input);
+  auto scan = InputScan::start(options_, input, workers_, cores_, {detections_, embeddings_, faces_.face_base()});
   if (!scan.ok()) return scan.error();
   if ((*scan)->frame_count() > 0) frames_total_ += static_cast<std::uint64_t>((*scan)->frame_count());
-  faces_.start_input(input);
-  if (Status taken = take_results(**scan); !taken.ok()) {
+  if (Status taken = take_items(**scan); !taken.ok()) {
     (*scan)->stop();
     return taken;
   }
@@ -135,46 +114,23 @@ Status Run::scan(std::size_t input) {
   summary.frames += camera.frames_decoded;
   summary.shot_cuts += camera.shot_cuts;
   frames_done_ = summary.frames;
-  faces_.end_input();
-  submit_embeddings(false);
-  return drain();
+  return embeddings_.status();
 }
 
-// Each tracked frame's faces to the selector, the faces of ended tracks to the embedder.
-Status Run::take_results(InputScan& scan) {
-  FrameResult result;
-  while (scan.next(result)) {
-    faces_.track(result);
-    frames_done_ = summary.frames + result.frame->seq + 1;
-    submit_embeddings(false);
-    while (pending_.size() > max_pending_) VIGIL_RETURN_IF_ERROR(complete_front());
+// Each tracked frame to the records, each batch of embedded faces to its tracks.
+Status Run::take_items(InputScan& scan) {
+  ScanItem item;
+  while (scan.next(item)) {
+    if (item.is_faces) {
+      ++summary.embedder_calls;
+      VIGIL_RETURN_IF_ERROR(faces_.add_embedded(item.faces));
+    } else {
+      faces_.track(item.result);
+      frames_done_ = summary.frames + item.result.frame->seq + 1;
+    }
     report(false);
   }
   return {};
-}
-
-// Takes back the oldest embedder call: the embeddings to their tracks.
-Status Run::complete_front() {
-  // Popped before it is finished: after an error there is nothing left for ~Run to wait for.
-  const std::unique_ptr<ModelCall> call = std::move(pending_.front());
-  pending_.pop_front();
-  VIGIL_RETURN_IF_ERROR(models_.finish(*call));
-  faces_.add_embedded(call->faces, call->job.embeddings);
-  return {};
-}
-
-// Hands the waiting faces to the embedder in full batches (all: the rest too).
-void Run::submit_embeddings(bool all) {
-  std::vector<KeptFace>& waiting = faces_.to_embed();
-  while (waiting.size() >= embed_batch_ || (all && !waiting.empty())) {
-    const auto n = static_cast<std::ptrdiff_t>(std::min(embed_batch_, waiting.size()));
-    auto call = std::make_unique<ModelCall>();
-    call->faces.assign(std::make_move_iterator(waiting.begin()), std::make_move_iterator(waiting.begin() + n));
-    waiting.erase(waiting.begin(), waiting.begin() + n);
-    ++summary.embedder_calls;
-    models_.embed(*call);
-    pending_.push_back(std::move(call));
-  }
 }
 
 void Run::report(bool force) {
@@ -251,10 +207,9 @@ Status check_before_work(const HarvestOptions& options) {
   return {};
 }
 
-// One embedder per model worker, each on one intra-op thread; one detector (the engine makes
-// its own), so that a detector that cannot load fails before any work.
-Status make_models(const HarvestOptions& options, int workers, std::unique_ptr<Detector>& detector,
-                   std::vector<std::unique_ptr<FaceEmbedder>>& embedders) {
+// One detector and one embedder on one intra-op thread each (the engine makes its own for its
+// workers), so that a model that cannot load fails before any work, and for the gallery.
+Status make_models(const HarvestOptions& options, std::unique_ptr<Detector>& detector, std::unique_ptr<FaceEmbedder>& embedder) {
   set_inference_threads(1);  // OpenCV DNN's count is process-wide
   ModelConfig detector_config = options.detector;
   ModelConfig embedder_config = options.embedder;
@@ -263,11 +218,9 @@ Status make_models(const HarvestOptions& options, int workers, std::unique_ptr<D
   auto made = make_detector(detector_config);
   if (!made.ok()) return with_context(made.error(), "detector");
   detector = std::move(made).value();
-  for (int w = 0; w < workers; ++w) {
-    auto embedder = make_embedder(embedder_config);
-    if (!embedder.ok()) return with_context(embedder.error(), "embedder");
-    embedders.push_back(std::move(embedder).value());
-  }
+  auto made_embedder = make_embedder(embedder_config);
+  if (!made_embedder.ok()) return with_context(made_embedder.error(), "embedder");
+  embedder = std::move(made_embedder).value();
   return {};
 }
 
@@ -299,13 +252,13 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   const double cores = options.cpu_budget > 0 ? options.cpu_budget : static_cast<double>(hardware_cores());
   const int workers = std::max(1, static_cast<int>(cores));  // one per whole core of the budget
   std::unique_ptr<Detector> detector;
-  std::vector<std::unique_ptr<FaceEmbedder>> embedders;
-  VIGIL_RETURN_IF_ERROR(make_models(options, workers, detector, embedders));
+  std::unique_ptr<FaceEmbedder> embedder;
+  VIGIL_RETURN_IF_ERROR(make_models(options, detector, embedder));
   CpuGovernor governor(cores, true);
   Gallery gallery;
   std::vector<std::string> gallery_warnings;
-  if (!options.gallery.empty()) {  // embedded with the first worker's models before the workers start
-    auto loaded = load_gallery(options.gallery, *detector, *embedders.front(), gallery_warnings);
+  if (!options.gallery.empty()) {  // embedded with the models made here, before the engine starts
+    auto loaded = load_gallery(options.gallery, *detector, *embedder, gallery_warnings);
     if (!loaded.ok()) return loaded.error();
     gallery = std::move(loaded).value();
   }
@@ -313,8 +266,7 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   auto journal = open_harvest_journal(options.out_dir, fingerprint->text, records);
   if (!journal.ok()) return journal.error();
   detector.reset();
-  ModelPool pool(std::move(embedders), governor);
-  Run run(options, pool, progress, workers, cores);
+  Run run(options, progress, *embedder, workers, cores);
   run.summary.warnings = gallery_warnings;
   run.summary.cpu_budget = cores;
   run.summary.model_workers = workers;

@@ -4,10 +4,11 @@
 // Each input is decoded once, in order, never seeking, by the live engine in offline mode
 // (harvest/scan.h): every `stride`-th frame is sampled, sampled frames are detected in runs
 // of the detector's max_batch, every sampled frame updates ByteTrack (all tracks end at a
-// shot cut), and each tracked face is aligned and scored (harvest/face_tracks.h).
-// A FaceSelector keeps the best faces of each track; when the track ends they are embedded
-// with the other tracks' in batches (the live engine's embedder), so the embedder runs about
-// once per max_batch kept faces, not once per detected face. At the end, tracks are grouped
+// shot cut), and each tracked face is scored by the engine's per-track face policy
+// (pipeline/best_faces.h): a FaceSelector keeps the best faces of each track, aligned, and
+// when the track ends they are embedded with the other tracks' in batches on the engine's
+// workers, so the embedder runs about once per max_batch kept faces, not once per detected
+// face. The harvest keeps the records (harvest/face_tracks.h). At the end, tracks are grouped
 // into people: a gallery name where one matches, else average-linkage clustering of the
 // tracks' descriptors (the mean of each track's best faces).
 //
@@ -36,10 +37,10 @@
 // progress.json, the manifest last, so that a manifest in the bucket means a whole harvest.
 // Objects an earlier run of the same harvest uploaded are not sent again.
 //
-// Threading: the engine decodes, detects and tracks on its own threads and hands each result
-// to the caller's thread, which selects faces and writes; embedder calls run on a ModelPool's
-// workers (harvest/model_pool.h), taken back in order, so the outputs do not depend on the
-// number of workers; the progress callback is called on the caller's thread.
+// Threading: the engine decodes, detects, tracks, selects and embeds faces on its own threads
+// and hands each result and each batch of embedded faces to the caller's thread in the order
+// it made them, so the outputs do not depend on the number of workers; the caller's thread
+// keeps the records and writes; the progress callback is called on the caller's thread.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +50,7 @@
 #include <vector>
 
 #include "vigil/core/status.h"
-#include "vigil/harvest/face_selector.h"
+#include "vigil/pipeline/face_selector.h"
 #include "vigil/harvest/progress.h"
 #include "vigil/harvest/upload.h"
 #include "vigil/pipeline/engine_config.h"

@@ -77,60 +77,43 @@ Status DetectionJournal::finish_input(std::size_t input) {
   return error_;
 }
 
-void JournaledModels::resume_from(Journal& journal, const std::vector<std::string>& records) {
+void EmbeddingJournal::resume_from(Journal& journal, const std::vector<std::string>& records) {
+  MutexLock lock(mu_);
   journal_ = &journal;
   for (const std::string& r : records) {
-    if (record_kind(r) == RecordKind::embeddings) replay_embeddings_.push_back(&r);
+    if (record_kind(r) == RecordKind::embeddings) unreplayed_.push_back(&r);
   }
 }
 
-void JournaledModels::embed(ModelCall& call) {
-  const std::size_t n = call.faces.size();
-  call.job.count = n;
-  if (next_embeddings_ < replay_embeddings_.size()) {  // the killed run embedded these faces
-    call.replayed = true;
-    ++resumed_embedder_calls_;
-    if (replay_error_.ok()) replay_error_ = replay_embeddings(call);
-    if (!replay_error_.ok()) call.job.status = replay_error_;
-    return;
+bool EmbeddingJournal::replay(std::span<const std::uint64_t> face_ids, std::vector<Embedding>& out, Status& status) {
+  MutexLock lock(mu_);
+  if (next_ >= unreplayed_.size()) return false;
+  resumed_batches_.fetch_add(1, std::memory_order_relaxed);
+  status = decode_embeddings(*unreplayed_[next_++], batch_);
+  if (status.ok() && (batch_.dim != dim_ || !std::equal(face_ids.begin(), face_ids.end(), batch_.face_ids.begin(), batch_.face_ids.end()))) {
+    status = Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (embeddings of other faces)"};
   }
-  const std::size_t values = call.faces.front().chip.size();
-  call.job.chips.resize(n * values);
-  for (std::size_t i = 0; i < n; ++i) {
-    std::copy(call.faces[i].chip.begin(), call.faces[i].chip.end(), call.job.chips.begin() + static_cast<std::ptrdiff_t>(i * values));
-  }
-  pool_.submit(call.job);
-}
-
-Status JournaledModels::replay_embeddings(ModelCall& call) {
-  batch_ids_.clear();
-  for (const KeptFace& f : call.faces) batch_ids_.push_back(f.candidate.face_id);
-  VIGIL_RETURN_IF_ERROR(decode_embeddings(*replay_embeddings_[next_embeddings_++], replayed_embeddings_));
-  if (replayed_embeddings_.face_ids != batch_ids_ || replayed_embeddings_.dim != dim_) {
-    return Error{ErrorCode::data_loss, "the harvest journal does not match the inputs (embeddings of other faces)"};
-  }
-  for (std::size_t i = 0; i < call.faces.size(); ++i) {
-    const float* row = replayed_embeddings_.values.data() + i * dim_;
-    Embedding& e = call.job.embeddings.emplace_back(dim_);
+  out.clear();
+  if (!status.ok()) return true;
+  for (std::size_t i = 0; i < face_ids.size(); ++i) {
+    const float* row = batch_.values.data() + i * dim_;
+    Embedding& e = out.emplace_back(dim_);
     std::copy(row, row + dim_, e.begin());
   }
-  return {};
+  return true;
 }
 
-Status JournaledModels::finish(ModelCall& call) {
-  if (call.replayed) return call.job.status.ok() ? replay_error_ : call.job.status;
-  pool_.wait(call.job);
-  if (!call.job.status.ok()) return call.job.status;
-  if (journal_) {
-    batch_ids_.clear();
-    embedding_values_.clear();
-    for (std::size_t i = 0; i < call.faces.size(); ++i) {
-      batch_ids_.push_back(call.faces[i].candidate.face_id);
-      embedding_values_.insert(embedding_values_.end(), call.job.embeddings[i].begin(), call.job.embeddings[i].end());
-    }
-    VIGIL_RETURN_IF_ERROR(journal_->append(encode_embeddings(batch_ids_, static_cast<std::uint32_t>(dim_), embedding_values_)));
-  }
-  return replay_error_;
+void EmbeddingJournal::record(std::span<const std::uint64_t> face_ids, const std::vector<Embedding>& embeddings) {
+  MutexLock lock(mu_);
+  if (journal_ == nullptr || !error_.ok()) return;
+  values_.clear();
+  for (const Embedding& e : embeddings) values_.insert(values_.end(), e.begin(), e.end());
+  error_ = journal_->append(encode_embeddings(face_ids, static_cast<std::uint32_t>(dim_), values_));
+}
+
+Status EmbeddingJournal::status() const {
+  MutexLock lock(mu_);
+  return error_;
 }
 
 }  // namespace vigil

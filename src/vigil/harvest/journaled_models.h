@@ -1,15 +1,13 @@
-// The harvest's models behind its journal. DetectionJournal stands before the engine's
-// detector (its offline hooks): a run the model detected is recorded, and on a resumed run a
-// run the killed run recorded is answered from the journal without the model. JournaledModels
-// decorates the embedder's ModelPool: a call the embedder ran is recorded when it is taken
-// back, and on a resumed run the calls the killed run recorded are answered in the order they
-// were made. Both check that a record is for the same frames and faces (decoding, tracking and
-// selection are deterministic, so it is unless the journal is another run's). Together with
-// harvest/checkpoint.h this is what makes a killed harvest's outputs equal an uninterrupted
-// run's.
+// The harvest's models behind its journal, through the engine's offline hooks.
+// DetectionJournal stands before the detector (replay_detections, on_detected) and
+// EmbeddingJournal before the embedder of the kept faces (replay_faces, on_faces): what the
+// model ran is recorded, and on a resumed run what the killed run recorded is answered from
+// the journal without the model. Both check that a record is for the same frames and faces
+// (decoding, tracking and selection are deterministic, so it is unless the journal is another
+// run's). Together with harvest/checkpoint.h this is what makes a killed harvest's outputs
+// equal an uninterrupted run's.
 //
-// Threading: DetectionJournal from any thread (the engine's workers); JournaledModels from
-// one (the harvest's), as the ModelPool's submit and wait.
+// Threading: both from any thread (the engine's workers and token holders).
 #pragma once
 
 #include <atomic>
@@ -25,9 +23,9 @@
 #include "vigil/core/mutex.h"
 #include "vigil/core/status.h"
 #include "vigil/harvest/checkpoint.h"
-#include "vigil/harvest/face_tracks.h"
 #include "vigil/harvest/journal.h"
-#include "vigil/harvest/model_pool.h"
+#include "vigil/vision/detector.h"
+#include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
@@ -66,46 +64,35 @@ class DetectionJournal {
   std::atomic<std::uint64_t> resumed_frames_{0};
 };
 
-// An embedder call on its way: submitted to the pool, or answered from the journal.
-struct ModelCall {
-  ModelJob job;
-  bool replayed = false;        // from the journal: not submitted
-  std::vector<KeptFace> faces;  // the faces, in the job's order
-};
-
-class JournaledModels {
+// The embedder's batches of kept faces (FaceBatch), by their harvest-wide face ids: asked
+// with each batch in the order the engine forms them; the killed run's batches answer the
+// same number of first batches, in order.
+class EmbeddingJournal {
  public:
-  JournaledModels(ModelPool& pool, std::size_t dim) : pool_(pool), dim_(dim) {}
+  explicit EmbeddingJournal(std::size_t dim) : dim_(dim) {}
 
   // The journal to append to, and its records after the header (what to replay; they must
   // outlive this).
-  void resume_from(Journal& journal, const std::vector<std::string>& records);
-
-  // call.faces embedded (a journal that does not match fails the call when it is finished).
-  void embed(ModelCall& call);
-  // Waits for the call; a call the model ran is appended to the journal. Errors: the model's,
-  // the journal's, and a replayed record that did not match.
-  Status finish(ModelCall& call);
-  // Waits for a submitted call without recording it (its memory may go after this).
-  void abandon(ModelCall& call) {
-    if (!call.replayed) pool_.wait(call.job);
-  }
-
-  std::uint64_t resumed_embedder_calls() const { return resumed_embedder_calls_; }
+  void resume_from(Journal& journal, const std::vector<std::string>& records) EXCLUDES(mu_);
+  // The next batch of faces (their ids): true when the killed run embedded it, with one
+  // embedding per face in `out`, or with `status` set when its record is of other faces.
+  bool replay(std::span<const std::uint64_t> face_ids, std::vector<Embedding>& out, Status& status) EXCLUDES(mu_);
+  // A batch the model embedded, appended to the journal (a failed write: status()).
+  void record(std::span<const std::uint64_t> face_ids, const std::vector<Embedding>& embeddings) EXCLUDES(mu_);
+  // The first journal write that failed.
+  Status status() const EXCLUDES(mu_);
+  std::uint64_t resumed_batches() const { return resumed_batches_.load(std::memory_order_relaxed); }
 
  private:
-  Status replay_embeddings(ModelCall& call);
-
-  ModelPool& pool_;
   const std::size_t dim_;
-  Journal* journal_ = nullptr;
-  std::vector<const std::string*> replay_embeddings_;  // in the order they were made
-  std::size_t next_embeddings_ = 0;
-  EmbeddingBatch replayed_embeddings_;
-  std::vector<std::uint64_t> batch_ids_;
-  std::vector<float> embedding_values_;
-  Status replay_error_;  // a journal record that does not fit, found when submitting
-  std::uint64_t resumed_embedder_calls_ = 0;
+  mutable Mutex mu_;
+  Journal* journal_ GUARDED_BY(mu_) = nullptr;
+  std::vector<const std::string*> unreplayed_ GUARDED_BY(mu_);  // in the order they were made
+  std::size_t next_ GUARDED_BY(mu_) = 0;
+  EmbeddingBatch batch_ GUARDED_BY(mu_);
+  std::vector<float> values_ GUARDED_BY(mu_);
+  Status error_ GUARDED_BY(mu_);
+  std::atomic<std::uint64_t> resumed_batches_{0};
 };
 
 }  // namespace vigil

@@ -216,7 +216,7 @@ Status HarvestOutputs::write_faces(const FaceTracks& faces, std::string& text) {
     for (const Point2& p : f.keypoints) kp.push_back({p.x, p.y});
     text += json{{"face_id", f.candidate.face_id},
                  {"track_id", f.candidate.track_id},
-                 {"input", f.input},
+                 {"input", r.input},
                  {"frame", f.frame},
                  {"ts", f.candidate.ts},
                  {"bbox", {f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2}},

@@ -9,6 +9,7 @@ namespace vigil {
 namespace {
 
 constexpr const char* kDetector = "detector";
+constexpr const char* kEmbedder = "embedder";
 
 // One file camera, detected and tracked as the harvest's options say.
 EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int workers, double cores) {
@@ -19,6 +20,7 @@ EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int w
   config.cpu_budget = {cores, true};
   config.status_interval_s = 0;
   config.models[kDetector] = options.detector;
+  config.models[kEmbedder] = options.embedder;
   CameraConfig camera;
   camera.id = std::filesystem::path(options.inputs[input]).filename().string();  // what the engine's log lines name
   camera.source.type = SourceType::file;
@@ -31,14 +33,23 @@ EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int w
   camera.track.emit = TrackEmit::detections;
   camera.track.shot_cut = options.shot_cut_threshold;
   camera.track.tracker.lost_frames = options.track_buffer;
+  camera.faces_model = kEmbedder;
+  camera.best_faces = options.select;
   config.cameras.push_back(std::move(camera));
   return config;
+}
+
+// The kept faces' harvest-wide ids, for the journal.
+void face_ids(const FaceBatch& batch, std::uint64_t base, std::vector<std::uint64_t>& ids) {
+  ids.clear();
+  for (const KeptFace& f : batch.faces) ids.push_back(base + f.candidate.face_id);
 }
 
 }  // namespace
 
 Result<std::unique_ptr<InputScan>> InputScan::start(const HarvestOptions& options, std::size_t input, int workers, double cores,
-                                                    DetectionJournal& journal) {
+                                                    Journals journals) {
+  DetectionJournal& journal = journals.detections;
   std::unique_ptr<InputScan> scan(new InputScan(journal, input, options.inputs[input]));
   EngineHooks hooks;
   InputScan* self = scan.get();
@@ -48,6 +59,21 @@ Result<std::unique_ptr<InputScan>> InputScan::start(const HarvestOptions& option
   };
   hooks.on_detected = [&journal, input](const std::string&, std::span<const std::uint64_t> seqs, std::span<const Detections> found) {
     journal.record(input, seqs, found);
+  };
+  EmbeddingJournal& embeddings = journals.embeddings;
+  const std::uint64_t base = journals.face_base;
+  hooks.replay_faces = [&embeddings, base](const std::string&, FaceBatch& batch) {
+    std::vector<std::uint64_t> ids;
+    face_ids(batch, base, ids);
+    return embeddings.replay(ids, batch.embeddings, batch.status);
+  };
+  hooks.on_faces = [self, &embeddings, base](const std::string&, FaceBatch& batch) {
+    if (!batch.replayed && batch.status.ok()) {
+      std::vector<std::uint64_t> ids;
+      face_ids(batch, base, ids);
+      embeddings.record(ids, batch.embeddings);
+    }
+    self->hand_over(batch);
   };
   auto engine = Engine::create(scan_config(options, input, workers, cores), std::move(hooks));
   if (!engine.ok()) return engine.error();
@@ -66,21 +92,40 @@ InputScan::~InputScan() {
   if (runner_.joinable()) runner_.join();
 }
 
-// On an engine worker: a copy of the result into a recycled one (its vectors keep their
-// capacity), queued for the harvest's thread.
-void InputScan::hand_over(const FrameResult& result) {
-  std::optional<FrameResult> slot = recycled_.try_pop();
-  if (!slot) slot.emplace();
-  *slot = result;
-  results_.push(std::move(*slot));
+ScanItem InputScan::recycled_item() {
+  std::optional<ScanItem> slot = recycled_.try_pop();
+  return slot ? std::move(*slot) : ScanItem{};
 }
 
-bool InputScan::next(FrameResult& result) {
-  std::optional<FrameResult> item = results_.pop();
-  if (!item) return false;
-  std::swap(result, *item);
-  item->frame.reset();  // the picture goes back to its pool
-  recycled_.push(std::move(*item));
+// On an engine worker: a copy of the result into a recycled item (its vectors keep their
+// capacity), queued for the harvest's thread.
+void InputScan::hand_over(const FrameResult& result) {
+  ScanItem item = recycled_item();
+  item.is_faces = false;
+  item.result = result;
+  results_.push(std::move(item));
+}
+
+// On an engine worker or the camera's token holder: the batch's faces and embeddings moved
+// into a recycled item.
+void InputScan::hand_over(FaceBatch& faces) {
+  ScanItem item = recycled_item();
+  item.is_faces = true;
+  item.faces.seq = faces.seq;
+  item.faces.faces.swap(faces.faces);
+  item.faces.embeddings.swap(faces.embeddings);
+  item.faces.status = faces.status;
+  item.faces.replayed = faces.replayed;
+  results_.push(std::move(item));
+}
+
+bool InputScan::next(ScanItem& item) {
+  std::optional<ScanItem> next = results_.pop();
+  if (!next) return false;
+  std::swap(item, *next);
+  next->result.frame.reset();  // the picture goes back to its pool
+  next->faces.faces.clear();
+  recycled_.push(std::move(*next));
   return true;
 }
 

@@ -34,7 +34,7 @@ void Engine::Impl::end_capture(const std::shared_ptr<Camera>& cam, CameraState f
   cam->ended_ns = to_ns(SteadyClock::now());
   cam->ended = true;
   idle_cv.notify_all();
-  if (config.offline) pump(cam);  // the rest of the file is its last run
+  if (config.offline || cam->best_faces) pump(cam);  // the rest of the file is its last run; its tracks end
 }
 
 // Reader thread of a file, stream or unpaced synthetic camera.

@@ -297,7 +297,10 @@ bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRe
     publish_track_events(cam, r);
   }
   cam.inferred.fetch_add(1, std::memory_order_relaxed);
-  if (cam.faces_model) {
+  if (cam.best_faces) {  // the frame goes on; its tracks' kept faces wait for their tracks to end
+    cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
+    cam.best_faces->track(r);
+  } else if (cam.faces_model) {
     cam.faces_detected.fetch_add(r.detections.size(), std::memory_order_relaxed);
     select_faces(r, cam.identities.get(), cam.face_jobs);
     if (!cam.face_jobs.empty()) return true;  // the result waits for its faces (the token stays held)
@@ -306,6 +309,7 @@ bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRe
   deliver(cam, r);
   end_to_end_ms->record(ms_between(r.frame->captured_steady, SteadyClock::now()));
   r.frame.reset();
+  if (cam.best_faces) queue_best_faces(cam, false);  // after the result: on_faces comes after the frames of its faces
   return false;
 }
 

@@ -47,6 +47,7 @@ class Engine::Impl::EmbedderStage final : public ModelStage {
 
   void run(int worker, std::vector<CameraRef>& batch) override;
   void abandon(int worker) override;
+  void embed_kept(int worker, FaceBatch& batch) override;
   // A camera's detected frame waits here holding the camera's token: one per camera, and
   // the camera's next frame waits for it (a queue of 1: nothing dropped, order kept).
   // Batches faces across frames and cameras (offline: one camera's frame per call); adds
@@ -69,6 +70,7 @@ class Engine::Impl::EmbedderStage final : public ModelStage {
     std::vector<FaceQuality> qualities;
     std::vector<std::size_t> changed;
     std::vector<Hold> state;  // [owner]: to_faces when a frame of its backlog came here again
+    std::vector<float> chips;  // embed_kept's input
   };
   Engine::Impl& engine_;
   Model& model_;
@@ -134,6 +136,31 @@ void Engine::Impl::EmbedderStage::abandon(int worker) {
   f.owners.clear();
 }
 
+// Kept faces' chips (aligned when they were kept) in one model call, L2-normalised.
+void Engine::Impl::EmbedderStage::embed_kept(int worker, FaceBatch& batch) {
+  Scratch& f = scratch_[static_cast<std::size_t>(worker)];
+  const std::size_t n = batch.faces.size();
+  const std::size_t values = n > 0 ? batch.faces.front().chip.size() : 0;
+  f.chips.resize(n * values);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::vector<std::uint8_t>& chip = batch.faces[i].chip;
+    if (chip.size() != values) {
+      batch.status = Error{ErrorCode::internal, "kept faces of different sizes"};
+      return;
+    }
+    std::copy(chip.begin(), chip.end(), f.chips.begin() + static_cast<std::ptrdiff_t>(i * values));
+  }
+  batch.embeddings.clear();
+  FaceEmbedder& embedder = *embedders_[static_cast<std::size_t>(worker)];
+  batch.status = guarded_call([&] { return embedder.embed_chips(f.chips, n, batch.embeddings); });
+  if (batch.status.ok() && batch.embeddings.size() != n) batch.status = Error{ErrorCode::internal, "the model returned too few embeddings"};
+  if (!batch.status.ok()) {
+    batch.embeddings.clear();
+    return;
+  }
+  for (Embedding& e : batch.embeddings) l2_normalise(e);
+}
+
 std::unique_ptr<ModelStage> Engine::Impl::make_embedder_stage(Model& model,
                                                               std::vector<std::unique_ptr<FaceEmbedder>> embedders) {
   return std::make_unique<EmbedderStage>(*this, model, std::move(embedders));
@@ -160,6 +187,93 @@ void Engine::Impl::publish_identities(Camera& cam, const FrameResult& r, const s
     cam.identities_changed.fetch_add(1, std::memory_order_relaxed);
     bus.publish(std::move(event));
   }
+}
+
+void Engine::Impl::queue_best_faces(Camera& cam, bool all) {
+  std::vector<KeptFace>& ended = cam.best_faces->ended();
+  Model& model = *models[*cam.faces_model];
+  const auto size = static_cast<std::size_t>(std::max(1, model.config.max_batch()));
+  while (ended.size() >= size || (all && !ended.empty())) {
+    auto batch = std::make_unique<FaceBatch>();
+    batch->seq = cam.face_batches_formed++;
+    const auto n = static_cast<std::ptrdiff_t>(std::min(size, ended.size()));
+    batch->faces.assign(std::make_move_iterator(ended.begin()), std::make_move_iterator(ended.begin() + n));
+    ended.erase(ended.begin(), ended.begin() + n);
+    cam.face_batches_out.fetch_add(1);
+    if (hooks.replay_faces && hooks.replay_faces(cam.config.id, *batch)) {
+      batch->replayed = true;
+      if (batch->status.ok() && batch->embeddings.size() != batch->faces.size()) {
+        batch->status = Error{ErrorCode::internal, "the replay answered the wrong number of faces"};
+      }
+      deliver_faces(cam, std::move(batch));
+      continue;
+    }
+    {
+      MutexLock lock(mu);
+      model.queue.get(mu).face_batches.push_back({cam.shared_from_this(), std::move(batch)});
+    }
+    work_cv.notify_one();
+  }
+}
+
+void Engine::Impl::flush_best_faces(Camera& cam) {
+  cam.best_faces->end_all();
+  queue_best_faces(cam, true);
+  cam.faces_flushed = true;  // after the last batch is counted in face_batches_out
+  idle_cv.notify_all();
+}
+
+Engine::Impl::FaceWork Engine::Impl::take_face_work() {
+  for (auto& model : models) {
+    std::deque<FaceWork>& waiting = model->queue.get(mu).face_batches;
+    if (waiting.empty()) continue;
+    FaceWork work = std::move(waiting.front());
+    waiting.pop_front();
+    return work;
+  }
+  return {};
+}
+
+void Engine::Impl::run_face_work(int worker, FaceWork& work) {
+  Camera& cam = *work.camera;
+  Model& model = *models[*cam.faces_model];
+  if (!governor->admit()) return;  // stopping: the batch goes with the run
+  try {
+    FaceBatch& batch = *work.batch;
+    const SteadyTime start = SteadyClock::now();
+    model.stage->embed_kept(worker, batch);
+    model.latency_ms->record(ms_between(start, SteadyClock::now()));
+    model.batches.fetch_add(1, std::memory_order_relaxed);
+    model.items.fetch_add(batch.faces.size(), std::memory_order_relaxed);
+    model.batch_sizes[std::min(batch.faces.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    if (batch.status.ok()) {
+      cam.faces_embedded.fetch_add(batch.faces.size(), std::memory_order_relaxed);
+    } else {
+      record_stage_error(cam, model, batch.status.error(), batch.faces.empty() ? 0 : batch.faces.front().frame);
+    }
+    deliver_faces(cam, std::move(work.batch));
+  } catch (const std::exception& e) {  // the hook threw
+    fail(Error{ErrorCode::internal, std::string("worker: ") + e.what()});
+  } catch (...) {
+    fail(Error{ErrorCode::internal, "worker: unknown exception"});
+  }
+}
+
+void Engine::Impl::deliver_faces(Camera& cam, std::unique_ptr<FaceBatch> batch) {
+  {
+    MutexLock lock(cam.faces_out_mu);
+    const std::uint64_t seq = batch->seq;
+    cam.faces_done.emplace(seq, std::move(batch));
+    for (auto it = cam.faces_done.find(cam.next_faces_out); it != cam.faces_done.end();
+         it = cam.faces_done.find(cam.next_faces_out)) {
+      const std::unique_ptr<FaceBatch> next = std::move(it->second);
+      cam.faces_done.erase(it);
+      ++cam.next_faces_out;
+      if (hooks.on_faces) hooks.on_faces(cam.config.id, *next);
+      cam.face_batches_out.fetch_sub(1);  // after the hook: the run ends when every batch was seen
+    }
+  }
+  idle_cv.notify_all();
 }
 
 }  // namespace vigil

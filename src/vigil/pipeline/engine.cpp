@@ -104,7 +104,14 @@ Status Engine::add_camera(const CameraConfig& config) {
   cam->machine = s.make_state_machine(*cam);
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
   if (cam->tracker && config.track.shot_cut > 0) cam->shots = std::make_unique<ShotCutDetector>(config.track.shot_cut);
-  if (cam->faces_model && cam->tracker) cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
+  if (config.best_faces) {
+    if (!cam->faces_model || !cam->tracker) {
+      return Error{ErrorCode::invalid_argument, "camera " + config.id + ": best faces per track need a face_embedder and tracking"};
+    }
+    cam->best_faces = std::make_unique<BestFaces>(*config.best_faces, s.models[*cam->faces_model]->first_embedder->face_template());
+  } else if (cam->faces_model && cam->tracker) {
+    cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
+  }
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);
     if (!synthetic.ok()) return with_context(synthetic.error(), "camera " + config.id);
@@ -165,6 +172,7 @@ Status Engine::remove_camera(const std::string& id) {
       // A result waiting for its faces is dropped with the camera (the token came with it).
       Model::Queue& faces = s.models[*cam->faces_model]->queue.get(s.mu);
       --faces.cameras;
+      std::erase_if(faces.face_batches, [&](const FaceWork& w) { return w.camera == cam; });  // kept faces go with it
       if (faces.edge.remove_if([&](const CameraRef& c) { return c == cam; }) > 0) {
         cam->turn.get(s.mu).inflight = false;
         cam->result.frame.reset();
@@ -234,7 +242,7 @@ Status Engine::run(std::optional<double> duration_s) {
   for (;;) {
     if (s.stop_requested || SteadyClock::now() >= deadline) break;
     const bool all_done = std::all_of(s.cameras.begin(), s.cameras.end(), [&](const auto& c) {
-      return c->ended.load() && !c->pending.load() && !s.has_frame(*c);
+      return c->ended.load() && !c->pending.load() && !s.has_frame(*c) && c->faces_finished();
     });
     if (all_done && !s.cameras.empty()) break;
     s.idle_cv.wait_until(s.mu, std::min(deadline, next_status));

@@ -33,10 +33,12 @@
 #include "vigil/core/event_bus.h"
 #include "vigil/core/metrics.h"
 #include "vigil/core/status.h"
+#include "vigil/pipeline/best_faces.h"
 #include "vigil/pipeline/engine_config.h"
 #include "vigil/pipeline/stage_spec.h"
 #include "vigil/sink/sink.h"
 #include "vigil/vision/detector.h"
+#include "vigil/vision/face_embedder.h"
 
 namespace vigil {
 
@@ -100,6 +102,8 @@ struct CameraLatest {
 struct EngineHooks {
   // Makes one detector instance for a model (each worker gets its own).
   std::function<Result<std::unique_ptr<Detector>>(const std::string& name, const ModelConfig&)> make_detector;
+  // Makes one face embedder instance for a model (each worker gets its own).
+  std::function<Result<std::unique_ptr<FaceEmbedder>>(const std::string& name, const ModelConfig&)> make_embedder;
   // Sees every result after the sinks, on the worker thread.
   std::function<void(const FrameResult&)> on_result;
   // Offline only (EngineConfig::offline), for a journal that lets a resumed run replay what
@@ -112,6 +116,15 @@ struct EngineHooks {
   // Offline only: sees every run the model detected (not those replayed), before tracking.
   std::function<void(const std::string& camera, std::span<const std::uint64_t> seqs, std::span<const Detections> found)>
       on_detected;
+  // Cameras with best_faces (engine_config.h), for the same journal: asked with each batch of
+  // kept faces, in the order they are formed, before it goes to the model; true, with one
+  // embedding per face in batch.embeddings, answers it and the model is not called. On the
+  // camera's token holder (a worker or its capture thread), one call per camera at a time.
+  std::function<bool(const std::string& camera, FaceBatch& batch)> replay_faces;
+  // Every batch of a camera's kept faces, embedded (or failed: batch.status) or replayed, in
+  // the order the batches were formed, on a worker or the token holder, one call per camera
+  // at a time; the faces and embeddings may be taken. Without it, the batches go nowhere.
+  std::function<void(const std::string& camera, FaceBatch& batch)> on_faces;
 };
 
 class Engine {

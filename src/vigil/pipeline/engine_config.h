@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,7 @@
 #include "vigil/source/source_config.h"
 #include "vigil/identity/identity.h"
 #include "vigil/track/byte_tracker.h"
+#include "vigil/pipeline/face_selector.h"
 #include "vigil/pipeline/model_kinds.h"
 
 namespace vigil {
@@ -73,6 +75,12 @@ struct CameraConfig {
   DetectConfig detect;
   TrackConfig track;
   std::string faces_model;  // the face_embedder model for this camera's faces (empty: none)
+  // How the faces are chosen. Unset: live identification (a tracked face is embedded when its
+  // track is new or its quality improves, and its frame waits for it). Set (tracking on):
+  // each track's best faces as the selector keeps them, embedded in batches across tracks
+  // when the tracks end (pipeline/best_faces.h); the frames do not wait, and the embedded
+  // faces go to EngineHooks::on_faces, not into the frames' results.
+  std::optional<FaceSelectorConfig> best_faces;
 };
 
 struct SinkConfig {

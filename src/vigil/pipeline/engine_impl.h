@@ -59,7 +59,7 @@ struct PendingFrame {
 };
 inline bool not_due(const PendingFrame& p) { return !p.due; }
 
-struct Camera {
+struct Camera : std::enable_shared_from_this<Camera> {
   // input: the edge its model stage declares for this kind of camera (ModelStage::spec);
   // scheduler_mu: the engine's scheduler mutex (Impl::mu), which guards `turn`.
   Camera(CameraConfig cfg, bool is_live, EdgeSpec input_edge, const Mutex& scheduler_mu)
@@ -140,6 +140,19 @@ struct Camera {
   std::deque<Detected> detected_backlog;
   std::atomic<std::uint64_t> faces_detected{0}, faces_embedded{0}, identities_changed{0};
 
+  // Per-track faces (config.best_faces): the policy and the batches it formed are the token
+  // holder's; the batches come back from the workers in any order and go to
+  // EngineHooks::on_faces in the order they were formed, one at a time (faces_out_mu).
+  std::unique_ptr<BestFaces> best_faces;
+  std::uint64_t face_batches_formed = 0;
+  std::atomic<bool> faces_flushed{false};          // its input ended and every track's faces went
+  std::atomic<std::uint64_t> face_batches_out{0};  // formed and not handed to on_faces yet
+  Mutex faces_out_mu;
+  std::map<std::uint64_t, std::unique_ptr<FaceBatch>> faces_done GUARDED_BY(faces_out_mu);  // by seq
+  std::uint64_t next_faces_out GUARDED_BY(faces_out_mu) = 0;
+  // Nothing of the camera's faces is left to do (always, without best_faces).
+  bool faces_finished() const { return !best_faces || (faces_flushed.load() && face_batches_out.load() == 0); }
+
   // Metrics.
   std::atomic<std::int64_t> started_ns{0};  // when capture started (0: not yet)
   std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
@@ -192,6 +205,17 @@ class ModelStage {
   // What the stage declares (stage_spec.h): its input edge for a live or a queued camera,
   // its batch policy (the model's Batcher is built from it) and what it adds.
   virtual StageSpec spec(bool live_camera) const = 0;
+  // A batch of kept faces that no frame waits for (a camera with best_faces): embeddings into
+  // batch.embeddings, or the model's error into batch.status. Must not throw. Embedders only.
+  virtual void embed_kept(int /*worker*/, FaceBatch& batch) {
+    batch.status = Error{ErrorCode::internal, "not a face embedder"};
+  }
+};
+
+// A batch of a camera's kept faces waiting for a worker.
+struct FaceWork {
+  CameraRef camera;
+  std::unique_ptr<FaceBatch> batch;
 };
 
 // Where a camera of a stage's batch is: held by the worker, to go on to its face stage, or
@@ -220,6 +244,7 @@ struct Model {
     std::size_t cameras = 0;         // cameras using this model
     std::size_t inflight = 0;        // of them, in inference now
     std::size_t queued_cameras = 0;  // of them, queued (file) cameras
+    std::deque<FaceWork> face_batches;  // kept faces to embed (embedders); taken before cameras
   };
   Guarded<Queue> queue;
   std::unique_ptr<ModelStage> stage;
@@ -253,6 +278,7 @@ struct Engine::Impl {
   using PendingFrame = engine_internal::PendingFrame;
   using SharedPart = engine_internal::SharedPart;
   using Hold = engine_internal::Hold;
+  using FaceWork = engine_internal::FaceWork;
 
   EngineConfig config;
   EngineHooks hooks;
@@ -353,6 +379,18 @@ struct Engine::Impl {
   // waits in its embedder's ready queue, still holding its token (results stay in order).
   void to_face_stage(const CameraRef& cam, Model& from) EXCLUDES(mu);
   void publish_identities(Camera& cam, const FrameResult& r, const std::vector<std::size_t>& changed);
+  // A camera with best_faces (token held): the kept faces of its ended tracks in batches of the
+  // embedder's max_batch (all: the rest too), each answered by EngineHooks::replay_faces or
+  // queued for a worker.
+  void queue_best_faces(Camera& cam, bool all) EXCLUDES(mu);
+  // The camera's input ended (token held): its open tracks end and their faces go.
+  void flush_best_faces(Camera& cam) EXCLUDES(mu);
+  // The first batch of kept faces waiting in any embedder (empty when none).
+  FaceWork take_face_work() REQUIRES(mu);
+  // Embeds a batch of kept faces on this worker and hands it on (deliver_faces).
+  void run_face_work(int worker, FaceWork& work) EXCLUDES(mu);
+  // A batch done (embedded, failed or replayed): to on_faces with those before it, in order.
+  void deliver_faces(Camera& cam, std::unique_ptr<FaceBatch> batch) EXCLUDES(mu);
   // Counts a model's failure on one of the camera's frames and logs it at most once a
   // second per camera, so a model failing on every frame cannot flood the log.
   static void record_stage_error(Camera& cam, const Model& model, const Error& error, std::uint64_t seq);

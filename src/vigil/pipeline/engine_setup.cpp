@@ -13,6 +13,9 @@ Status Engine::Impl::build_models() {
   if (!hooks.make_detector) {
     hooks.make_detector = [](const std::string&, const ModelConfig& m) { return make_detector(m); };
   }
+  if (!hooks.make_embedder) {
+    hooks.make_embedder = [](const std::string&, const ModelConfig& m) { return make_embedder(m); };
+  }
   const auto instances_per_model = static_cast<std::size_t>(workers_count);
   for (auto [name, model_config] : config.models) {
     model_config.set_threads(inference_threads);
@@ -34,7 +37,7 @@ Status Engine::Impl::build_models() {
     } else {
       std::vector<std::unique_ptr<FaceEmbedder>> instances;
       for (std::size_t w = 0; w < instances_per_model; ++w) {
-        auto embedder = make_embedder(model_config);
+        auto embedder = hooks.make_embedder(name, model_config);
         if (!embedder.ok()) return with_context(embedder.error(), "model " + name);
         instances.push_back(std::move(embedder).value());
       }
@@ -112,6 +115,16 @@ Result<std::vector<StageSpec>> Engine::pipeline(const std::string& camera_id) co
     const DetectConfig& d = cam->config.detect;
     const bool skips = d.every > 1 || d.fps > 0;
     chain.push_back({StageKind::track, "", std::nullopt, std::nullopt, kTracks | (skips ? kPredictedTracks : 0u)});
+  }
+  if (cam->faces_model && cam->best_faces) {  // the frames go on; the kept faces are embedded in batches of their own
+    chain.push_back({StageKind::select, "best faces", std::nullopt, std::nullopt, 0});
+    chain.push_back({StageKind::deliver, "", std::nullopt, std::nullopt, 0});
+    StageSpec embed = s.models[*cam->faces_model]->stage->spec(cam->live);
+    embed.input = EdgeSpec{EdgeOverflow::queue, static_cast<std::size_t>(std::max(1, s.models[*cam->faces_model]->config.max_batch()))};
+    embed.batch.reset();
+    embed.adds = 0;
+    chain.push_back(std::move(embed));
+    return chain;
   }
   if (cam->faces_model) chain.push_back(s.models[*cam->faces_model]->stage->spec(cam->live));
   chain.push_back({StageKind::deliver, "", std::nullopt, std::nullopt, 0});

@@ -36,6 +36,7 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
       work_cv.notify_one();
       return;
     }
+    if (cam->best_faces && cam->ended.load() && !has_frame(*cam) && !cam->faces_flushed.load()) flush_best_faces(*cam);
     cam->pending = false;
     // Only a removal or the end of a run waits for a camera to go idle; waking the main
     // thread on every frame would cost a context switch each.
@@ -64,7 +65,7 @@ void Engine::Impl::finish(const std::shared_ptr<Camera>& cam, Model& model) {
   }
   cam->pending = false;
   if (cam->removed_wait.load() || cam->ended.load()) idle_cv.notify_all();
-  if (has_frame(*cam)) pump(cam);
+  if (has_frame(*cam) || (cam->best_faces && cam->ended.load())) pump(cam);  // a frame, or the end of its tracks
 }
 
 void Engine::Impl::pass_on(const std::shared_ptr<Camera>& cam, Model& model, Hold& hold) {
@@ -106,6 +107,15 @@ void Engine::Impl::worker_loop(int w) {
       ++idle_workers;
       part->state = SharedPart::State::done;
       part_done_cv.notify_all();
+      continue;
+    }
+    if (FaceWork work = take_face_work(); work.batch) {  // kept faces first: nothing else waits for them to be formed
+      --idle_workers;
+      lock.unlock();
+      run_face_work(w, work);
+      work = {};
+      lock.lock();
+      ++idle_workers;
       continue;
     }
     const SteadyTime now = SteadyClock::now();

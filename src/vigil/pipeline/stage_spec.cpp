@@ -9,6 +9,7 @@ std::string_view to_string(StageKind kind) {
     case StageKind::capture: return "capture";
     case StageKind::detect: return "detect";
     case StageKind::track: return "track";
+    case StageKind::select: return "select";
     case StageKind::embed: return "embed";
     case StageKind::deliver: return "deliver";
   }

@@ -6,6 +6,8 @@
 //
 //   capture ─[newest-wins 1]▶ detect (batch ≤ 8, 2 ms: +detections) ─inline▶ track (+tracks)
 //           ─[queue 1]▶ embed (batch ≤ 16, 5 ms: +faces +identities) ─inline▶ deliver
+//   a camera with best_faces (the harvest): track ─inline▶ select best faces ─inline▶ deliver,
+//           and the kept faces of ended tracks ─[batches of max_batch]▶ embed ─▶ on_faces
 #pragma once
 
 #include <cstdint>
@@ -27,7 +29,7 @@ enum ResultPart : std::uint32_t {
   kIdentities = 1u << 4,      // identity per track and face (gallery name or anonymous id)
 };
 
-enum class StageKind { capture, detect, track, embed, deliver };
+enum class StageKind { capture, detect, track, select, embed, deliver };
 std::string_view to_string(StageKind kind);
 
 struct StageSpec {

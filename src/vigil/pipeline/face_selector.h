@@ -1,4 +1,5 @@
-// Which faces of a track `vigil harvest` embeds: the best K by quality, plus the best of every
+// Which faces of a track a camera with a per-track face policy embeds (pipeline/best_faces.h;
+// `vigil harvest`): the best K by quality, plus the best of every
 // `every_s` seconds of the track (so a long track is seen from more than its best minute), or
 // every face with all_faces. Faces are offered as they are detected; the selector says which
 // it keeps and which it stops keeping (so their staged crops can go), and hands over a track's
@@ -7,7 +8,7 @@
 // Ordering is total and deterministic: higher quality first, then the earlier face id, so a
 // rerun over the same detections keeps the same faces.
 //
-// Threading: one thread (the harvest's tracker).
+// Threading: one thread at a time (the camera's token holder).
 #pragma once
 
 #include <cstdint>
