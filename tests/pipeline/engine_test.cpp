@@ -161,6 +161,46 @@ TEST(EngineTest, FileCamerasProcessEveryFrameOnceInOrder) {
   EXPECT_GT(multi, 0u);
 }
 
+// The harvest's way: one started engine, files added one after another, each finished (every
+// result delivered) and removed before the next, the same id again allowed.
+TEST(EngineTest, FilesRunOneAfterAnotherOnAStartedEngine) {
+  test::TempDir dir;
+  EngineConfig config = base_config(4, 1, 2);
+  config.offline = true;
+  const std::string first = dir.file("first.mp4"), second = dir.file("second.mp4");
+  ASSERT_TRUE(test::make_h264_video(first, 30, 160, 120));
+  ASSERT_TRUE(test::make_h264_video(second, 25, 160, 120));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(1)));
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->start();
+  ASSERT_TRUE((*engine)->add_camera(file_camera("a", first)).ok());
+  const Result<CameraStatus> a = (*engine)->finish_camera("a");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_EQ(a->frames_decoded, 30u);
+  EXPECT_EQ(a->frames_inferred, 30u);
+  EXPECT_EQ(a->state, CameraState::stopped);
+  EXPECT_EQ(collector.count("a"), 30u) << "every result delivered before it returned";
+  EXPECT_EQ((*engine)->pipeline("a").error().code, ErrorCode::not_found) << "and the camera removed";
+  ASSERT_TRUE((*engine)->add_camera(file_camera("a", second)).ok()) << "the same id again";
+  const Result<CameraStatus> again = (*engine)->finish_camera("a");
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->frames_decoded, 25u);
+  {
+    std::lock_guard lock(collector.mu);
+    const auto& items = collector.items["a"];
+    ASSERT_EQ(items.size(), 55u);
+    for (std::size_t k = 0; k < items.size(); ++k) EXPECT_EQ(items[k].seq, k < 30 ? k : k - 30) << k;
+  }
+  EXPECT_EQ((*engine)->finish_camera("nope").error().code, ErrorCode::not_found);
+  ASSERT_TRUE((*engine)->add_camera(file_camera("b", first)).ok());
+  (*engine)->request_stop();
+  const Result<CameraStatus> stopped = (*engine)->finish_camera("b");
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().code, ErrorCode::cancelled);
+  EXPECT_TRUE((*engine)->run(std::nullopt).ok());
+}
+
 TEST(EngineTest, DetectEveryNthFrameOfAFile) {
   test::TempDir dir;
   const std::string path = dir.file("clip.mp4");

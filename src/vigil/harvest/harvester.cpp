@@ -43,9 +43,12 @@ class Run {
     embeddings_.resume_from(journal, records);
   }
 
+  // Every input through one engine, in order.
   Status scan_all() {
+    auto engine = InputScan::start(options_, workers_, cores_, detections_, embeddings_);
+    if (!engine.ok()) return engine.error();
     for (std::size_t i = 0; i < options_.inputs.size(); ++i) {
-      VIGIL_RETURN_IF_ERROR(scan(i));
+      VIGIL_RETURN_IF_ERROR(scan(**engine, i));
     }
     return {};
   }
@@ -69,7 +72,7 @@ class Run {
   HarvestSummary summary;
 
  private:
-  Status scan(std::size_t input);
+  Status scan(InputScan& engine, std::size_t input);
   Status take_items(InputScan& scan);
   void count() {
     const FaceTrackCounts& c = faces_.counts();
@@ -100,17 +103,16 @@ class Run {
   std::uint64_t files_uploaded_ = 0, files_to_upload_ = 0;
 };
 
-Status Run::scan(std::size_t input) {
+Status Run::scan(InputScan& engine, std::size_t input) {
   faces_.start_input(input);
-  auto scan = InputScan::start(options_, input, workers_, cores_, {detections_, embeddings_, faces_.face_base()});
-  if (!scan.ok()) return scan.error();
-  if ((*scan)->frame_count() > 0) frames_total_ += static_cast<std::uint64_t>((*scan)->frame_count());
-  if (Status taken = take_items(**scan); !taken.ok()) {
-    (*scan)->stop();
+  VIGIL_RETURN_IF_ERROR(engine.begin(input, faces_.face_base()));
+  if (engine.frame_count() > 0) frames_total_ += static_cast<std::uint64_t>(engine.frame_count());
+  if (Status taken = take_items(engine); !taken.ok()) {
+    engine.stop();
     return taken;
   }
   CameraStatus camera;
-  VIGIL_RETURN_IF_ERROR((*scan)->finish(camera));
+  VIGIL_RETURN_IF_ERROR(engine.finish(camera));
   summary.frames += camera.frames_decoded;
   summary.shot_cuts += camera.shot_cuts;
   frames_done_ = summary.frames;

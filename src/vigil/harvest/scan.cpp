@@ -11,8 +11,8 @@ namespace {
 constexpr const char* kDetector = "detector";
 constexpr const char* kEmbedder = "embedder";
 
-// One file camera, detected and tracked as the harvest's options say.
-EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int workers, double cores) {
+// The engine: the harvest's models, offline, under its budget, no camera yet.
+EngineConfig scan_config(const HarvestOptions& options, int workers, double cores) {
   EngineConfig config;
   config.offline = true;
   config.workers = workers;
@@ -21,6 +21,11 @@ EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int w
   config.status_interval_s = 0;
   config.models[kDetector] = options.detector;
   config.models[kEmbedder] = options.embedder;
+  return config;
+}
+
+// One input as a file camera, detected, tracked and its faces selected as the options say.
+CameraConfig input_camera(const HarvestOptions& options, std::size_t input) {
   CameraConfig camera;
   camera.id = std::filesystem::path(options.inputs[input]).filename().string();  // what the engine's log lines name
   camera.source.type = SourceType::file;
@@ -35,8 +40,7 @@ EngineConfig scan_config(const HarvestOptions& options, std::size_t input, int w
   camera.track.tracker.lost_frames = options.track_buffer;
   camera.faces_model = kEmbedder;
   camera.best_faces = options.select;
-  config.cameras.push_back(std::move(camera));
-  return config;
+  return camera;
 }
 
 // The kept faces' harvest-wide ids, for the journal.
@@ -47,49 +51,60 @@ void face_ids(const FaceBatch& batch, std::uint64_t base, std::vector<std::uint6
 
 }  // namespace
 
-Result<std::unique_ptr<InputScan>> InputScan::start(const HarvestOptions& options, std::size_t input, int workers, double cores,
-                                                    Journals journals) {
-  DetectionJournal& journal = journals.detections;
-  std::unique_ptr<InputScan> scan(new InputScan(journal, input, options.inputs[input]));
+Result<std::unique_ptr<InputScan>> InputScan::start(const HarvestOptions& options, int workers, double cores,
+                                                    DetectionJournal& detections, EmbeddingJournal& embeddings) {
+  std::unique_ptr<InputScan> scan(new InputScan(options, detections));
   EngineHooks hooks;
   InputScan* self = scan.get();
   hooks.on_result = [self](const FrameResult& result) { self->hand_over(result); };
-  hooks.replay_detections = [&journal, input](const std::string&, std::span<const std::uint64_t> seqs, std::vector<Detections>& out) {
-    return journal.replay(input, seqs, out);
+  hooks.replay_detections = [self, &detections](const std::string&, std::span<const std::uint64_t> seqs, std::vector<Detections>& out) {
+    return detections.replay(self->input_.load(), seqs, out);
   };
-  hooks.on_detected = [&journal, input](const std::string&, std::span<const std::uint64_t> seqs, std::span<const Detections> found) {
-    journal.record(input, seqs, found);
+  hooks.on_detected = [self, &detections](const std::string&, std::span<const std::uint64_t> seqs, std::span<const Detections> found) {
+    detections.record(self->input_.load(), seqs, found);
   };
-  EmbeddingJournal& embeddings = journals.embeddings;
-  const std::uint64_t base = journals.face_base;
-  hooks.replay_faces = [&embeddings, base](const std::string&, FaceBatch& batch) {
+  hooks.replay_faces = [self, &embeddings](const std::string&, FaceBatch& batch) {
     std::vector<std::uint64_t> ids;
-    face_ids(batch, base, ids);
+    face_ids(batch, self->face_base_.load(), ids);
     return embeddings.replay(ids, batch.embeddings, batch.status);
   };
-  hooks.on_faces = [self, &embeddings, base](const std::string&, FaceBatch& batch) {
+  hooks.on_faces = [self, &embeddings](const std::string&, FaceBatch& batch) {
     if (!batch.replayed && batch.status.ok()) {
       std::vector<std::uint64_t> ids;
-      face_ids(batch, base, ids);
+      face_ids(batch, self->face_base_.load(), ids);
       embeddings.record(ids, batch.embeddings);
     }
     self->hand_over(batch);
   };
-  auto engine = Engine::create(scan_config(options, input, workers, cores), std::move(hooks));
+  auto engine = Engine::create(scan_config(options, workers, cores), std::move(hooks));
   if (!engine.ok()) return engine.error();
   scan->engine_ = std::move(engine).value();
-  const EngineStatus status = scan->engine_->status();
-  if (!status.cameras.empty()) scan->frame_count_ = status.cameras.front().frame_count;
-  scan->runner_ = std::thread([self] {
-    self->run_status_ = self->engine_->run(std::nullopt);
-    self->results_.close();
-  });
+  scan->engine_->start();
   return scan;
 }
 
 InputScan::~InputScan() {
   stop();
-  if (runner_.joinable()) runner_.join();
+  if (waiter_.joinable()) waiter_.join();
+}
+
+Status InputScan::begin(std::size_t input, std::uint64_t face_base) {
+  input_ = input;
+  face_base_ = face_base;
+  const CameraConfig camera = input_camera(options_, input);
+  VIGIL_RETURN_IF_ERROR(engine_->add_camera(camera));
+  camera_ = camera.id;
+  frame_count_ = -1;
+  for (const CameraStatus& c : engine_->status().cameras) {
+    if (c.id == camera_) frame_count_ = c.frame_count;
+  }
+  waiter_ = std::thread([this] {
+    ended_ = engine_->finish_camera(camera_);
+    ScanItem end;
+    end.end = true;
+    results_.push(std::move(end));
+  });
+  return {};
 }
 
 ScanItem InputScan::recycled_item() {
@@ -101,6 +116,7 @@ ScanItem InputScan::recycled_item() {
 // capacity), queued for the harvest's thread.
 void InputScan::hand_over(const FrameResult& result) {
   ScanItem item = recycled_item();
+  item.end = false;
   item.is_faces = false;
   item.result = result;
   results_.push(std::move(item));
@@ -110,6 +126,7 @@ void InputScan::hand_over(const FrameResult& result) {
 // into a recycled item.
 void InputScan::hand_over(FaceBatch& faces) {
   ScanItem item = recycled_item();
+  item.end = false;
   item.is_faces = true;
   item.faces.seq = faces.seq;
   item.faces.faces.swap(faces.faces);
@@ -121,7 +138,7 @@ void InputScan::hand_over(FaceBatch& faces) {
 
 bool InputScan::next(ScanItem& item) {
   std::optional<ScanItem> next = results_.pop();
-  if (!next) return false;
+  if (!next || next->end) return false;
   std::swap(item, *next);
   next->result.frame.reset();  // the picture goes back to its pool
   next->faces.faces.clear();
@@ -135,15 +152,14 @@ void InputScan::stop() {
 }
 
 Status InputScan::finish(CameraStatus& status) {
-  if (runner_.joinable()) runner_.join();
-  const EngineStatus engine_status = engine_->status();
-  if (!engine_status.cameras.empty()) status = engine_status.cameras.front();
-  VIGIL_RETURN_IF_ERROR(run_status_);
+  if (waiter_.joinable()) waiter_.join();
+  if (!ended_.ok()) return ended_.error();
+  status = *ended_;
   if (status.stage_errors > 0) {
-    return Error{ErrorCode::internal, path_ + ": the detector failed on " + std::to_string(status.stage_errors) +
-                                          " frames (" + status.last_error + ")"};
+    return Error{ErrorCode::internal, options_.inputs[input_.load()] + ": the models failed on " + std::to_string(status.stage_errors) +
+                                          " frames or batches of faces (" + status.last_error + ")"};
   }
-  return journal_.finish_input(input_);
+  return journal_.finish_input(input_.load());
 }
 
 }  // namespace vigil

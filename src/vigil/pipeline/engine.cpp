@@ -201,6 +201,35 @@ Status Engine::remove_camera(const std::string& id) {
   return {};
 }
 
+Result<CameraStatus> Engine::finish_camera(const std::string& id) {
+  Impl& s = *impl_;
+  {
+    MutexLock lock(s.mu);
+    const auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
+    if (it == s.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};
+    const std::shared_ptr<Camera> cam = *it;
+    while (!s.stop_requested && !(cam->ended.load() && !cam->pending.load() && !s.has_frame(*cam) && cam->faces_finished())) {
+      s.idle_cv.wait(s.mu);
+    }
+    if (s.stop_requested) return s.first_error ? *s.first_error : Error{ErrorCode::cancelled, "camera " + id + ": stopped"};
+  }
+  const EngineStatus status = this->status();
+  const auto found = std::find_if(status.cameras.begin(), status.cameras.end(), [&](const CameraStatus& c) { return c.id == id; });
+  if (found == status.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};  // removed meanwhile
+  std::optional<Error> fatal;
+  {
+    MutexLock lock(s.mu);
+    for (const auto& c : s.cameras) {
+      if (c->config.id != id) continue;
+      MutexLock info(c->info_mu);
+      fatal = c->fatal;
+    }
+  }
+  VIGIL_RETURN_IF_ERROR(remove_camera(id));
+  if (fatal) return with_context(*fatal, "camera " + id);
+  return *found;
+}
+
 void Engine::start() {
   Impl& s = *impl_;
   std::vector<std::shared_ptr<Camera>> cameras;

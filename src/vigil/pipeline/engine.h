@@ -137,6 +137,12 @@ class Engine {
   Status add_camera(const CameraConfig& camera);
   // Stops a camera: its capture ends, in-flight work finishes, then its decoder is released.
   Status remove_camera(const std::string& id);
+  // Waits until a camera's source has ended and every one of its results (and kept faces)
+  // was delivered, then removes it: what a caller that runs files one after another on a
+  // started engine (the harvest) calls instead of run(). Returns the camera's last status;
+  // errors: its source's failure for good (named), the engine's first error, cancelled when
+  // a stop was requested first, not_found.
+  Result<CameraStatus> finish_camera(const std::string& id);
 
   void start();
   // Blocks until stop is requested, duration_s passes, or every camera has ended (and all
