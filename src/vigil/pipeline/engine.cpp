@@ -73,6 +73,27 @@ std::unique_ptr<CameraStateMachine> Engine::Impl::make_state_machine(Camera& cam
   });
 }
 
+// The camera's face stage (faces_model): live identities per track, or the per-track best faces.
+Status Engine::Impl::set_up_faces(Camera& cam) {
+  const CameraConfig& camera = cam.config;
+  if (!camera.faces_model.empty()) {
+    const auto faces = model_index.find(camera.faces_model);
+    if (faces == model_index.end() || models[faces->second]->detector) {
+      return Error{ErrorCode::invalid_argument, "camera " + camera.id + ": '" + camera.faces_model + "' is not a face_embedder"};
+    }
+    cam.faces_model = faces->second;
+  }
+  if (camera.best_faces) {
+    if (!cam.faces_model || !cam.tracker) {
+      return Error{ErrorCode::invalid_argument, "camera " + camera.id + ": best faces per track need a face_embedder and tracking"};
+    }
+    cam.best_faces = std::make_unique<BestFaces>(*camera.best_faces, models[*cam.faces_model]->first_embedder->face_template());
+  } else if (cam.faces_model && cam.tracker) {
+    cam.identities = std::make_unique<TrackIdentities>(config.identity);
+  }
+  return {};
+}
+
 Status Engine::add_camera(const CameraConfig& config) {
   Impl& s = *impl_;
   const auto found = s.model_index.find(config.detect.model);
@@ -91,27 +112,13 @@ Status Engine::add_camera(const CameraConfig& config) {
   const bool live = config.source.live;
   auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}), s.mu);
   cam->model = found->second;
-  if (!config.faces_model.empty()) {
-    const auto faces = s.model_index.find(config.faces_model);
-    if (faces == s.model_index.end() || s.models[faces->second]->detector) {
-      return Error{ErrorCode::invalid_argument, "camera " + config.id + ": '" + config.faces_model + "' is not a face_embedder"};
-    }
-    cam->faces_model = faces->second;
-  }
+  if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
+  VIGIL_RETURN_IF_ERROR(s.set_up_faces(*cam));
   cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
   const SourceConfig& sc = config.source;
   cam->faults = std::make_unique<FaultSchedule>(sc.faults);
   cam->machine = s.make_state_machine(*cam);
-  if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
   if (cam->tracker && config.track.shot_cut > 0) cam->shots = std::make_unique<ShotCutDetector>(config.track.shot_cut);
-  if (config.best_faces) {
-    if (!cam->faces_model || !cam->tracker) {
-      return Error{ErrorCode::invalid_argument, "camera " + config.id + ": best faces per track need a face_embedder and tracking"};
-    }
-    cam->best_faces = std::make_unique<BestFaces>(*config.best_faces, s.models[*cam->faces_model]->first_embedder->face_template());
-  } else if (cam->faces_model && cam->tracker) {
-    cam->identities = std::make_unique<TrackIdentities>(s.config.identity);
-  }
   if (sc.type == SourceType::synthetic && sc.live) {
     auto synthetic = SyntheticSource::open(sc, config.id);
     if (!synthetic.ok()) return with_context(synthetic.error(), "camera " + config.id);

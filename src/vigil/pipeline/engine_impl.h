@@ -339,6 +339,9 @@ struct Engine::Impl {
   // detected backlog, and its token goes back.
   void drop(const CameraRef& cam, Model& model, Hold& hold) EXCLUDES(mu);
   void worker_loop(int w) EXCLUDES(mu);
+  // Runs a shared part or a batch of kept faces if one waits (mu let go while it runs, held
+  // again on return); true if it ran one.
+  bool run_waiting_work(int w) REQUIRES(mu);
   // Runs parts[0] on this worker and offers the others to idle workers; runs itself any that
   // no worker has taken by the time it gets to them. Returns when every part has run.
   void run_shared(int worker, std::span<SharedPart* const> parts) EXCLUDES(mu);
@@ -414,6 +417,9 @@ struct Engine::Impl {
   void register_model_metrics(Model& model);
 
   // --- cameras (engine.cpp) ---------------------------------------------------------------
+  // The camera's face stage from its config (its tracker made first). Errors: a faces_model
+  // that is no face_embedder; best faces without tracking or an embedder.
+  Status set_up_faces(Camera& cam);
   // The camera's state machine, which publishes every change on the bus.
   std::unique_ptr<CameraStateMachine> make_state_machine(Camera& cam);
 

@@ -96,28 +96,7 @@ void Engine::Impl::worker_loop(int w) {
   MutexLock lock(mu);
   for (;;) {
     if (stopping) return;
-    if (!shared_parts.empty()) {  // a part of another worker's model call first
-      SharedPart* part = shared_parts.front();
-      shared_parts.pop_front();
-      part->state = SharedPart::State::running;
-      --idle_workers;
-      lock.unlock();
-      part->run(w);
-      lock.lock();
-      ++idle_workers;
-      part->state = SharedPart::State::done;
-      part_done_cv.notify_all();
-      continue;
-    }
-    if (FaceWork work = take_face_work(); work.batch) {  // kept faces first: nothing else waits for them to be formed
-      --idle_workers;
-      lock.unlock();
-      run_face_work(w, work);
-      work = {};
-      lock.lock();
-      ++idle_workers;
-      continue;
-    }
+    if (run_waiting_work(w)) continue;
     const SteadyTime now = SteadyClock::now();
     std::optional<SteadyTime> wake;
     Model* chosen = nullptr;
@@ -174,6 +153,33 @@ void Engine::Impl::worker_loop(int w) {
     lock.lock();
     ++idle_workers;
   }
+}
+
+// Work that waits for no batch to form, first: a part of another worker's model call, then
+// kept faces (nothing else waits for them to be formed). Runs one, unlocked; true if it did.
+bool Engine::Impl::run_waiting_work(int w) {
+  if (!shared_parts.empty()) {
+    SharedPart* part = shared_parts.front();
+    shared_parts.pop_front();
+    part->state = SharedPart::State::running;
+    --idle_workers;
+    mu.unlock();
+    part->run(w);
+    mu.lock();
+    ++idle_workers;
+    part->state = SharedPart::State::done;
+    part_done_cv.notify_all();
+    return true;
+  }
+  FaceWork work = take_face_work();
+  if (!work.batch) return false;
+  --idle_workers;
+  mu.unlock();
+  run_face_work(w, work);
+  work = {};  // the camera's reference goes unlocked
+  mu.lock();
+  ++idle_workers;
+  return true;
 }
 
 void Engine::Impl::run_shared(int worker, std::span<SharedPart* const> parts) {
