@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "support/test_support.h"
@@ -133,6 +135,49 @@ TEST(SyntheticSourceTest, ImagePanOutputMatchesWindowOfPicture) {
   ASSERT_TRUE(frame.ok() && *frame);
   EXPECT_EQ((*frame)->image.width, 640);
   EXPECT_EQ((*source)->pan()->window_at(0).x, 0);
+}
+
+// Sixteen cameras over six photos keep six decoded pictures: sources of one file share its
+// picture (and render the same frames); a file changed on disk is decoded again.
+TEST(SyntheticSourceTest, SourcesOfOneFileShareItsDecodedPicture) {
+  test::TempDir dir;
+  const std::string photo = dir.file("photo.jpg");
+  std::filesystem::copy_file(test::data_file("media/sample1.jpg"), photo);
+  SourceConfig config;
+  config.type = SourceType::synthetic;
+  config.pattern = SyntheticPattern::image;
+  config.path = photo;
+  config.width = 320;
+  config.height = 180;
+  config.live = false;
+  auto a = SyntheticSource::open(config, "a");
+  auto b = SyntheticSource::open(config, "b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_NE((*a)->picture(), nullptr);
+  EXPECT_EQ((*a)->picture(), (*b)->picture()) << "one decoded copy";
+  for (std::uint64_t k : {0, 7}) {
+    auto fa = (*a)->render(k), fb = (*b)->render(k);
+    ASSERT_TRUE(fa.ok() && fb.ok());
+    const Image& ia = (*fa)->image;
+    const Image& ib = (*fb)->image;
+    for (int y = 0; y < ia.height; ++y) {
+      ASSERT_TRUE(std::equal(ia.planes[0].data + y * ia.planes[0].stride, ia.planes[0].data + y * ia.planes[0].stride + ia.width,
+                             ib.planes[0].data + y * ib.planes[0].stride))
+          << "frame " << k << " row " << y;
+    }
+  }
+  config.path = test::data_file("media/sample2.jpg");
+  auto other = SyntheticSource::open(config, "other");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE((*other)->picture(), (*a)->picture());
+  const int first_width = (*a)->picture()->width;
+  std::filesystem::copy_file(test::data_file("media/sample2.jpg"), photo, std::filesystem::copy_options::overwrite_existing);
+  config.path = photo;
+  auto changed = SyntheticSource::open(config, "changed");
+  ASSERT_TRUE(changed.ok());
+  EXPECT_NE((*changed)->picture(), (*a)->picture()) << "the file changed: decoded again";
+  EXPECT_EQ((*changed)->picture()->width, (*other)->picture()->width);
+  EXPECT_EQ((*a)->picture()->width, first_width) << "the first sources keep theirs";
 }
 
 TEST(SyntheticSourceTest, MissingImageIsAClearError) {

@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <map>
+#include <memory>
 #include <numbers>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "vigil/core/mutex.h"
 #include "vigil/source/ffmpeg_source.h"
 #include "vigil/source/pacer.h"
 
@@ -47,6 +51,58 @@ void scale_region(const Image& src, PixelRect roi, const Image& dst) {
     cv::resize(plane_mat(src, 1)(chroma_roi), u_dst, u_dst.size(), 0, 0, interpolation);
     cv::resize(plane_mat(src, 2)(chroma_roi), v_dst, v_dst.size(), 0, 0, interpolation);
   }
+}
+
+// A picture decoded once into YUV420P (even size), read-only, shared by every camera that pans
+// over the same file: sixteen cameras over six photos keep six pictures, not sixteen, so what
+// they read between two frames of one camera stays in the CPU's cache.
+struct Picture {
+  ByteStorage storage;
+  Image image;
+};
+
+Result<std::shared_ptr<const Picture>> decode_picture(const std::string& path) {
+  cv::Mat bgr;
+  try {
+    bgr = cv::imread(path, cv::IMREAD_COLOR);
+  } catch (const cv::Exception& e) {
+    return Error{ErrorCode::invalid_argument, path + ": " + e.what()};
+  }
+  if (bgr.empty()) return Error{ErrorCode::invalid_argument, path + ": missing or not an image"};
+  bgr = bgr(cv::Rect(0, 0, bgr.cols & ~1, bgr.rows & ~1));
+  cv::Mat i420;
+  cv::cvtColor(bgr, i420, cv::COLOR_BGR2YUV_I420);
+  auto picture = std::make_shared<Picture>();
+  picture->image = picture->storage.allocate(PixelFormat::yuv420p, bgr.cols, bgr.rows);
+  const Image& image = picture->image;
+  const std::uint8_t* src = i420.ptr<std::uint8_t>();
+  for (int p = 0; p < 3; ++p) {
+    const int w = image.plane_width(p);
+    const int h = image.plane_height(p);
+    auto* dst = const_cast<std::uint8_t*>(image.planes[p].data);
+    for (int row = 0; row < h; ++row) std::copy_n(src + row * w, w, dst + row * image.planes[p].stride);
+    src += static_cast<std::size_t>(w) * h;
+  }
+  return std::shared_ptr<const Picture>(std::move(picture));
+}
+
+// The decoded picture of `path`, shared while any camera holds it; a file changed on disk
+// since (size or time) is decoded again.
+Mutex pictures_mu;
+std::map<std::string, std::weak_ptr<const Picture>> pictures GUARDED_BY(pictures_mu);  // by path, size and time
+
+Result<std::shared_ptr<const Picture>> load_picture(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  const auto time = std::filesystem::last_write_time(path, ec).time_since_epoch().count();
+  const std::string key = path + '\n' + std::to_string(size) + '\n' + std::to_string(time);
+  MutexLock lock(pictures_mu);
+  if (std::shared_ptr<const Picture> cached = pictures[key].lock()) return cached;
+  auto decoded = decode_picture(path);
+  if (!decoded.ok()) return decoded.error();
+  pictures[key] = *decoded;
+  std::erase_if(pictures, [](const auto& entry) { return entry.second.expired(); });
+  return decoded;
 }
 
 }  // namespace
@@ -94,8 +150,7 @@ struct SyntheticSource::Impl {
   SteadyTime start{};
 
   // image pattern
-  ByteStorage picture_storage;
-  Image picture;  // the whole picture as YUV420P, even size
+  std::shared_ptr<const Picture> picture;  // the whole picture as YUV420P, even size
   std::unique_ptr<PanGeometry> pan;
 
   // video pattern
@@ -115,26 +170,10 @@ struct SyntheticSource::Impl {
         info.description = "synthetic procedural";
         break;
       case SyntheticPattern::image: {
-        cv::Mat bgr;
-        try {
-          bgr = cv::imread(config.path, cv::IMREAD_COLOR);
-        } catch (const cv::Exception& e) {
-          return Error{ErrorCode::invalid_argument, config.path + ": " + e.what()};
-        }
-        if (bgr.empty()) return Error{ErrorCode::invalid_argument, config.path + ": missing or not an image"};
-        bgr = bgr(cv::Rect(0, 0, bgr.cols & ~1, bgr.rows & ~1));
-        cv::Mat i420;
-        cv::cvtColor(bgr, i420, cv::COLOR_BGR2YUV_I420);  // once, at start-up
-        picture = picture_storage.allocate(PixelFormat::yuv420p, bgr.cols, bgr.rows);
-        const std::uint8_t* src = i420.ptr<std::uint8_t>();
-        for (int p = 0; p < 3; ++p) {
-          const int w = picture.plane_width(p);
-          const int h = picture.plane_height(p);
-          auto* dst = const_cast<std::uint8_t*>(picture.planes[p].data);
-          for (int row = 0; row < h; ++row) std::copy_n(src + row * w, w, dst + row * picture.planes[p].stride);
-          src += static_cast<std::size_t>(w) * h;
-        }
-        pan = std::make_unique<PanGeometry>(picture.width, picture.height, config.width, config.height,
+        auto loaded = load_picture(config.path);  // once, at start-up
+        if (!loaded.ok()) return loaded.error();
+        picture = std::move(loaded).value();
+        pan = std::make_unique<PanGeometry>(picture->image.width, picture->image.height, config.width, config.height,
                                             config.zoom_min, config.zoom_max, config.pan_period_s * config.fps);
         info.description = "synthetic image pan over " + config.path;
         break;
@@ -226,7 +265,7 @@ struct SyntheticSource::Impl {
         render_procedural(frame->image, index);
         break;
       case SyntheticPattern::image:
-        scale_region(picture, pan->window_at(index), frame->image);
+        scale_region(picture->image, pan->window_at(index), frame->image);
         break;
       case SyntheticPattern::video: {
         auto source_frame = video->read();
@@ -295,5 +334,6 @@ void SyntheticSource::interrupt() {
 }
 std::uint64_t SyntheticSource::skipped() const { return impl_->skipped.load(); }
 const PanGeometry* SyntheticSource::pan() const { return impl_->pan.get(); }
+const Image* SyntheticSource::picture() const { return impl_->picture ? &impl_->picture->image : nullptr; }
 
 }  // namespace vigil

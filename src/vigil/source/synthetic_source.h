@@ -83,6 +83,9 @@ class SyntheticSource final : public Source {
   std::uint64_t skipped() const;
   // For the image pattern: its geometry (nullptr for other patterns).
   const PanGeometry* pan() const;
+  // For the image pattern: the decoded picture it pans over, read-only and shared by every
+  // source open on the same file (nullptr for other patterns).
+  const Image* picture() const;
 
  private:
   struct Impl;
