@@ -26,6 +26,18 @@ SourceConfig procedural(double fps, bool live) {
   return config;
 }
 
+// A synthetic source over `path`, not paced (frames as fast as they are read).
+SourceConfig unpaced(SyntheticPattern pattern, const std::string& path, int width, int height) {
+  SourceConfig config;
+  config.type = SourceType::synthetic;
+  config.pattern = pattern;
+  config.path = path;
+  config.width = width;
+  config.height = height;
+  config.live = false;
+  return config;
+}
+
 TEST(SyntheticSourceTest, ProceduralFramesHaveConfiguredSizeAndTimeline) {
   auto source = SyntheticSource::open(procedural(20, false), "synth");
   ASSERT_TRUE(source.ok()) << source.error().message;
@@ -121,13 +133,7 @@ TEST(PanGeometryTest, SweepsAcrossAndZoomsOncePerPeriod) {
 }
 
 TEST(SyntheticSourceTest, ImagePanOutputMatchesWindowOfPicture) {
-  SourceConfig config;
-  config.type = SourceType::synthetic;
-  config.pattern = SyntheticPattern::image;
-  config.path = test::data_file("media/sample1.jpg");
-  config.width = 640;
-  config.height = 360;
-  config.live = false;
+  SourceConfig config = unpaced(SyntheticPattern::image, test::data_file("media/sample1.jpg"), 640, 360);
   auto source = SyntheticSource::open(config, "pan");
   ASSERT_TRUE(source.ok()) << source.error().message;
   ASSERT_NE((*source)->pan(), nullptr);
@@ -143,13 +149,7 @@ TEST(SyntheticSourceTest, SourcesOfOneFileShareItsDecodedPicture) {
   test::TempDir dir;
   const std::string photo = dir.file("photo.jpg");
   std::filesystem::copy_file(test::data_file("media/sample1.jpg"), photo);
-  SourceConfig config;
-  config.type = SourceType::synthetic;
-  config.pattern = SyntheticPattern::image;
-  config.path = photo;
-  config.width = 320;
-  config.height = 180;
-  config.live = false;
+  SourceConfig config = unpaced(SyntheticPattern::image, photo, 320, 180);
   auto a = SyntheticSource::open(config, "a");
   auto b = SyntheticSource::open(config, "b");
   ASSERT_TRUE(a.ok() && b.ok());
@@ -195,13 +195,7 @@ TEST(SyntheticSourceTest, VideoPatternLoopsTheFileAtTheConfiguredSize) {
   test::TempDir dir;
   const std::string path = dir.file("loop.mp4");
   ASSERT_TRUE(test::make_h264_video(path, 10, 320, 240));
-  SourceConfig config;
-  config.type = SourceType::synthetic;
-  config.pattern = SyntheticPattern::video;
-  config.path = path;
-  config.width = 160;
-  config.height = 120;
-  config.live = false;
+  SourceConfig config = unpaced(SyntheticPattern::video, path, 160, 120);
   auto source = SyntheticSource::open(config, "loop");
   ASSERT_TRUE(source.ok()) << source.error().message;
   for (int i = 0; i < 25; ++i) {
