@@ -128,11 +128,7 @@ void InputScan::hand_over(FaceBatch& faces) {
   ScanItem item = recycled_item();
   item.end = false;
   item.is_faces = true;
-  item.faces.seq = faces.seq;
-  item.faces.faces.swap(faces.faces);
-  item.faces.embeddings.swap(faces.embeddings);
-  item.faces.status = faces.status;
-  item.faces.replayed = faces.replayed;
+  std::swap(item.faces, faces);
   results_.push(std::move(item));
 }
 

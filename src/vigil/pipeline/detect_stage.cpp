@@ -160,10 +160,7 @@ void Engine::Impl::DetectorStage::run(int worker, std::vector<CameraRef>& batch)
     Status status = detect(worker, s);
     if (!status.ok()) isolate_failure(*detectors_[static_cast<std::size_t>(worker)], status.error(), s);
     if (status.ok() && e.config.offline && e.hooks.on_detected) e.hooks.on_detected(s.owners[0]->config.id, s.seqs, s.results);
-    model_.latency_ms->record(ms_between(start, SteadyClock::now()));
-    model_.batches.fetch_add(1, std::memory_order_relaxed);
-    model_.items.fetch_add(s.images.size(), std::memory_order_relaxed);
-    model_.batch_sizes[std::min(s.images.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    model_.count_call(s.images.size(), start);
   }
   for (std::size_t i = 0; i < s.frames.size(); ++i) {
     if (!s.frames[i]) continue;  // the model failed on it

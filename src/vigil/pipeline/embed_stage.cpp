@@ -98,10 +98,7 @@ void Engine::Impl::EmbedderStage::run(int worker, std::vector<CameraRef>& batch)
   }
   const SteadyTime start = SteadyClock::now();
   Status status = safe_embed(embedder, f.inputs, f.embeddings, f.qualities);
-  model_.latency_ms->record(ms_between(start, SteadyClock::now()));
-  model_.batches.fetch_add(1, std::memory_order_relaxed);
-  model_.items.fetch_add(f.inputs.size(), std::memory_order_relaxed);
-  model_.batch_sizes[std::min(f.inputs.size(), model_.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+  model_.count_call(f.inputs.size(), start);
   std::size_t offset = 0;
   for (std::size_t o = 0; o < f.owners.size(); ++o) {
     Camera& cam = *f.owners[o];
@@ -242,10 +239,7 @@ void Engine::Impl::run_face_work(int worker, FaceWork& work) {
     FaceBatch& batch = *work.batch;
     const SteadyTime start = SteadyClock::now();
     model.stage->embed_kept(worker, batch);
-    model.latency_ms->record(ms_between(start, SteadyClock::now()));
-    model.batches.fetch_add(1, std::memory_order_relaxed);
-    model.items.fetch_add(batch.faces.size(), std::memory_order_relaxed);
-    model.batch_sizes[std::min(batch.faces.size(), model.batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+    model.count_call(batch.faces.size(), start);
     if (batch.status.ok()) {
       cam.faces_embedded.fetch_add(batch.faces.size(), std::memory_order_relaxed);
     } else {

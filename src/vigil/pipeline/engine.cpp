@@ -210,11 +210,12 @@ Status Engine::remove_camera(const std::string& id) {
 
 Result<CameraStatus> Engine::finish_camera(const std::string& id) {
   Impl& s = *impl_;
+  std::shared_ptr<Camera> cam;
   {
     MutexLock lock(s.mu);
     const auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
     if (it == s.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};
-    const std::shared_ptr<Camera> cam = *it;
+    cam = *it;
     while (!s.stop_requested && !(cam->ended.load() && !cam->pending.load() && !s.has_frame(*cam) && cam->faces_finished())) {
       s.idle_cv.wait(s.mu);
     }
@@ -225,12 +226,8 @@ Result<CameraStatus> Engine::finish_camera(const std::string& id) {
   if (found == status.cameras.end()) return Error{ErrorCode::not_found, "no camera '" + id + "'"};  // removed meanwhile
   std::optional<Error> fatal;
   {
-    MutexLock lock(s.mu);
-    for (const auto& c : s.cameras) {
-      if (c->config.id != id) continue;
-      MutexLock info(c->info_mu);
-      fatal = c->fatal;
-    }
+    MutexLock info(cam->info_mu);
+    fatal = cam->fatal;
   }
   VIGIL_RETURN_IF_ERROR(remove_camera(id));
   if (fatal) return with_context(*fatal, "camera " + id);

@@ -266,6 +266,13 @@ struct Model {
   std::atomic<std::uint64_t> batches{0}, items{0};
   std::vector<std::atomic<std::uint64_t>> batch_sizes;
   std::shared_ptr<Histogram> latency_ms;  // in the engine's metrics registry
+  // One model call of `count` items that started at `start`, into the counters above.
+  void count_call(std::size_t count, SteadyTime start) {
+    latency_ms->record(ms_between(start, std::chrono::steady_clock::now()));
+    batches.fetch_add(1, std::memory_order_relaxed);
+    items.fetch_add(count, std::memory_order_relaxed);
+    batch_sizes[std::min(count, batch_sizes.size() - 1)].fetch_add(1, std::memory_order_relaxed);
+  }
 };
 
 }  // namespace engine_internal
