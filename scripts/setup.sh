@@ -13,6 +13,7 @@ packages=(
   libeigen3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   libxnnpack-dev libpthreadpool-dev libdnnl-dev ocl-icd-opencl-dev libonnx-dev libprotobuf-dev
   libmicrohttpd-dev libturbojpeg0-dev prometheus wrk chromium libsqlite3-dev sqlite3 zlib1g-dev libcurl4-openssl-dev
+  libhiredis-dev redis-server
   python3 python3-onnx python3-numpy opencv-doc nodejs npm
 )
 

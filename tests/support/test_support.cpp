@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <chrono>
@@ -193,5 +196,70 @@ std::vector<std::string> S3Server::stored_keys() const {
 }
 
 std::string S3Server::object(const std::string& key) const { return read_file(dir_.file("data/test/" + key + "._S3rver_object")); }
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+RedisServer::RedisServer(const std::string& password) : password_(password) {
+  for (int attempt = 0; attempt < 5 && !process_; ++attempt) {
+    port_ = free_port();
+    start();
+  }
+  if (!process_) ADD_FAILURE() << "redis-server did not start";
+}
+
+RedisServer::~RedisServer() { stop(); }
+
+std::string RedisServer::url() const {
+  return "redis://" + (password_.empty() ? "" : ":" + password_ + "@") + "127.0.0.1:" + std::to_string(port_);
+}
+
+bool RedisServer::start() {
+  const std::string log = dir_.file("redis-" + std::to_string(++starts_) + ".log");
+  std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", dir_.path().string(), "--logfile", log,
+                                   "--protected-mode", "no"};
+  if (!password_.empty()) {
+    argv.push_back("--requirepass");
+    argv.push_back(password_);
+  }
+  process_ = std::make_unique<ChildProcess>(argv);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (read_file(log).find("Ready to accept connections") != std::string::npos) return true;
+    if (process_->exited()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  process_.reset();
+  return false;
+}
+
+void RedisServer::stop() {
+  if (!process_) return;
+  process_->kill(SIGKILL);
+  process_->wait();
+  process_.reset();
+}
+
+std::string RedisServer::cli(const std::string& args) const {
+  std::string out;
+  run_command("redis-cli -p " + std::to_string(port_) + (password_.empty() ? "" : " --no-auth-warning -a " + password_) + " " + args,
+              &out);
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
 
 }  // namespace vigil::test

@@ -107,4 +107,33 @@ class S3Server {
   std::unique_ptr<ChildProcess> process_;
 };
 
+// A real redis-server (Debian's) on a free loopback port, without persistence, started by the
+// constructor (which fails the test if it does not come up) and stopped by the destructor.
+// `password`: requirepass. stop() / start() bring it down and up on the same port (its data
+// gone, as after a restart without persistence).
+class RedisServer {
+ public:
+  explicit RedisServer(const std::string& password = "");
+  ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+  bool ready() const { return process_ != nullptr; }
+  int port() const { return port_; }
+  std::string url() const;  // redis://[:password@]127.0.0.1:PORT
+  void stop();
+  bool start();
+  // Runs redis-cli against it; its output (trimmed).
+  std::string cli(const std::string& args) const;
+
+ private:
+  TempDir dir_;
+  std::string password_;
+  int port_ = 0;
+  int starts_ = 0;
+  std::unique_ptr<ChildProcess> process_;
+};
+
+// A loopback TCP port nobody listens on now.
+int free_port();
+
 }  // namespace vigil::test

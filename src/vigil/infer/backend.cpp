@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vigil/core/mutex.h"
 #include "vigil/infer/backend_threads.h"
 
 namespace vigil {
@@ -12,6 +13,7 @@ std::string_view to_string(BackendKind kind) {
     case BackendKind::opencv: return "opencv";
     case BackendKind::xnnpack: return "xnnpack";
     case BackendKind::onednn: return "onednn";
+    case BackendKind::remote: return "remote";
   }
   return "auto";
 }
@@ -37,8 +39,31 @@ void set_inference_threads(int threads) {
   set_onednn_threads(threads);
 }
 
+namespace {
+
+Mutex remote_factory_mutex;
+BackendFactory remote_factory GUARDED_BY(remote_factory_mutex);
+
+Result<std::unique_ptr<Backend>> create_remote_backend(const BackendOptions& options) {
+  BackendFactory factory;
+  {
+    MutexLock lock(remote_factory_mutex);
+    factory = remote_factory;
+  }
+  if (!factory) return Error{ErrorCode::failed_precondition, "backend remote: this process has no remote to send model calls to"};
+  return factory(options);
+}
+
+}  // namespace
+
+void set_remote_backend_factory(BackendFactory factory) {
+  MutexLock lock(remote_factory_mutex);
+  remote_factory = std::move(factory);
+}
+
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
-  if (options.precision != Precision::fp32 && options.kind != BackendKind::automatic && options.kind != BackendKind::onednn) {
+  if (options.precision != Precision::fp32 && options.kind != BackendKind::automatic && options.kind != BackendKind::onednn &&
+      options.kind != BackendKind::remote) {
     return Error{ErrorCode::invalid_argument, "precision " + std::string(to_string(options.precision)) + " needs backend onednn, not " +
                                                   std::string(to_string(options.kind))};
   }
@@ -46,6 +71,7 @@ Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options) {
     case BackendKind::opencv: return create_opencv_backend(options);
     case BackendKind::xnnpack: return create_xnnpack_backend(options);
     case BackendKind::onednn: return create_onednn_backend(options);
+    case BackendKind::remote: return create_remote_backend(options);
     case BackendKind::automatic: break;
   }
   // oneDNN where it runs the whole graph on optimised kernels, else XNNPACK, else OpenCV DNN;

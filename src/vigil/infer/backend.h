@@ -10,6 +10,7 @@
 // (do not retry); exceptions from the library never escape.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,6 +26,7 @@ enum class BackendKind {
   opencv,
   xnnpack,
   onednn,
+  remote,     // a worker elsewhere runs it (vigil ingest: cluster/remote_backend.h); never in a config
 };
 
 std::string_view to_string(BackendKind kind);                  // "auto", "opencv", "xnnpack", "onednn"
@@ -80,6 +82,12 @@ void set_inference_threads(int threads);
 // where a layer would run on its reference code), then XNNPACK, then OpenCV DNN, and logs why
 // each refused (a missing or unreadable file fails either way).
 Result<std::unique_ptr<Backend>> create_backend(const BackendOptions& options);
+
+// The maker of BackendKind::remote backends, set by the process that has a remote to send
+// model calls to (`vigil ingest`) before it makes its models; an empty one removes it.
+// Without one, create_backend refuses kind remote (failed_precondition).
+using BackendFactory = std::function<Result<std::unique_ptr<Backend>>(const BackendOptions&)>;
+void set_remote_backend_factory(BackendFactory factory);
 
 // Loads an ONNX model into OpenCV's DNN module (CPU).
 Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& options);

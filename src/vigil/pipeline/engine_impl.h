@@ -31,7 +31,7 @@
 #include "vigil/pipeline/stage_spec.h"
 #include "vigil/sink/jsonl_sink.h"
 #include "vigil/source/pacer.h"
-#include "vigil/source/reconnect.h"
+#include "vigil/core/reconnect.h"
 #include "vigil/source/source.h"
 #include "vigil/source/synthetic_source.h"
 #include "vigil/track/byte_tracker.h"

@@ -1,4 +1,4 @@
-#include "vigil/source/reconnect.h"
+#include "vigil/core/reconnect.h"
 
 #include <algorithm>
 
