@@ -11,8 +11,26 @@ namespace vigil {
 struct RunOptions {
   std::string config_path;
   std::optional<double> duration_s;
+  // `vigil ingest`: the models run on workers reached through this Redis (redis://...).
+  std::string redis_url;
+  std::string node;  // the node's id in the cluster (default: HOST-PID)
 };
+// `vigil run`, and `vigil ingest` when options.redis_url is set.
 int run_command(const RunOptions& options);
+
+// `vigil worker`: serves the config's models (or those named) to ingest nodes through Redis.
+struct WorkerCommandOptions {
+  std::string config_path;
+  std::string redis_url;
+  std::string consumer;             // the worker's name in the cluster (default: HOST-PID)
+  std::vector<std::string> models;  // empty: every model of the config
+  std::optional<double> duration_s;
+  int threads = 0;  // serving threads, each its own consumer (NAME/i) and model instances; 0: one per core
+};
+int worker_command(const WorkerCommandOptions& options);
+
+// HOST-PID: a process's default name in a cluster.
+std::string default_cluster_name();
 
 struct BenchModelOptions {
   std::string model_path;

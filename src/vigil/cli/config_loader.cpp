@@ -331,11 +331,30 @@ HttpConfig parse_http(const YAML::Node& node) {
   return http;
 }
 
+// cluster: {prefix, shards, max_len, reply_timeout_ms, max_age_ms, claim_idle_ms, max_deliveries, block_ms}
+ClusterConfig parse_cluster(const YAML::Node& node) {
+  Fields f(node, "cluster",
+           {"prefix", "shards", "max_len", "reply_timeout_ms", "max_age_ms", "claim_idle_ms", "max_deliveries", "block_ms"});
+  ClusterConfig c;
+  c.prefix = f.get<std::string>("prefix", c.prefix);
+  if (c.prefix.empty() || c.prefix.find_first_of("{} ") != std::string::npos) {
+    fail("cluster.prefix", "must be a non-empty key prefix without braces or spaces");
+  }
+  c.shards = in_range(f.get("shards", c.shards), 1, 1024, "cluster.shards");
+  c.max_len = in_range<std::int64_t>(f.get<std::int64_t>("max_len", c.max_len), 100, 100000000, "cluster.max_len");
+  c.reply_timeout_ms = in_range(f.get("reply_timeout_ms", c.reply_timeout_ms), 10, 3600000, "cluster.reply_timeout_ms");
+  c.max_age_ms = in_range(f.get("max_age_ms", c.max_age_ms), 1, 3600000, "cluster.max_age_ms");
+  c.claim_idle_ms = in_range(f.get("claim_idle_ms", c.claim_idle_ms), 10, 3600000, "cluster.claim_idle_ms");
+  c.max_deliveries = in_range(f.get("max_deliveries", c.max_deliveries), 1, 1000, "cluster.max_deliveries");
+  c.block_ms = in_range(f.get("block_ms", c.block_ms), 1, 60000, "cluster.block_ms");
+  return c;
+}
+
 EngineConfig parse_root(const YAML::Node& root, ConfigUse use) {
   if (!root || root.IsNull()) fail("", "the config is empty");
   Fields top(root, "",
              {"models", "cameras", "sinks", "threads", "cpu_budget", "workers", "log_level", "status_interval_s", "identity",
-              "http", "store", "offline"});
+              "http", "store", "offline", "cluster"});
   EngineConfig config;
   config.offline = top.get("offline", false);
 
@@ -404,6 +423,7 @@ EngineConfig parse_root(const YAML::Node& root, ConfigUse use) {
     config.store.max_mb = in_range(f.get("max_mb", config.store.max_mb), 0.0, 1e7, "store.max_mb");
     config.store.queue = in_range(f.get("queue", config.store.queue), 1, 10000000, "store.queue");
   }
+  if (top.has("cluster")) config.cluster = parse_cluster(top.node("cluster"));
   config.workers = in_range(top.get("workers", config.workers), 0, 256, "workers");
   config.log_level = one_of(top.get<std::string>("log_level", config.log_level),
                             {"trace", "debug", "info", "warn", "error", "off"}, "log_level");

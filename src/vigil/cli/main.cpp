@@ -17,6 +17,25 @@ int main(int argc, char** argv) {
   run_cmd->add_option("-c,--config", run.config_path, "YAML config file")->required();
   run_cmd->add_option("-d,--duration", duration, "stop after this many seconds")->check(CLI::PositiveNumber);
 
+  vigil::RunOptions ingest;
+  double ingest_duration = 0;
+  auto* ingest_cmd = app.add_subcommand("ingest", "run the live engine with its models on the cluster's workers (Redis)");
+  ingest_cmd->add_option("-c,--config", ingest.config_path, "YAML config file")->required();
+  ingest_cmd->add_option("--redis", ingest.redis_url, "redis://[:password@]host[:port][/db]")->required();
+  ingest_cmd->add_option("--node", ingest.node, "this node's id in the cluster (default: HOST-PID)");
+  ingest_cmd->add_option("-d,--duration", ingest_duration, "stop after this many seconds")->check(CLI::PositiveNumber);
+
+  vigil::WorkerCommandOptions worker;
+  double worker_duration = 0;
+  auto* worker_cmd = app.add_subcommand("worker", "serve the config's models to ingest nodes through Redis Streams");
+  worker_cmd->add_option("-c,--config", worker.config_path, "YAML config file (the cluster's one)")->required();
+  worker_cmd->add_option("--redis", worker.redis_url, "redis://[:password@]host[:port][/db]")->required();
+  worker_cmd->add_option("--name", worker.consumer, "this worker's name in the cluster (default: HOST-PID)");
+  worker_cmd->add_option("--models", worker.models, "serve only these models of the config")->delimiter(',');
+  worker_cmd->add_option("--threads", worker.threads, "serving threads, each with its own model instances (default: one per core)")
+      ->check(CLI::Range(1, 256));
+  worker_cmd->add_option("-d,--duration", worker_duration, "stop after this many seconds")->check(CLI::PositiveNumber);
+
   vigil::HarvestCommandOptions harvest;
   auto* harvest_cmd = app.add_subcommand("harvest", "one pass over recorded videos: faces, tracks, people, crops");
   harvest_cmd->add_option("inputs", harvest.inputs, "video files")->required();
@@ -184,6 +203,14 @@ int main(int argc, char** argv) {
   if (run_cmd->parsed()) {
     if (duration > 0) run.duration_s = duration;
     return vigil::run_command(run);
+  }
+  if (ingest_cmd->parsed()) {
+    if (ingest_duration > 0) ingest.duration_s = ingest_duration;
+    return vigil::run_command(ingest);
+  }
+  if (worker_cmd->parsed()) {
+    if (worker_duration > 0) worker.duration_s = worker_duration;
+    return vigil::worker_command(worker);
   }
   if (bench_model->parsed()) {
     if (model.batches.empty()) model.batches = {1, 8};

@@ -5,10 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <cstdio>
 #include <thread>
 
 #include "vigil/cli/commands.h"
+#include "vigil/cli/signal_watcher.h"
+#include "vigil/cluster/remote_backend.h"
 #include "vigil/cli/config_loader.h"
 #include "vigil/core/log.h"
 #include "vigil/core/process_stats.h"
@@ -19,44 +22,6 @@
 namespace vigil {
 
 namespace {
-
-// Waits for SIGINT/SIGTERM on its own thread (the signals are blocked everywhere else) and
-// asks the runner to stop; SIGUSR1 ends the watcher when the run is over.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(Engine& engine) {
-    sigset_t set = signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-    thread_ = std::thread([&engine, set] {
-      int sig = 0;
-      while (sigwait(&set, &sig) == 0) {
-        if (sig == SIGUSR1) return;
-        spdlog::info("signal {}: stopping", sig);
-        engine.request_stop();
-      }
-    });
-  }
-  ~SignalWatcher() {
-    pthread_kill(thread_.native_handle(), SIGUSR1);
-    thread_.join();
-  }
-  // Blocks the signals in the calling thread (call in main before any thread starts).
-  static void block_in_this_thread() {
-    sigset_t set = signals();
-    pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  }
-
- private:
-  static sigset_t signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    return set;
-  }
-  std::thread thread_;
-};
 
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
@@ -85,6 +50,42 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   return ApiServer::start(engine, std::move(options));
 }
 
+// `vigil ingest`: every model of the config runs on the cluster's workers. Redis unreachable
+// or refusing the password fails here, before any work.
+Result<std::shared_ptr<RemoteModels>> start_ingest(EngineConfig& config, const RunOptions& options) {
+  auto url = parse_redis_url(options.redis_url);
+  if (!url.ok()) return url.error();
+  RemoteOptions remote;
+  remote.url = *url;
+  remote.node = options.node.empty() ? default_cluster_name() : options.node;
+  remote.prefix = config.cluster.prefix;
+  remote.shards = config.cluster.shards;
+  remote.max_len = config.cluster.max_len;
+  remote.reply_timeout = std::chrono::milliseconds(config.cluster.reply_timeout_ms);
+  for (auto& [name, model] : config.models) {
+    remote.models[model.settings.model_path] = name;
+    model.settings.backend = BackendKind::remote;
+  }
+  auto models = RemoteModels::start(std::move(remote));
+  if (!models.ok()) return models.error();
+  (*models)->install();
+  std::printf("vigil ingest: node %s, models on the workers of %s\n", (*models)->options().node.c_str(), url->redacted().c_str());
+  std::fflush(stdout);
+  return models;
+}
+
+void print_cluster_counters(const RemoteModels& models, std::uint64_t frames) {
+  const RemoteCounters c = models.counters();
+  const double per_frame = frames > 0 ? 1.0 / static_cast<double>(frames) : 0.0;
+  std::printf("vigil ingest: %llu requests, %llu replies, %llu sent again, %llu duplicate replies dropped, %llu dropped as late, "
+              "%llu failed, %llu reconnects; Redis %.2f round trips and %.1f KB per frame inferred\n",
+              static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.replies),
+              static_cast<unsigned long long>(c.resent), static_cast<unsigned long long>(c.duplicates),
+              static_cast<unsigned long long>(c.deadline), static_cast<unsigned long long>(c.failed),
+              static_cast<unsigned long long>(c.reconnects), static_cast<double>(c.round_trips) * per_frame,
+              static_cast<double>(c.bytes) * per_frame / 1024.0);
+}
+
 double worst_age_p99(const EngineStatus& status) {
   double worst = 0;
   for (const auto& c : status.cameras) worst = std::max(worst, c.age_p99_ms);
@@ -101,6 +102,15 @@ int run_command(const RunOptions& options) {
   }
   setup_logging(config->log_level);
   SignalWatcher::block_in_this_thread();  // before the engine starts any thread
+  std::shared_ptr<RemoteModels> remote;   // outlives the engine, whose models it backs
+  if (!options.redis_url.empty()) {
+    auto started = start_ingest(*config, options);
+    if (!started.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", started.error().message.c_str());
+      return 2;
+    }
+    remote = std::move(started).value();
+  }
 
   // Counts for the summary line, from the engine's result hook (atomics: workers call it).
   std::atomic<std::uint64_t> frames_with_faces{0}, faces_seen{0};
@@ -146,7 +156,11 @@ int run_command(const RunOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   Status status;
   {
-    SignalWatcher watcher(**engine);
+    SignalWatcher watcher([&] {
+      (*engine)->request_stop();
+      // In-flight remote calls get one reply timeout to finish, then fail.
+      if (remote) remote->cancel(std::chrono::milliseconds(config->cluster.reply_timeout_ms));
+    });
     status = (*engine)->run(options.duration_s);
   }
   if (store) {
@@ -200,6 +214,7 @@ int run_command(const RunOptions& options) {
                 static_cast<unsigned long long>(faces_embedded), static_cast<unsigned long long>(faces_detected),
                 static_cast<double>(faces_detected) / static_cast<double>(faces_embedded));
   }
+  if (remote) print_cluster_counters(*remote, inferred);
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());
   std::fflush(stdout);
   if (!status.ok()) {

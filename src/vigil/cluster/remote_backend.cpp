@@ -55,7 +55,7 @@ class RemoteBackend final : public Backend {
   Status send(const std::vector<std::size_t>& which, bool patient);
   Status connect();
   void forget();
-  Status wait_and_collect(std::vector<Tensor>& outputs);
+  Status wait_and_collect(std::vector<Tensor>& outputs, bool checking);
 
   RemoteModels& owner_;  // outlives its backends (the caller's promise: see remote_backend.h)
   const std::string model_;
@@ -87,11 +87,15 @@ Status RemoteBackend::connect() {
 Status RemoteBackend::send(const std::vector<std::size_t>& which, bool patient) {
   const auto give_up = SteadyClock::now() + owner_.options_.reply_timeout;
   while (true) {
-    if (owner_.cancelled_.load()) return Error{ErrorCode::cancelled, "remote model call cancelled"};
+    if (owner_.cancelled()) return Error{ErrorCode::cancelled, "remote model call cancelled"};
     Status status = connect();
     if (status.ok()) {
+      // One transaction: a worker blocked in XREADGROUP wakes after EXEC and sees every item
+      // of the call at once (one batch there), not the first alone.
       batch_.clear();
+      batch_.push_back({"MULTI"});
       for (std::size_t i : which) batch_.push_back(commands_[i]);
+      batch_.push_back({"EXEC"});
       auto replies = conn_->pipeline(batch_);
       owner_.round_trips_.fetch_add(conn_->round_trips() - seen_trips_, std::memory_order_relaxed);
       owner_.bytes_.fetch_add(conn_->bytes_out() + conn_->bytes_in() - seen_bytes_, std::memory_order_relaxed);
@@ -99,6 +103,7 @@ Status RemoteBackend::send(const std::vector<std::size_t>& which, bool patient) 
       seen_bytes_ = conn_->bytes_out() + conn_->bytes_in();
       if (replies.ok()) {
         for (const auto& r : *replies) VIGIL_RETURN_IF_ERROR(reply_status(r, "XADD to " + model_ + "'s request stream"));
+        for (const auto& r : replies->back().elements) VIGIL_RETURN_IF_ERROR(reply_status(r, "XADD to " + model_ + "'s request stream"));
         return {};
       }
       status = replies.error();
@@ -142,7 +147,7 @@ Status RemoteBackend::infer(const Tensor& input, std::vector<Tensor>& outputs) {
   Status status = send(all_, !any_live);
   if (status.ok()) {
     owner_.requests_.fetch_add(n, std::memory_order_relaxed);
-    status = wait_and_collect(outputs);
+    status = wait_and_collect(outputs, context.empty());
   } else if (any_live) {
     owner_.deadline_.fetch_add(n, std::memory_order_relaxed);
   }
@@ -152,9 +157,10 @@ Status RemoteBackend::infer(const Tensor& input, std::vector<Tensor>& outputs) {
 
 // Waits for every item's reply (sending a file's again after reply_timeout), then decodes
 // them into `outputs`.
-Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs) {
+Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs, bool checking) {
   const RemoteOptions& o = owner_.options_;
   auto deadline = SteadyClock::now() + o.reply_timeout;
+  const auto give_up = SteadyClock::now() + o.start_timeout;
   std::vector<std::size_t> late;
   MutexLock lock(owner_.mu_);
   while (true) {
@@ -163,7 +169,11 @@ Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs) {
       if (!owner_.pending_[items_[i].id].done) late.push_back(i);
     }
     if (late.empty()) break;
-    if (owner_.cancelled_.load()) return Error{ErrorCode::cancelled, "remote model call cancelled"};
+    if (owner_.cancelled()) return Error{ErrorCode::cancelled, "remote model call cancelled"};
+    if (checking && SteadyClock::now() >= give_up) {
+      return Error{ErrorCode::unavailable, "model " + model_ + ": no worker answered within " + std::to_string(o.start_timeout.count() / 1000) +
+                                               " s (start one: vigil worker --config CONFIG --redis " + o.url.redacted() + ")"};
+    }
     if (SteadyClock::now() < deadline) {
       owner_.replied_.wait_until(owner_.mu_, std::min(deadline, SteadyClock::now() + std::chrono::milliseconds(200)));
       continue;
@@ -232,8 +242,12 @@ RemoteModels::~RemoteModels() {
   if (reader_.joinable()) reader_.join();
 }
 
-void RemoteModels::cancel() {
-  cancelled_.store(true);
+bool RemoteModels::cancelled() const {
+  return SteadyClock::now().time_since_epoch().count() >= cancel_at_.load();
+}
+
+void RemoteModels::cancel(std::chrono::milliseconds grace) {
+  cancel_at_.store((SteadyClock::now() + grace).time_since_epoch().count());
   MutexLock lock(mu_);
   replied_.notify_all();
 }

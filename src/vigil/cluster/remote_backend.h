@@ -46,6 +46,9 @@ struct RemoteOptions {
   std::chrono::milliseconds connect_timeout{2000};
   // A file item not answered by then is sent again; a live one fails.
   std::chrono::milliseconds reply_timeout{10000};
+  // A call made outside any camera's frames (a model's check at start-up) fails when no worker
+  // answers by then: no worker serves the model.
+  std::chrono::milliseconds start_timeout{30000};
   std::int64_t max_len = 100000;  // request streams are trimmed to about this many entries
   // The config's models: file path -> model name (the name the requests carry).
   std::map<std::string, std::string> models;
@@ -79,8 +82,9 @@ class RemoteModels {
   void install();
   RemoteCounters counters() const;
   const RemoteOptions& options() const { return options_; }
-  // Stops waiting: calls in progress fail as cancelled (the engine is stopping).
-  void cancel();
+  // Stops waiting after `grace`: calls still waiting then fail as cancelled (the engine is
+  // stopping and should not hang on a cluster with no worker left).
+  void cancel(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
  private:
   friend class RemoteBackend;
@@ -98,7 +102,8 @@ class RemoteModels {
   const std::string reply_key_;
   std::atomic<std::uint64_t> next_id_{1};
   std::atomic<bool> stop_{false};
-  std::atomic<bool> cancelled_{false};
+  std::atomic<std::int64_t> cancel_at_{INT64_MAX};  // steady clock, ns
+  bool cancelled() const;
   bool installed_ = false;
   mutable Mutex mu_;
   CondVar replied_;

@@ -3,6 +3,7 @@
 // and results to the sinks or on to the face stage. A model failure stays with its frames.
 #include <spdlog/spdlog.h>
 
+#include "vigil/infer/call_context.h"
 #include "vigil/pipeline/engine_impl.h"
 
 namespace vigil {
@@ -123,7 +124,10 @@ class Engine::Impl::DetectorStage final : public ModelStage {
     std::vector<Hold> state;  // [owner]
     std::vector<Part> parts;
     std::vector<SharedPart*> shared;
+    std::vector<CallItem> calls;  // [detection]: what a remote model call sends with it
   };
+  // s.calls for the batch's images (a remote backend sends them: cluster/remote_backend.h).
+  void describe_calls(Scratch& s) const;
   Status detect(int worker, Scratch& s);
   // Offline: the run answered by EngineHooks::replay_detections (s.results filled), or not.
   bool replayed(Scratch& s);
@@ -224,7 +228,11 @@ Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
   const std::size_t n = s.images.size();
   const bool one_file_run = s.owners.size() == 1 && !s.owners.front()->live;
   const std::size_t count = one_file_run ? std::min(detectors_.size(), n / kMinPart) : 1;
-  if (count <= 1) return safe_detect(*detectors_[static_cast<std::size_t>(worker)], s.images, s.results);
+  if (count <= 1) {
+    describe_calls(s);
+    CallContext::Scope scope(s.calls);
+    return safe_detect(*detectors_[static_cast<std::size_t>(worker)], s.images, s.results);
+  }
   s.parts.resize(detectors_.size());
   s.shared.clear();
   for (std::size_t p = 0, begin = 0; p < count; ++p) {
@@ -245,6 +253,16 @@ Status Engine::Impl::DetectorStage::detect(int worker, Scratch& s) {
     for (Detections& d : part.results) s.results[at++].swap(d);
   }
   return {};
+}
+
+void Engine::Impl::DetectorStage::describe_calls(Scratch& s) const {
+  s.calls.resize(s.images.size());
+  for (std::size_t d = 0; d < s.images.size(); ++d) {
+    const Frame& frame = *s.frames[s.frame_of[d]];
+    const Camera& cam = *s.owners[s.frame_owner[s.frame_of[d]]];
+    s.calls[d] = {cam.config.id, frame.seq,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(frame.captured_at.time_since_epoch()).count(), cam.live};
+  }
 }
 
 bool Engine::Impl::DetectorStage::replayed(Scratch& s) {
@@ -337,8 +355,12 @@ void Engine::Impl::DetectorStage::abandon(int worker) {
 // the other cameras of the batch keep their results.
 void Engine::Impl::DetectorStage::isolate_failure(Detector& detector, const Error& batch_error, Scratch& s) {
   s.results.resize(s.images.size());
+  describe_calls(s);
   for (std::size_t d = 0; d < s.images.size(); ++d) {
-    Status status = s.images.size() == 1 ? Status(batch_error) : safe_detect(detector, {&s.images[d], 1}, s.one);
+    // A live frame a remote worker found too late is not sent again (it would be later still).
+    const bool late = batch_error.code == ErrorCode::deadline_exceeded && s.calls[d].live;
+    CallContext::Scope scope(std::span<const CallItem>(&s.calls[d], 1));
+    Status status = s.images.size() == 1 || late ? Status(batch_error) : safe_detect(detector, {&s.images[d], 1}, s.one);
     if (status.ok() && s.one.size() == 1) {
       s.results[d] = std::move(s.one[0]);
       continue;

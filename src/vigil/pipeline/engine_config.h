@@ -116,6 +116,20 @@ struct StoreConfig {
   int queue = 10000;
 };
 
+// Scale-out over Redis Streams (`cluster:` in the config), read by `vigil ingest` and `vigil
+// worker` (cluster/remote_backend.h, cluster/worker.h); `vigil run` ignores it. Every node and
+// worker of a cluster takes the same values.
+struct ClusterConfig {
+  std::string prefix = "vigil";  // key prefix: PREFIX:{MODEL.SHARD}:req, PREFIX:{NODE}:reply, ...
+  int shards = 1;                // request streams per model
+  std::int64_t max_len = 100000; // request and reply streams are trimmed to about this many entries
+  int reply_timeout_ms = 10000;  // a file frame's request not answered by then is sent again
+  int max_age_ms = 1000;         // a live frame's request older than this is dropped by the worker
+  int claim_idle_ms = 5000;      // a request pending this long (its worker died) is taken over
+  int max_deliveries = 3;        // then it goes to the dead-letter stream
+  int block_ms = 100;            // a worker's XREADGROUP BLOCK
+};
+
 // Why a camera's source cannot run offline, or empty when it can: offline takes sources
 // that end and lose nothing (files, unpaced synthetic sources), not live ones or streams.
 inline std::string offline_refusal(const SourceConfig& source) {
@@ -137,6 +151,7 @@ struct EngineConfig {
   std::string log_level = "info";
   HttpConfig http;
   StoreConfig store;
+  ClusterConfig cluster;
   // Offline: every camera is a file, read whole, and its results do not depend on timing.
   // Each model call is one camera's run of exactly max_batch frames due for detection (fewer
   // at its end, or when a run spans more frames than the camera's queue holds), whenever
