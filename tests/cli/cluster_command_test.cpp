@@ -87,6 +87,37 @@ TEST_F(ClusterCommandTest, IngestAndWorkerExitTwoWithOneLineWhenRedisIsUnreachab
   EXPECT_NE(output.find("redis URL"), std::string::npos) << output;
 }
 
+TEST_F(ClusterCommandTest, ClusterStatusListsTheProcessesAndAWorkerWithOtherModelsOrShardsExitsTwo) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string config = write_config(1);
+  auto w = worker(config, server.url(), "w-status");
+  std::string status;
+  ASSERT_TRUE(wait_until([&] {
+    test::run_command(test::vigil_binary() + " cluster status --redis " + server.url(), &status);
+    return status.find("worker  w-status") != std::string::npos;
+  }, milliseconds(30000))) << status;
+  EXPECT_NE(status.find("vigil:{faces.0}:req"), std::string::npos) << status;
+
+  // The same model name on another file: refused, naming the running worker.
+  std::string other = test::read_file(config);
+  const std::string model = test::data_file("models/blazeface_front_128_dyn.onnx");
+  other.replace(other.find(model), model.size(), test::data_file("models/blazeface_back_256_dyn.onnx"));
+  other.replace(other.find("input_size: 128"), 15, "input_size: 256");
+  const std::string other_path = dir_.file("other.yaml");
+  std::ofstream(other_path) << other;
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " worker --config " + other_path + " --redis " + server.url() + " 2>&1", &output), 2);
+  EXPECT_NE(output.find("models differ from those of worker w-status"), std::string::npos) << output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " ingest --config " + other_path + " --redis " + server.url() + " 2>&1", &output), 2);
+  EXPECT_NE(output.find("models differ"), std::string::npos) << output;
+  EXPECT_FALSE(std::filesystem::exists(out())) << "work started before the cluster was checked";
+
+  const std::string sharded = write_config(1, "{shards: 2}");
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " worker --config " + sharded + " --redis " + server.url() + " 2>&1", &output), 2);
+  EXPECT_NE(output.find("cluster.shards is 2 here and 1 in the running cluster"), std::string::npos) << output;
+}
+
 // Twenty SIGKILLs of workers mid-run (each killed at a random moment after it started serving,
 // while a second worker goes on): four file cameras, every frame's result exactly once.
 TEST_F(ClusterCommandTest, WorkersKilledMidBatchTwentyTimesLoseNoFileFrameAndDeliverNoneTwice) {

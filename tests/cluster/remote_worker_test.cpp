@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "support/test_support.h"
+#include "vigil/cluster/registry.h"
 #include "vigil/cluster/remote_backend.h"
 #include "vigil/cluster/wire.h"
 #include "vigil/cluster/worker.h"
@@ -307,6 +308,75 @@ TEST(RemoteWorkerTest, RequestsTrimmedAwayWhilePendingAreCountedAndAFileSendsThe
   EXPECT_EQ(out[0].item(0)[1], 6.0f);
   EXPECT_EQ(cluster.worker_->counters().trimmed, 1u);
   EXPECT_EQ(cluster.models_->counters().resent, 1u);
+}
+
+ProcessInfo process(const std::string& id, const std::string& role, const std::string& hash = "h1", int shards = 1) {
+  ProcessInfo p;
+  p.id = id;
+  p.role = role;
+  p.host = "here";
+  p.models = "sum";
+  p.models_hash = hash;
+  p.shards = shards;
+  return p;
+}
+
+TEST(RegistryTest, ProcessesAreListedWhileAliveAndAClusterWithOtherModelsOrShardsIsRefused) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const RedisUrl url = *parse_redis_url(server.url());
+  auto node = Registry::start(url, "vigil", process("n1", "ingest"), milliseconds(100), [] { return std::string("fast"); });
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  (*node)->set_cameras("a,b");
+  auto worker = Registry::start(url, "vigil", process("w1", "worker"), milliseconds(100), {});
+  ASSERT_TRUE(worker.ok()) << worker.error().message;
+  auto redis = std::move(RedisConnection::connect(url, milliseconds(2000))).value();
+  ASSERT_TRUE(wait_until([&] {
+    auto procs = list_processes(*redis, "vigil");
+    return procs.ok() && procs->size() == 2 && (*procs)[0].cameras == "a,b" && (*procs)[0].rates == "fast";
+  }));
+
+  auto other_models = Registry::start(url, "vigil", process("w2", "worker", "h2"), milliseconds(100), {});
+  ASSERT_FALSE(other_models.ok());
+  EXPECT_EQ(other_models.error().code, ErrorCode::invalid_argument);
+  EXPECT_NE(other_models.error().message.find("models differ"), std::string::npos) << other_models.error().message;
+  auto other_shards = Registry::start(url, "vigil", process("w2", "worker", "h1", 4), milliseconds(100), {});
+  ASSERT_FALSE(other_shards.ok());
+  EXPECT_NE(other_shards.error().message.find("cluster.shards is 4 here and 1"), std::string::npos) << other_shards.error().message;
+  auto same_name = Registry::start(url, "vigil", process("w1", "worker"), milliseconds(100), {});
+  ASSERT_FALSE(same_name.ok());
+  EXPECT_EQ(same_name.error().code, ErrorCode::already_exists);
+
+  // A process that leaves is gone at once; one that dies, when its heartbeat key expires.
+  worker->reset();
+  EXPECT_EQ(list_processes(*redis, "vigil")->size(), 1u);
+  ASSERT_TRUE(redis->command({"HSET", "vigil:proc:{ghost}", "id", "ghost", "role", "worker", "models_hash", "h1", "shards", "1"}).ok());
+  ASSERT_TRUE(redis->command({"PEXPIRE", "vigil:proc:{ghost}", "200"}).ok());
+  ASSERT_TRUE(redis->command({"SADD", "vigil:procs", "ghost"}).ok());
+  EXPECT_EQ(list_processes(*redis, "vigil")->size(), 2u);
+  ASSERT_TRUE(wait_until([&] { return list_processes(*redis, "vigil")->size() == 1; }));
+  EXPECT_EQ(redis->command({"SISMEMBER", "vigil:procs", "ghost"})->integer, 0);
+}
+
+TEST(RegistryTest, ClusterStatusShowsProcessesStreamsPendingAndDeadLetters) {
+  WorkerOptions w;
+  w.claim_idle = milliseconds(100);
+  w.max_deliveries = 1;
+  Cluster cluster(w);
+  auto node = Registry::start(cluster.url_, "vigil", process("n1", "ingest"), milliseconds(100), {});
+  ASSERT_TRUE(node.ok());
+  auto backend = cluster.backend();
+  std::vector<Tensor> out;
+  ASSERT_FALSE(backend->infer(items({42}), out).ok());  // the poison, dead-lettered
+  auto redis = cluster.connect();
+  auto text = cluster_status(*redis, "vigil", false);
+  ASSERT_TRUE(text.ok()) << text.error().message;
+  EXPECT_NE(text->find("ingest  n1"), std::string::npos) << *text;
+  EXPECT_NE(text->find("vigil:{sum.0}:req"), std::string::npos) << *text;
+  EXPECT_NE(text->find("dead letters of sum: 1"), std::string::npos) << *text;
+  auto json = cluster_status(*redis, "vigil", true);
+  ASSERT_TRUE(json.ok());
+  EXPECT_NE(json->find("\"pending\": 0"), std::string::npos) << *json;
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 # The modules whose shared state is annotated.
-MODULES = ["core", "concurrency", "source", "identity", "sink", "pipeline", "http", "harvest"]
+MODULES = ["core", "concurrency", "source", "identity", "sink", "pipeline", "http", "harvest", "cluster"]
 CHECK_FLAGS = ["-fsyntax-only", "-Wthread-safety", "-Werror", "-Wno-unknown-warning-option"]
 # GCC-only options in the build's flags that clang would refuse.
 GCC_ONLY = {"-Wno-restrict"}

@@ -29,6 +29,14 @@ struct WorkerCommandOptions {
 };
 int worker_command(const WorkerCommandOptions& options);
 
+// `vigil cluster status`: the cluster's processes, streams and dead letters.
+struct ClusterStatusOptions {
+  std::string redis_url;
+  std::string prefix = "vigil";
+  bool json = false;
+};
+int cluster_status_command(const ClusterStatusOptions& options);
+
 // HOST-PID: a process's default name in a cluster.
 std::string default_cluster_name();
 

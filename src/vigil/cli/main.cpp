@@ -36,6 +36,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 256));
   worker_cmd->add_option("-d,--duration", worker_duration, "stop after this many seconds")->check(CLI::PositiveNumber);
 
+  vigil::ClusterStatusOptions cluster_status;
+  auto* cluster_cmd = app.add_subcommand("cluster", "look at a cluster of ingest nodes and workers");
+  cluster_cmd->require_subcommand(1);
+  auto* cluster_status_cmd = cluster_cmd->add_subcommand("status", "processes, request streams (length, pending, lag), dead letters");
+  cluster_status_cmd->add_option("--redis", cluster_status.redis_url, "redis://[:password@]host[:port][/db]")->required();
+  cluster_status_cmd->add_option("--prefix", cluster_status.prefix, "the cluster's key prefix (cluster.prefix)")->capture_default_str();
+  cluster_status_cmd->add_flag("--json", cluster_status.json, "print JSON");
+
   vigil::HarvestCommandOptions harvest;
   auto* harvest_cmd = app.add_subcommand("harvest", "one pass over recorded videos: faces, tracks, people, crops");
   harvest_cmd->add_option("inputs", harvest.inputs, "video files")->required();
@@ -208,6 +216,7 @@ int main(int argc, char** argv) {
     if (ingest_duration > 0) ingest.duration_s = ingest_duration;
     return vigil::run_command(ingest);
   }
+  if (cluster_status_cmd->parsed()) return vigil::cluster_status_command(cluster_status);
   if (worker_cmd->parsed()) {
     if (worker_duration > 0) worker.duration_s = worker_duration;
     return vigil::worker_command(worker);

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "vigil/cli/cluster_support.h"
 #include "vigil/cli/commands.h"
 #include "vigil/cli/signal_watcher.h"
 #include "vigil/cluster/remote_backend.h"
@@ -50,29 +51,81 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   return ApiServer::start(engine, std::move(options));
 }
 
-// `vigil ingest`: every model of the config runs on the cluster's workers. Redis unreachable
-// or refusing the password fails here, before any work.
-Result<std::shared_ptr<RemoteModels>> start_ingest(EngineConfig& config, const RunOptions& options) {
-  auto url = parse_redis_url(options.redis_url);
-  if (!url.ok()) return url.error();
-  RemoteOptions remote;
-  remote.url = *url;
-  remote.node = options.node.empty() ? default_cluster_name() : options.node;
-  remote.prefix = config.cluster.prefix;
-  remote.shards = config.cluster.shards;
-  remote.max_len = config.cluster.max_len;
-  remote.reply_timeout = std::chrono::milliseconds(config.cluster.reply_timeout_ms);
-  for (auto& [name, model] : config.models) {
-    remote.models[model.settings.model_path] = name;
-    model.settings.backend = BackendKind::remote;
+// What `vigil ingest` adds to `vigil run`: every model of the config on the cluster's workers
+// (backend remote), and this node in the cluster's registry. Redis unreachable or refusing the
+// password, or a cluster with other models or shards, fails in start(), before any work.
+class IngestNode {
+ public:
+  static Result<std::unique_ptr<IngestNode>> start(EngineConfig& config, const RunOptions& options) {
+    auto url = parse_redis_url(options.redis_url);
+    if (!url.ok()) return url.error();
+    RemoteOptions remote;
+    remote.url = *url;
+    remote.node = options.node.empty() ? default_cluster_name() : options.node;
+    remote.prefix = config.cluster.prefix;
+    remote.shards = config.cluster.shards;
+    remote.max_len = config.cluster.max_len;
+    remote.reply_timeout = std::chrono::milliseconds(config.cluster.reply_timeout_ms);
+    for (auto& [name, model] : config.models) {
+      remote.models[model.settings.model_path] = name;
+      model.settings.backend = BackendKind::remote;
+    }
+    auto models = RemoteModels::start(std::move(remote));
+    if (!models.ok()) return models.error();
+    std::unique_ptr<IngestNode> node(new IngestNode(std::move(models).value()));
+    auto joined = join_cluster(*url, config, "ingest", node->remote_->options().node, "", [n = node.get()] { return n->rates(); });
+    if (!joined.ok()) return joined.error();
+    node->registry_ = std::move(joined).value();
+    node->remote_->install();
+    std::printf("vigil ingest: node %s, models on the workers of %s\n", node->remote_->options().node.c_str(), url->redacted().c_str());
+    std::fflush(stdout);
+    return node;
   }
-  auto models = RemoteModels::start(std::move(remote));
-  if (!models.ok()) return models.error();
-  (*models)->install();
-  std::printf("vigil ingest: node %s, models on the workers of %s\n", (*models)->options().node.c_str(), url->redacted().c_str());
-  std::fflush(stdout);
-  return models;
-}
+  ~IngestNode() { registry_.reset(); }  // its heartbeat stops first
+
+  // The heartbeat reports this engine's cameras and rate (and `http`) until detach().
+  void attach(Engine* engine, std::string http) {
+    MutexLock lock(mu_);
+    engine_ = engine;
+    registry_->set_http(std::move(http));
+  }
+  void detach() {
+    MutexLock lock(mu_);
+    engine_ = nullptr;
+  }
+  RemoteModels& remote() { return *remote_; }
+
+ private:
+  explicit IngestNode(std::shared_ptr<RemoteModels> remote) : remote_(std::move(remote)) {}
+  // On the heartbeat's thread.
+  std::string rates() {
+    MutexLock lock(mu_);
+    if (engine_ == nullptr) return "starting";
+    const EngineStatus st = engine_->status();
+    std::uint64_t inferred = 0;
+    std::string cameras;
+    for (const auto& c : st.cameras) {
+      inferred += c.frames_inferred;
+      cameras += (cameras.empty() ? "" : ",") + c.id;
+    }
+    registry_->set_cameras(cameras);
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_at_).count();
+    const double fps = last_inferred_ == 0 || s <= 0 ? 0.0 : static_cast<double>(inferred - last_inferred_) / s;
+    last_inferred_ = inferred;
+    last_at_ = now;
+    char line[96];
+    std::snprintf(line, sizeof line, "%zu cameras, %.1f fps inferred", st.cameras.size(), fps);
+    return line;
+  }
+
+  std::shared_ptr<RemoteModels> remote_;
+  std::unique_ptr<Registry> registry_;
+  Mutex mu_;
+  Engine* engine_ GUARDED_BY(mu_) = nullptr;
+  std::uint64_t last_inferred_ GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_at_ GUARDED_BY(mu_);
+};
 
 void print_cluster_counters(const RemoteModels& models, std::uint64_t frames) {
   const RemoteCounters c = models.counters();
@@ -102,14 +155,14 @@ int run_command(const RunOptions& options) {
   }
   setup_logging(config->log_level);
   SignalWatcher::block_in_this_thread();  // before the engine starts any thread
-  std::shared_ptr<RemoteModels> remote;   // outlives the engine, whose models it backs
+  std::unique_ptr<IngestNode> ingest;  // outlives the engine, whose models it backs
   if (!options.redis_url.empty()) {
-    auto started = start_ingest(*config, options);
+    auto started = IngestNode::start(*config, options);
     if (!started.ok()) {
       std::fprintf(stderr, "vigil: error: %s\n", started.error().message.c_str());
       return 2;
     }
-    remote = std::move(started).value();
+    ingest = std::move(started).value();
   }
 
   // Counts for the summary line, from the engine's result hook (atomics: workers call it).
@@ -126,6 +179,10 @@ int run_command(const RunOptions& options) {
     std::fprintf(stderr, "vigil: error: %s\n", engine.error().message.c_str());
     return engine.error().code == ErrorCode::invalid_argument || engine.error().code == ErrorCode::not_found ? 2 : 1;
   }
+  // The ingest node's heartbeat lets go of the engine before the engine goes.
+  const std::unique_ptr<IngestNode, void (*)(IngestNode*)> detach(ingest.get(), [](IngestNode* n) {
+    if (n != nullptr) n->detach();
+  });
   std::unique_ptr<EventStore> store;  // destroyed before the engine: it listens to its bus
   if (!config->store.path.empty()) {
     EventStoreOptions store_options;
@@ -152,6 +209,10 @@ int run_command(const RunOptions& options) {
                 host.c_str(), (*api)->port());
     std::fflush(stdout);
   }
+  if (ingest) {
+    const std::string host = config->http.host.find(':') != std::string::npos ? "[" + config->http.host + "]" : config->http.host;
+    ingest->attach(engine->get(), *api ? "http://" + host + ":" + std::to_string((*api)->port()) : "");
+  }
   const double cpu_start = process_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   Status status;
@@ -159,7 +220,7 @@ int run_command(const RunOptions& options) {
     SignalWatcher watcher([&] {
       (*engine)->request_stop();
       // In-flight remote calls get one reply timeout to finish, then fail.
-      if (remote) remote->cancel(std::chrono::milliseconds(config->cluster.reply_timeout_ms));
+      if (ingest) ingest->remote().cancel(std::chrono::milliseconds(config->cluster.reply_timeout_ms));
     });
     status = (*engine)->run(options.duration_s);
   }
@@ -214,7 +275,7 @@ int run_command(const RunOptions& options) {
                 static_cast<unsigned long long>(faces_embedded), static_cast<unsigned long long>(faces_detected),
                 static_cast<double>(faces_detected) / static_cast<double>(faces_embedded));
   }
-  if (remote) print_cluster_counters(*remote, inferred);
+  if (ingest) print_cluster_counters(ingest->remote(), inferred);
   for (const auto& sink : config->sinks) std::printf("vigil run: results in %s\n", sink.jsonl.path.c_str());
   std::fflush(stdout);
   if (!status.ok()) {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "vigil/cli/cluster_support.h"
 #include "vigil/cli/commands.h"
 #include "vigil/cli/config_loader.h"
 #include "vigil/cli/signal_watcher.h"
@@ -86,6 +87,26 @@ int worker_command(const WorkerCommandOptions& options) {
       return 2;
     }
     workers.push_back(std::move(worker).value());
+  }
+  auto registry = join_cluster(w->url, *config, "worker", w->consumer, "",
+                               [&workers, last = std::make_shared<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>>()] {
+                                 std::uint64_t served = 0, batches = 0;
+                                 for (const auto& worker : workers) {
+                                   served += worker->counters().served;
+                                   batches += worker->counters().batches;
+                                 }
+                                 const auto now = std::chrono::steady_clock::now();
+                                 const double s = std::chrono::duration<double>(now - last->second).count();
+                                 const double rate = last->first == 0 || s <= 0 ? 0.0 : static_cast<double>(served - last->first) / s;
+                                 *last = {served, now};
+                                 char line[96];
+                                 std::snprintf(line, sizeof line, "%.1f items/s, %.2f per batch", rate,
+                                               batches ? static_cast<double>(served) / static_cast<double>(batches) : 0.0);
+                                 return std::string(line);
+                               });
+  if (!registry.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", registry.error().message.c_str());
+    return 2;
   }
   std::string names;
   for (const auto& m : w->models) names += (names.empty() ? "" : ", ") + m.name;

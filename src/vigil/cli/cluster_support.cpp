@@ -1,0 +1,62 @@
+#include "vigil/cli/cluster_support.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+
+#include "vigil/cli/commands.h"
+#include "vigil/infer/backend.h"
+
+namespace vigil {
+
+Result<std::string> models_hash(const EngineConfig& config) {
+  std::string all;
+  for (const auto& [name, model] : config.models) {  // a std::map: in name order
+    std::ifstream in(model.settings.model_path, std::ios::binary);
+    if (!in) return Error{ErrorCode::not_found, "model " + name + ": cannot read " + model.settings.model_path};
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    all += name + "|" + model.kind + "|" + std::to_string(model.settings.input_size) + "|" +
+           std::string(to_string(model.settings.precision)) + "|" + fnv1a_hex(bytes) + ";";
+  }
+  return fnv1a_hex(all);
+}
+
+Result<std::unique_ptr<Registry>> join_cluster(const RedisUrl& url, const EngineConfig& config, const std::string& role,
+                                               const std::string& id, const std::string& http, std::function<std::string()> rates) {
+  auto hash = models_hash(config);
+  if (!hash.ok()) return hash.error();
+  ProcessInfo self;
+  self.id = id;
+  self.role = role;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) self.host = host;
+  self.http = http;
+  for (const auto& [name, model] : config.models) self.models += (self.models.empty() ? "" : ",") + name;
+  self.models_hash = *hash;
+  self.shards = config.cluster.shards;
+  return Registry::start(url, config.cluster.prefix, std::move(self), std::chrono::milliseconds(1000), std::move(rates));
+}
+
+int cluster_status_command(const ClusterStatusOptions& options) {
+  auto url = parse_redis_url(options.redis_url);
+  if (!url.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", url.error().message.c_str());
+    return 2;
+  }
+  auto conn = RedisConnection::connect(*url, std::chrono::milliseconds(2000));
+  if (!conn.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", conn.error().message.c_str());
+    return 2;
+  }
+  auto text = cluster_status(**conn, options.prefix, options.json);
+  if (!text.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", text.error().message.c_str());
+    return 1;
+  }
+  std::fputs(text->c_str(), stdout);
+  return 0;
+}
+
+}  // namespace vigil
