@@ -81,6 +81,12 @@ struct CameraConfig {
   // when the tracks end (pipeline/best_faces.h); the frames do not wait, and the embedded
   // faces go to EngineHooks::on_faces, not into the frames' results.
   std::optional<FaceSelectorConfig> best_faces;
+  // Set by a cluster's ingest node for a camera it holds through a lease
+  // (cluster/camera_leases.h): the steady-clock time (ns since its epoch) until which the
+  // lease is known to be held. A result made after it is not delivered (counted in
+  // CameraStatus::frames_fenced): an owner that was paused past its lease cannot write after
+  // another node took the camera. Null: not leased (`vigil run`).
+  std::shared_ptr<const std::atomic<std::int64_t>> lease_until;
 };
 
 struct SinkConfig {

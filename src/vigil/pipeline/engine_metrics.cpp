@@ -28,6 +28,10 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
   counter("vigil_reconnects_total", "Times the camera reconnected.", [c] { return double(c->reconnects.load()); });
   counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",
           [c] { return double(c->stage_errors.load()); });
+  if (cam->config.lease_until) {
+    counter("vigil_frames_fenced_total", "Results not delivered because the camera's lease had run out.",
+            [c] { return double(c->fenced.load()); });
+  }
   counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
   if (cam->shots) {
     counter("vigil_shot_cuts_total", "Shot cuts seen (each ended every track).", [c] { return double(c->shot_cuts.load()); });
@@ -99,6 +103,7 @@ void read_camera_sample(const MetricSample& m, CameraStatus& cs) {
       {"vigil_frames_skipped_total", &CameraStatus::frames_skipped},
       {"vigil_frames_predicted_total", &CameraStatus::frames_predicted},
       {"vigil_stage_errors_total", &CameraStatus::stage_errors},
+      {"vigil_frames_fenced_total", &CameraStatus::frames_fenced},
       {"vigil_tracks_started_total", &CameraStatus::tracks_started},
       {"vigil_shot_cuts_total", &CameraStatus::shot_cuts},
       {"vigil_faces_detected_total", &CameraStatus::faces_detected},

@@ -48,6 +48,11 @@ void Engine::Impl::pump(const std::shared_ptr<Camera>& cam) {
 // Hands a result to the sinks and the result hook, and makes it the camera's latest. A sink
 // that fails stops the run.
 void Engine::Impl::deliver(Camera& cam, const FrameResult& result) {
+  if (cam.config.lease_until &&
+      SteadyClock::now().time_since_epoch().count() >= cam.config.lease_until->load(std::memory_order_acquire)) {
+    cam.fenced.fetch_add(1, std::memory_order_relaxed);  // another node may hold the camera now
+    return;
+  }
   for (auto& sink : sinks) {
     if (Status st = sink->write(result); !st.ok()) fail(st.error());
   }
