@@ -331,10 +331,10 @@ HttpConfig parse_http(const YAML::Node& node) {
   return http;
 }
 
-// cluster: {prefix, shards, max_len, reply_timeout_ms, max_age_ms, claim_idle_ms, max_deliveries, block_ms}
+// cluster: {prefix, shards, max_len, reply_timeout_ms, max_age_ms, claim_idle_ms, max_deliveries, block_ms, lease_ms}
 ClusterConfig parse_cluster(const YAML::Node& node) {
   Fields f(node, "cluster",
-           {"prefix", "shards", "max_len", "reply_timeout_ms", "max_age_ms", "claim_idle_ms", "max_deliveries", "block_ms"});
+           {"prefix", "shards", "max_len", "reply_timeout_ms", "max_age_ms", "claim_idle_ms", "max_deliveries", "block_ms", "lease_ms"});
   ClusterConfig c;
   c.prefix = f.get<std::string>("prefix", c.prefix);
   if (c.prefix.empty() || c.prefix.find_first_of("{} ") != std::string::npos) {
@@ -347,6 +347,7 @@ ClusterConfig parse_cluster(const YAML::Node& node) {
   c.claim_idle_ms = in_range(f.get("claim_idle_ms", c.claim_idle_ms), 10, 3600000, "cluster.claim_idle_ms");
   c.max_deliveries = in_range(f.get("max_deliveries", c.max_deliveries), 1, 1000, "cluster.max_deliveries");
   c.block_ms = in_range(f.get("block_ms", c.block_ms), 1, 60000, "cluster.block_ms");
+  c.lease_ms = in_range(f.get("lease_ms", c.lease_ms), 500, 600000, "cluster.lease_ms");
   return c;
 }
 

@@ -9,9 +9,12 @@
 #include <cstdio>
 #include <thread>
 
+#include <yaml-cpp/yaml.h>
+
 #include "vigil/cli/cluster_support.h"
 #include "vigil/cli/commands.h"
 #include "vigil/cli/signal_watcher.h"
+#include "vigil/cluster/camera_leases.h"
 #include "vigil/cluster/remote_backend.h"
 #include "vigil/cli/config_loader.h"
 #include "vigil/core/log.h"
@@ -30,7 +33,8 @@ bool is_loopback(const std::string& host) {
 
 // The HTTP API when the config asks for it (http.listen). Refuses a non-loopback address
 // without a token: the API can add and remove cameras.
-Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config, const EventStore* store) {
+Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config, const EventStore* store,
+                                             CameraLeases* cluster_cameras) {
   const HttpConfig& http = config.http;
   if (http.host.empty()) return std::unique_ptr<ApiServer>();
   if (!is_loopback(http.host) && http.token.empty()) {
@@ -48,6 +52,12 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
   options.snapshot_cache = http.snapshot_cache;
   options.store = store;
   options.parse_camera = [config](const std::string& body) { return parse_camera_config(body, config, "request body"); };
+  if (cluster_cameras != nullptr) {  // cameras are the cluster's: they start on whichever node takes them
+    options.add_camera = [cluster_cameras](const CameraConfig& camera, const std::string& body) {
+      return cluster_cameras->put(camera.id, body);
+    };
+    options.remove_camera = [cluster_cameras](const std::string& id) { return cluster_cameras->remove(id); };
+  }
   return ApiServer::start(engine, std::move(options));
 }
 
@@ -81,7 +91,10 @@ class IngestNode {
     std::fflush(stdout);
     return node;
   }
-  ~IngestNode() { registry_.reset(); }  // its heartbeat stops first
+  ~IngestNode() {
+    leases_.reset();
+    registry_.reset();  // its heartbeat stops first
+  }
 
   // The heartbeat reports this engine's cameras and rate (and `http`) until detach().
   void attach(Engine* engine, std::string http) {
@@ -90,10 +103,106 @@ class IngestNode {
     registry_->set_http(std::move(http));
   }
   void detach() {
+    stop_leases();
     MutexLock lock(mu_);
     engine_ = nullptr;
   }
   RemoteModels& remote() { return *remote_; }
+  CameraLeases* leases() { return leases_.get(); }
+
+  // The config's cameras go to the cluster's camera list (their YAML as written, so that each
+  // node expands ${...} itself) instead of this engine: the leases start each on one node.
+  Status seed_cameras(EngineConfig& config, const std::string& config_path) {
+    std::vector<std::pair<std::string, std::string>> specs;
+    try {
+      const YAML::Node cameras = YAML::LoadFile(config_path)["cameras"];
+      for (std::size_t i = 0; cameras && i < cameras.size(); ++i) {
+        YAML::Emitter out;
+        out << YAML::Flow << cameras[i];
+        specs.emplace_back(config.cameras.at(i).id, out.c_str());
+      }
+    } catch (const std::exception& e) {
+      return Error{ErrorCode::invalid_argument, config_path + ": " + e.what()};
+    }
+    auto redis = RedisConnection::connect(remote_->options().url, std::chrono::milliseconds(2000));
+    if (!redis.ok()) return redis.error();
+    // The first node of a cluster starts a new run: files read to their end before are read again.
+    auto procs = list_processes(**redis, config.cluster.prefix);
+    if (!procs.ok()) return procs.error();
+    const bool first = std::none_of(procs->begin(), procs->end(), [&](const ProcessInfo& p) {
+      return p.role == "ingest" && p.id != remote_->options().node;
+    });
+    if (first) {
+      auto reset = (*redis)->command({"DEL", config.cluster.prefix + ":done"});
+      if (!reset.ok()) return reset.error();
+    }
+    seed_ = std::move(specs);  // the leases put them in the list when they start
+    config.cameras.clear();
+    return {};
+  }
+
+  // Takes cameras from the cluster's list into `engine` (and out of it) from now on; stops the
+  // engine once every camera of the list is a file read to its end.
+  Status start_leases(Engine* engine, const EngineConfig& config) {
+    LeaseOptions o;
+    o.url = remote_->options().url;
+    o.prefix = config.cluster.prefix;
+    o.node = remote_->options().node;
+    o.lease = std::chrono::milliseconds(config.cluster.lease_ms);
+    o.tick = std::min(std::chrono::milliseconds(500), o.lease / 5);
+    o.seed = seed_;
+    LeaseCallbacks c;
+    c.acquired = [this, engine, config](const LeasedCamera& leased) -> Status {
+      if (!accepting_.load()) return Error{ErrorCode::cancelled, "the node is stopping"};
+      auto camera = parse_camera_config(leased.spec, config, "cluster camera " + leased.id);
+      if (!camera.ok()) return camera.error();
+      camera->lease_until = leased.until;
+      VIGIL_RETURN_IF_ERROR(engine->add_camera(*camera));
+      if (!leased.previous_owner.empty()) {
+        Event event;
+        event.kind = EventKind::camera_state;
+        event.camera = leased.id;
+        event.detail = "taken over from node " + leased.previous_owner + " (its tracks start again here)";
+        engine->events().publish(std::move(event));
+        spdlog::info("camera {}: taken over from node {}", leased.id, leased.previous_owner);
+      }
+      return {};
+    };
+    c.released = [engine](const std::string& id, const std::string& why) {
+      spdlog::info("camera {}: released ({})", id, why);
+      (void)engine->remove_camera(id);
+    };
+    c.ended = [this, engine](const std::string& id) {
+      const std::optional<CameraLatest> cam = engine->latest(id);
+      if (!cam || (cam->state != CameraState::stopped && cam->state != CameraState::failed)) return false;
+      auto last = engine->finish_camera(id);  // every result of it delivered
+      if (last.ok()) {
+        MutexLock lock(mu_);
+        finished_.push_back(*last);
+      }
+      return true;
+    };
+    c.movable = [config](const std::string& spec) {
+      auto camera = parse_camera_config(spec, config, "cluster camera");
+      return camera.ok() && camera->source.type != SourceType::file;
+    };
+    c.finished = [engine] { engine->request_stop(); };
+    auto leases = CameraLeases::start(std::move(o), std::move(c));
+    if (!leases.ok()) return leases.error();
+    leases_ = std::move(leases).value();
+    return {};
+  }
+  // The cameras this node read to their end (and removed from its engine), last status each.
+  std::vector<CameraStatus> finished_cameras() {
+    MutexLock lock(mu_);
+    return finished_;
+  }
+  // The run is over: no camera is taken any more (those held are given back in stop_leases).
+  void stop_accepting() { accepting_.store(false); }
+  // Before the engine goes: its cameras are given back to the cluster.
+  void stop_leases() {
+    if (leases_) leases_->stop();
+  }
 
  private:
   explicit IngestNode(std::shared_ptr<RemoteModels> remote) : remote_(std::move(remote)) {}
@@ -121,6 +230,10 @@ class IngestNode {
 
   std::shared_ptr<RemoteModels> remote_;
   std::unique_ptr<Registry> registry_;
+  std::unique_ptr<CameraLeases> leases_;
+  std::atomic<bool> accepting_{true};
+  std::vector<std::pair<std::string, std::string>> seed_;  // the config's cameras: id, YAML
+  std::vector<CameraStatus> finished_ GUARDED_BY(mu_);  // cameras read to their end here
   Mutex mu_;
   Engine* engine_ GUARDED_BY(mu_) = nullptr;
   std::uint64_t last_inferred_ GUARDED_BY(mu_) = 0;
@@ -163,6 +276,10 @@ int run_command(const RunOptions& options) {
       return 2;
     }
     ingest = std::move(started).value();
+    if (Status s = ingest->seed_cameras(*config, options.config_path); !s.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", s.error().message.c_str());
+      return 2;
+    }
   }
 
   // Counts for the summary line, from the engine's result hook (atomics: workers call it).
@@ -198,7 +315,13 @@ int run_command(const RunOptions& options) {
     store = std::move(opened).value();
     store->attach((*engine)->events());
   }
-  auto api = start_api(**engine, *config, store.get());
+  if (ingest) {
+    if (Status s = ingest->start_leases(engine->get(), *config); !s.ok()) {
+      std::fprintf(stderr, "vigil: error: %s\n", s.error().message.c_str());
+      return 1;
+    }
+  }
+  auto api = start_api(**engine, *config, store.get(), ingest ? ingest->leases() : nullptr);
   if (!api.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", api.error().message.c_str());
     return api.error().code == ErrorCode::invalid_argument ? 2 : 1;
@@ -223,6 +346,7 @@ int run_command(const RunOptions& options) {
       if (ingest) ingest->remote().cancel(std::chrono::milliseconds(config->cluster.reply_timeout_ms));
     });
     status = (*engine)->run(options.duration_s);
+    if (ingest) ingest->stop_accepting();
   }
   if (store) {
     store->flush();
@@ -231,7 +355,10 @@ int run_command(const RunOptions& options) {
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cores = wall > 0 ? (process_cpu_seconds() - cpu_start) / wall : 0;
-  const EngineStatus st = (*engine)->status();
+  EngineStatus st = (*engine)->status();
+  if (ingest) {  // the files this node read to their end left its engine: their last status
+    for (CameraStatus& c : ingest->finished_cameras()) st.cameras.push_back(std::move(c));
+  }
   std::uint64_t decoded = 0, inferred = 0;
   for (const auto& c : st.cameras) {
     decoded += c.frames_decoded;

@@ -14,8 +14,12 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// 1: renewed; 2: the lease was gone (Redis lost its data) and is ours again; 0: another's.
 constexpr const char* kRenew =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+    "local v = redis.call('get', KEYS[1]) "
+    "if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "elseif not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 "
+    "else return 0 end";
 constexpr const char* kRelease =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -40,6 +44,7 @@ Result<std::unique_ptr<CameraLeases>> CameraLeases::start(LeaseOptions options, 
   auto probe = RedisConnection::connect(options.url, std::chrono::milliseconds(2000));
   if (!probe.ok()) return probe.error();
   std::unique_ptr<CameraLeases> leases(new CameraLeases(std::move(options), std::move(callbacks)));
+  VIGIL_RETURN_IF_ERROR(leases->reseed(**probe));
   leases->thread_ = std::thread([l = leases.get()] { l->loop(); });
   return leases;
 }
@@ -130,6 +135,35 @@ void CameraLeases::release(RedisConnection* redis, const std::string& id, const 
   }
 }
 
+Status CameraLeases::reseed(RedisConnection& redis) {
+  VIGIL_RETURN_IF_ERROR(seed(redis, options_.prefix, options_.seed));
+  std::vector<RedisCommand> commands = {{"SET", options_.prefix + ":seeded", "1"}};
+  for (const auto& id : done_here_) commands.push_back({"SADD", options_.prefix + ":done", id});
+  auto replies = redis.pipeline(commands);
+  if (!replies.ok()) return replies.error();
+  for (const auto& r : *replies) VIGIL_RETURN_IF_ERROR(reply_status(r, "seed"));
+  return {};
+}
+
+// A lease not renewed in time is lost: a node that cannot reach Redis (or was paused) stops
+// delivering when its leases run out (lease_until), and drops those cameras here, before it
+// could renew (set again) a lease another node may hold by now.
+void CameraLeases::drop_expired() {
+  std::vector<std::string> expired;
+  {
+    MutexLock lock(mu_);
+    const std::int64_t now = SteadyClock::now().time_since_epoch().count();
+    for (const auto& [id, h] : held_) {
+      if (h.camera.until->load() <= now) expired.push_back(id);
+    }
+  }
+  for (const auto& id : expired) {
+    lost_.fetch_add(1);
+    spdlog::warn("camera {}: lease ran out before it was renewed", id);
+    release(nullptr, id, "lease lost");
+  }
+}
+
 void CameraLeases::loop() {
   std::unique_ptr<RedisConnection> conn;
   while (true) {
@@ -141,23 +175,11 @@ void CameraLeases::loop() {
       auto c = RedisConnection::connect(options_.url, std::chrono::milliseconds(1000));
       if (c.ok()) conn = std::move(c).value();
     }
+    drop_expired();
     if (conn) {
       if (Status s = tick(*conn); !s.ok()) spdlog::warn("camera leases: {}", s.error().message);
     }
-    // A lease not renewed in time is lost: a node that cannot reach Redis stops delivering
-    // when its leases run out (lease_until), and drops the cameras here.
-    std::vector<std::string> expired;
-    {
-      MutexLock lock(mu_);
-      const std::int64_t now = SteadyClock::now().time_since_epoch().count();
-      for (const auto& [id, h] : held_) {
-        if (h.camera.until->load() <= now) expired.push_back(id);
-      }
-    }
-    for (const auto& id : expired) {
-      lost_.fetch_add(1);
-      release(nullptr, id, "lease lost");
-    }
+    drop_expired();
     MutexLock lock(mu_);
     if (!stop_) wake_.wait_for(mu_, options_.tick);
   }
@@ -166,6 +188,12 @@ void CameraLeases::loop() {
 Status CameraLeases::tick(RedisConnection& redis) {
   const std::string& p = options_.prefix;
   const auto started = SteadyClock::now();
+  auto seeded = redis.command({"EXISTS", p + ":seeded"});
+  if (!seeded.ok()) return seeded.error();
+  if (seeded->integer == 0) {
+    spdlog::warn("camera leases: Redis lost the cluster's state (restarted without persistence?); putting it back");
+    VIGIL_RETURN_IF_ERROR(reseed(redis));
+  }
   auto state = redis.pipeline({{"HGETALL", p + ":cameras"}, {"SMEMBERS", p + ":done"}});
   if (!state.ok()) return state.error();
   std::map<std::string, std::string> cameras;
@@ -197,7 +225,7 @@ Status CameraLeases::tick(RedisConnection& redis) {
     const std::int64_t until = (started + options_.lease * 9 / 10).time_since_epoch().count();
     for (std::size_t i = 0; i < mine.size(); ++i) {
       const std::string id = mine[i].first;
-      if ((*renewed)[i].integer == 1) {
+      if ((*renewed)[i].integer == 1 || (*renewed)[i].integer == 2) {
         mine[i].second->camera.until->store(until, std::memory_order_release);
       } else {
         lost_.fetch_add(1);
@@ -210,13 +238,16 @@ Status CameraLeases::tick(RedisConnection& redis) {
       } else if (callbacks_.ended && callbacks_.ended(id)) {
         (void)redis.command({"SADD", p + ":done", id});
         done.insert(id);
+        done_here_.insert(id);
         release(&redis, id, "ended");
       }
     }
   }
   std::size_t active = 0;
   for (const auto& [id, spec] : cameras) active += done.count(id) ? 0 : 1;
-  all_done_.store(!cameras.empty() && active == 0);
+  const bool finished = !cameras.empty() && active == 0;
+  if (finished && !all_done_.exchange(true) && callbacks_.finished) callbacks_.finished();
+  if (!finished) all_done_.store(false);
   const std::size_t target = (active + nodes - 1) / nodes;
 
   // Who holds what.

@@ -9,6 +9,10 @@
 //                           script, released by a compare-and-DEL script
 //   PREFIX:fence            INCR: each acquisition's fencing token (increasing)
 //   PREFIX:owner:{ID}       the node that last acquired it (to say "taken over from")
+//   PREFIX:seeded           set with the list: missing means Redis lost its data (restarted
+//                           without persistence); every node then puts its config's cameras
+//                           back, the files it finished back in the done set, and its leases
+//                           back (a renewal finding no lease sets it again)
 //
 // Every tick (on its own thread): read the list, the done set, every lease and the live ingest
 // nodes (registry.h; live: a heartbeat younger than the lease); renew this node's leases (a lease not renewed is lost: the camera is
@@ -29,6 +33,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -46,6 +51,9 @@ struct LeaseOptions {
   std::string node;
   std::chrono::milliseconds lease{5000};
   std::chrono::milliseconds tick{500};
+  // This node's config cameras (id, spec): put in the list at start (HSETNX), and again if
+  // Redis loses the cluster's state (a restart without persistence: PREFIX:seeded is gone).
+  std::vector<std::pair<std::string, std::string>> seed;
 };
 
 struct LeasedCamera {
@@ -66,6 +74,8 @@ struct LeaseCallbacks {
   std::function<bool(const std::string& id)> ended;
   // Whether a camera may move between live nodes to balance them (live sources: yes; files: no).
   std::function<bool(const std::string& spec)> movable;
+  // Once, when every camera of the list is done (the cluster's files all read to their end).
+  std::function<void()> finished;
 };
 
 struct LeaseCounters {
@@ -108,6 +118,8 @@ class CameraLeases {
   CameraLeases(LeaseOptions options, LeaseCallbacks callbacks);
   Status tick(RedisConnection& redis);
   void release(RedisConnection* redis, const std::string& id, const std::string& why);
+  Status reseed(RedisConnection& redis);
+  void drop_expired();
   void loop();
 
   const LeaseOptions options_;
@@ -116,6 +128,7 @@ class CameraLeases {
   CondVar wake_;
   bool stop_ GUARDED_BY(mu_) = false;
   std::map<std::string, Held> held_ GUARDED_BY(mu_);
+  std::set<std::string> done_here_;  // files this node finished (lease thread only)
   std::atomic<bool> all_done_{false};
   std::atomic<std::uint64_t> acquired_{0}, taken_over_{0}, lost_{0}, handed_over_{0};
   std::thread thread_;

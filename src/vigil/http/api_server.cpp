@@ -370,7 +370,7 @@ struct ApiServer::Impl {
 
   Status remove_camera(const HttpRequest&, const RouteParams& params, HttpResponse& response) {
     const std::string& id = params["camera"];
-    VIGIL_RETURN_IF_ERROR(engine.remove_camera(id));
+    VIGIL_RETURN_IF_ERROR(options.remove_camera ? options.remove_camera(id) : engine.remove_camera(id));
     cache.drop(id);
     reply_json(response, {{"removed", id}});
     return {};
@@ -383,7 +383,7 @@ struct ApiServer::Impl {
     auto parsed = options.parse_camera(request.body);
     if (!parsed.ok()) return Error{ErrorCode::invalid_argument, redact(parsed.error().message)};
     if (!valid_camera_id(parsed->id)) return Error{ErrorCode::invalid_argument, "invalid camera id"};
-    if (Status added = engine.add_camera(*parsed); !added.ok()) {
+    if (Status added = options.add_camera ? options.add_camera(*parsed, request.body) : engine.add_camera(*parsed); !added.ok()) {
       // A source the body names that is missing is the body's fault, not a missing resource.
       const ErrorCode code = added.error().code == ErrorCode::not_found ? ErrorCode::invalid_argument : added.error().code;
       return Error{code, redact(added.error().message)};

@@ -36,6 +36,11 @@ struct ApiOptions {
   // Where /api/v1/events reads and face JPEGs come from once they left the bus's ring; it
   // must outlive the server. Without one, /api/v1/events reads the ring (recent events only).
   const EventStore* store = nullptr;
+  // Where POST and DELETE of cameras go instead of this engine: a cluster's ingest node puts
+  // them in the cluster's camera list (cluster/camera_leases.h), and the camera starts on
+  // whichever node takes it. add_camera gets the parsed camera and the body as it came.
+  std::function<Status(const CameraConfig&, const std::string& body)> add_camera;
+  std::function<Status(const std::string& id)> remove_camera;
 };
 
 class ApiServer {

@@ -134,6 +134,7 @@ struct ClusterConfig {
   int claim_idle_ms = 5000;      // a request pending this long (its worker died) is taken over
   int max_deliveries = 3;        // then it goes to the dead-letter stream
   int block_ms = 100;            // a worker's XREADGROUP BLOCK
+  int lease_ms = 5000;           // an ingest node's hold on a camera; a dead node's cameras move after it
 };
 
 // Why a camera's source cannot run offline, or empty when it can: offline takes sources
