@@ -8,8 +8,10 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
+#include "support/http_client.h"
 #include "support/test_support.h"
 
 namespace vigil {
@@ -58,6 +60,51 @@ class ClusterCommandTest : public ::testing::Test {
     }
     EXPECT_EQ(lines, static_cast<std::size_t>(cameras) * 270u);
     for (const auto& [camera, n] : next) EXPECT_EQ(n, 270u) << camera;
+  }
+  // Two ingest nodes' config: four live synthetic cameras, each node's results to $NODE_OUT,
+  // its API on a free port.
+  std::string write_live_config() {
+    std::string yaml = "models:\n  faces:\n    path: " + test::data_file("models/blazeface_front_128_dyn.onnx") +
+                       "\n    input_size: 128\n    max_batch: 8\ncameras:\n";
+    for (int i = 0; i < 4; ++i) {
+      yaml += "  - {id: live" + std::to_string(i) + ", source: {type: synthetic, pattern: image, path: " +
+              test::data_file("media/sample" + std::to_string(i + 1) + ".jpg") + ", width: 320, height: 180, fps: 5}}\n";
+    }
+    yaml += "sinks:\n  - {type: jsonl, path: \"${NODE_OUT}\"}\nhttp: {listen: 127.0.0.1:0}\n"
+            "cluster: {lease_ms: 2000, claim_idle_ms: 300, reply_timeout_ms: 1500}\nstatus_interval_s: 0\nlog_level: info\n";
+    const std::string path = dir_.file("live.yaml");
+    std::ofstream(path) << yaml;
+    return path;
+  }
+  struct Node {
+    std::unique_ptr<test::ChildProcess> process;
+    std::string log, out;
+    int port = 0;
+  };
+  Node start_node(const std::string& config, const std::string& url, const std::string& name) {
+    Node n;
+    n.log = dir_.file(name + ".log");
+    n.out = dir_.file(name + ".jsonl");
+    n.process = std::make_unique<test::ChildProcess>(std::vector<std::string>{"/usr/bin/env", "NODE_OUT=" + n.out, test::vigil_binary(),
+                                                                             "ingest", "--config", config, "--redis", url, "--node", name},
+                                                    n.log);
+    const std::string wall = "wall at http://127.0.0.1:";
+    EXPECT_TRUE(wait_until([&] { return test::read_file(n.log).find(wall) != std::string::npos || n.process->exited(); },
+                           milliseconds(60000)));
+    const std::string text = test::read_file(n.log);
+    if (const auto at = text.find(wall); at != std::string::npos) n.port = std::stoi(text.substr(at + wall.size()));
+    return n;
+  }
+  // The node's cameras that are live, by its API.
+  static std::set<std::string> live_cameras(const Node& n) {
+    std::set<std::string> out;
+    const auto reply = test::http_get(n.port, "/api/v1/cameras");
+    if (reply.status != 200) return out;
+    const auto body = nlohmann::json::parse(reply.body);
+    for (const auto& c : body["cameras"]) {
+      if (c["state"] == "live") out.insert(c["id"].get<std::string>());
+    }
+    return out;
   }
   test::TempDir dir_;
 };
@@ -173,6 +220,69 @@ TEST_F(ClusterCommandTest, RedisRestartedMidRunLosesNoFileFrame) {
   w->kill(SIGTERM);
   w->wait();
   EXPECT_NE(test::read_file(dir_.file("w.log")).find("reconnects"), std::string::npos);
+}
+
+// Two ingest nodes share four live cameras; one is killed with SIGKILL: the other runs all
+// four, live, within the lease (2 s) + 1 s.
+TEST_F(ClusterCommandTest, AKilledIngestNodesCamerasAreLiveOnTheOtherWithinLeasePlusOneSecond) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string config = write_live_config();
+  auto w = worker(config, server.url(), "w");
+  Node a = start_node(config, server.url(), "a");
+  Node b = start_node(config, server.url(), "b");
+  ASSERT_TRUE(a.port > 0 && b.port > 0) << test::read_file(a.log) << test::read_file(b.log);
+  ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() == 2 && live_cameras(b).size() == 2; }, milliseconds(30000)))
+      << live_cameras(a).size() << " and " << live_cameras(b).size() << " cameras live";
+  const std::set<std::string> orphans = live_cameras(a);
+  const auto killed = std::chrono::steady_clock::now();
+  a.process->kill(SIGKILL);
+  a.process->wait();
+  ASSERT_TRUE(wait_until([&] { return live_cameras(b).size() == 4; }, milliseconds(30000)));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  std::printf("the killed node's cameras were live on the other %.2f s after the SIGKILL (lease 2 s)\n", took);
+  EXPECT_LE(took, 3.0);
+  const std::string events = test::http_get(b.port, "/api/v1/events").body;
+  for (const auto& id : orphans) EXPECT_NE(events.find(id + "\",\"detail\":\"taken over from node a"), std::string::npos) << events;
+}
+
+// A node paused (SIGSTOP) past its lease: the other node takes its cameras, and when it
+// resumes it delivers nothing more of them (its fence closed with the lease).
+TEST_F(ClusterCommandTest, APausedOwnerWhoseLeaseExpiredDeliversNothingAfterItResumes) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string config = write_live_config();
+  auto w = worker(config, server.url(), "w");
+  Node a = start_node(config, server.url(), "a");
+  Node b = start_node(config, server.url(), "b");
+  ASSERT_TRUE(a.port > 0 && b.port > 0);
+  ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() == 2 && live_cameras(b).size() == 2; }, milliseconds(30000)));
+  const std::set<std::string> paused = live_cameras(a);
+  // Some results of each of them first.
+  ASSERT_TRUE(wait_until([&] { return test::read_lines(a.out).size() >= 30; }, milliseconds(30000)));
+  a.process->kill(SIGSTOP);
+  std::map<std::string, std::uint64_t> last;
+  const auto before = test::read_lines(a.out);
+  for (const auto& line : before) {
+    const auto j = nlohmann::json::parse(line);
+    last[j["camera"]] = std::max(last[j["camera"]], j["seq"].get<std::uint64_t>());
+  }
+  ASSERT_TRUE(wait_until([&] { return live_cameras(b).size() == 4; }, milliseconds(30000)));
+  a.process->kill(SIGCONT);
+  // It finds its leases run out (and says so), then goes on with what it gets again.
+  ASSERT_TRUE(wait_until([&] { return test::read_file(a.log).find("lease ran out") != std::string::npos; }, milliseconds(30000)))
+      << test::read_file(a.log);
+  ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() + live_cameras(b).size() == 4 && !live_cameras(a).empty(); },
+                         milliseconds(30000)));
+  const auto after = test::read_lines(a.out);
+  int continued = 0;
+  for (std::size_t i = before.size(); i < after.size(); ++i) {
+    const auto j = nlohmann::json::parse(after[i]);
+    const std::string camera = j["camera"];
+    // A camera it takes again starts at seq 0; a result of the old run would go on from last.
+    if (paused.count(camera) && j["seq"].get<std::uint64_t>() > last[camera]) ++continued;
+  }
+  EXPECT_EQ(continued, 0) << "results delivered after the lease ran out";
 }
 
 }  // namespace
