@@ -20,6 +20,11 @@ constexpr const char* kRenew =
     "if v == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) "
     "elseif not v then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 "
     "else return 0 end";
+// Acquire: the lease if free, and then (only then) the last owner swapped for this node; nil
+// when another holds it, else the node that had it before ("" for none).
+constexpr const char* kAcquire =
+    "if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then "
+    "return redis.call('getset', KEYS[2], ARGV[3]) or '' else return false end";
 constexpr const char* kRelease =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
@@ -281,17 +286,16 @@ Status CameraLeases::tick(RedisConnection& redis) {
     if (!token.ok()) return token.error();
     const auto sent = SteadyClock::now();
     const std::string value = lease_value(options_.node, static_cast<std::uint64_t>(token->integer));
-    auto got = redis.pipeline({{"SET", lease_key(p, id), value, "NX", "PX", std::to_string(options_.lease.count())},
-                               {"GETSET", owner_key(p, id), options_.node}});
+    auto got = redis.command({"EVAL", kAcquire, "2", lease_key(p, id), owner_key(p, id), value,
+                              std::to_string(options_.lease.count()), options_.node});
     if (!got.ok()) return got.error();
-    if ((*got)[0].is_nil()) {  // another node was quicker; the owner key was not ours to set
-      continue;
-    }
+    VIGIL_RETURN_IF_ERROR(reply_status(*got, "acquire"));
+    if (got->is_nil()) continue;  // another node was quicker
     Held h;
     h.camera.id = id;
     h.camera.spec = cameras[id];
     h.camera.token = static_cast<std::uint64_t>(token->integer);
-    h.camera.previous_owner = (*got)[1].is_nil() || (*got)[1].str == options_.node ? "" : (*got)[1].str;
+    h.camera.previous_owner = got->str == options_.node ? "" : got->str;
     h.camera.until = std::make_shared<std::atomic<std::int64_t>>((sent + options_.lease * 9 / 10).time_since_epoch().count());
     h.movable = !callbacks_.movable || callbacks_.movable(h.camera.spec);
     h.since = SteadyClock::now();
