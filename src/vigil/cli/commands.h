@@ -26,6 +26,7 @@ struct WorkerCommandOptions {
   std::vector<std::string> models;  // empty: every model of the config
   std::optional<double> duration_s;
   int threads = 0;  // serving threads, each its own consumer (NAME/i) and model instances; 0: one per core
+  int inference_threads = 0;  // intra-op threads of each model instance; 0: the config's, else cores / threads
 };
 int worker_command(const WorkerCommandOptions& options);
 

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--models", worker.models, "serve only these models of the config")->delimiter(',');
   worker_cmd->add_option("--threads", worker.threads, "serving threads, each with its own model instances (default: one per core)")
       ->check(CLI::Range(1, 256));
+  worker_cmd->add_option("--inference-threads", worker.inference_threads,
+                         "intra-op threads of each model instance (default: the config's threads.inference, else cores / threads)")
+      ->check(CLI::Range(1, 256));
   worker_cmd->add_option("-d,--duration", worker_duration, "stop after this many seconds")->check(CLI::PositiveNumber);
 
   vigil::ClusterStatusOptions cluster_status;

@@ -76,7 +76,9 @@ int worker_command(const WorkerCommandOptions& options) {
   // (engine.cpp says why): by default one serving thread per core, one intra-op thread each.
   const int cores = std::max(1, static_cast<int>(hardware_cores()));
   const int threads = options.threads > 0 ? options.threads : cores;
-  set_inference_threads(config->inference_threads > 0 ? config->inference_threads : std::max(1, cores / threads));
+  set_inference_threads(options.inference_threads > 0   ? options.inference_threads
+                        : config->inference_threads > 0 ? config->inference_threads
+                                                        : std::max(1, cores / threads));
   std::vector<std::unique_ptr<InferenceWorker>> workers;
   for (int i = 0; i < threads; ++i) {
     WorkerOptions one = *w;
