@@ -3,12 +3,13 @@
 #   make test   installs what is missing, builds, runs every test (Release), then the unit
 #               and concurrency tests under AddressSanitizer + UndefinedBehaviorSanitizer,
 #               and the concurrency tests under ThreadSanitizer
-# Other targets: build, check (Release tests only), bench, clean.
+# Other targets: build, check (Release tests only), bench, cluster-demo (two ingest nodes and two
+# workers over Redis, one of each killed half-way), clean.
 
 DEMO_SECONDS ?= 20
 JOBS ?= $(shell nproc)
 
-.PHONY: demo test build check asan tsan bench clean
+.PHONY: demo test build check asan tsan bench cluster-demo clean
 
 build:
 	@scripts/setup.sh release
@@ -34,6 +35,9 @@ test: check asan tsan
 
 bench: build
 	@build/release/vigil bench model --batch 1,8 --seconds 5 --json
+
+cluster-demo: build
+	@scripts/cluster_demo.sh
 
 clean:
 	rm -rf build out
