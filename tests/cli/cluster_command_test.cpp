@@ -95,6 +95,14 @@ class ClusterCommandTest : public ::testing::Test {
     if (const auto at = text.find(wall); at != std::string::npos) n.port = std::stoi(text.substr(at + wall.size()));
     return n;
   }
+  // Nodes a and b started, two of the four cameras live on each.
+  void start_two_nodes(const std::string& config, const std::string& url, Node& a, Node& b) {
+    a = start_node(config, url, "a");
+    b = start_node(config, url, "b");
+    ASSERT_TRUE(a.port > 0 && b.port > 0) << test::read_file(a.log) << test::read_file(b.log);
+    ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() == 2 && live_cameras(b).size() == 2; }, milliseconds(30000)))
+        << live_cameras(a).size() << " and " << live_cameras(b).size() << " cameras live";
+  }
   // The node's cameras that are live, by its API.
   static std::set<std::string> live_cameras(const Node& n) {
     std::set<std::string> out;
@@ -229,11 +237,8 @@ TEST_F(ClusterCommandTest, AKilledIngestNodesCamerasAreLiveOnTheOtherWithinLease
   ASSERT_TRUE(server.ready());
   const std::string config = write_live_config();
   auto w = worker(config, server.url(), "w");
-  Node a = start_node(config, server.url(), "a");
-  Node b = start_node(config, server.url(), "b");
-  ASSERT_TRUE(a.port > 0 && b.port > 0) << test::read_file(a.log) << test::read_file(b.log);
-  ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() == 2 && live_cameras(b).size() == 2; }, milliseconds(30000)))
-      << live_cameras(a).size() << " and " << live_cameras(b).size() << " cameras live";
+  Node a, b;
+  ASSERT_NO_FATAL_FAILURE(start_two_nodes(config, server.url(), a, b));
   const std::set<std::string> orphans = live_cameras(a);
   const auto killed = std::chrono::steady_clock::now();
   a.process->kill(SIGKILL);
@@ -253,10 +258,8 @@ TEST_F(ClusterCommandTest, APausedOwnerWhoseLeaseExpiredDeliversNothingAfterItRe
   ASSERT_TRUE(server.ready());
   const std::string config = write_live_config();
   auto w = worker(config, server.url(), "w");
-  Node a = start_node(config, server.url(), "a");
-  Node b = start_node(config, server.url(), "b");
-  ASSERT_TRUE(a.port > 0 && b.port > 0);
-  ASSERT_TRUE(wait_until([&] { return live_cameras(a).size() == 2 && live_cameras(b).size() == 2; }, milliseconds(30000)));
+  Node a, b;
+  ASSERT_NO_FATAL_FAILURE(start_two_nodes(config, server.url(), a, b));
   const std::set<std::string> paused = live_cameras(a);
   // Some results of each of them first.
   ASSERT_TRUE(wait_until([&] { return test::read_lines(a.out).size() >= 30; }, milliseconds(30000)));
