@@ -49,7 +49,13 @@ class RemoteBackend final : public Backend {
   struct Item {
     std::uint64_t id = 0;
     bool live = false;
+    std::string entry;  // its entry id in the request stream, as XADD gave it
   };
+  // Of `late`, the items whose request is gone: not in the stream, or read and acknowledged
+  // without a reply reaching us (a Redis restart, a trimmed stream). A request still queued or
+  // pending is a slow or dead worker's: XAUTOCLAIM takes care of it, and sending it again
+  // would only add work to a cluster already behind.
+  Result<std::vector<std::size_t>> lost(const std::vector<std::size_t>& late);
   // Sends the requests of `which` (indices into items_ and commands_) in one round trip;
   // reconnects first when needed. `patient`: keep trying (with backoff) until reply_timeout.
   Status send(const std::vector<std::size_t>& which, bool patient);
@@ -103,7 +109,9 @@ Status RemoteBackend::send(const std::vector<std::size_t>& which, bool patient) 
       seen_bytes_ = conn_->bytes_out() + conn_->bytes_in();
       if (replies.ok()) {
         for (const auto& r : *replies) VIGIL_RETURN_IF_ERROR(reply_status(r, "XADD to " + model_ + "'s request stream"));
-        for (const auto& r : replies->back().elements) VIGIL_RETURN_IF_ERROR(reply_status(r, "XADD to " + model_ + "'s request stream"));
+        const auto& ids = replies->back().elements;
+        for (const auto& r : ids) VIGIL_RETURN_IF_ERROR(reply_status(r, "XADD to " + model_ + "'s request stream"));
+        for (std::size_t k = 0; k < which.size() && k < ids.size(); ++k) items_[which[k]].entry = ids[k].str;
         return {};
       }
       status = replies.error();
@@ -118,6 +126,51 @@ void RemoteBackend::forget() {
   for (const Item& item : items_) owner_.pending_.erase(item.id);
 }
 
+namespace {
+
+// "ms-seq" stream ids compared as numbers.
+bool id_after(const std::string& a, const std::string& b) {
+  const auto split = [](const std::string& id) {
+    const auto dash = id.find('-');
+    return std::pair<unsigned long long, unsigned long long>(std::strtoull(id.c_str(), nullptr, 10),
+                                                             dash == std::string::npos ? 0 : std::strtoull(id.c_str() + dash + 1, nullptr, 10));
+  };
+  return split(a) > split(b);
+}
+
+}  // namespace
+
+Result<std::vector<std::size_t>> RemoteBackend::lost(const std::vector<std::size_t>& late) {
+  VIGIL_RETURN_IF_ERROR(connect());
+  std::vector<RedisCommand> asks;
+  for (std::size_t i : late) {
+    const std::string& stream = commands_[i][1];
+    const std::string& id = items_[i].entry;
+    asks.push_back({"XRANGE", stream, id, id});
+    asks.push_back({"XPENDING", stream, std::string(kWorkerGroup), id, id, "1"});
+    asks.push_back({"XINFO", "GROUPS", stream});
+  }
+  auto replies = conn_->pipeline(asks);
+  if (!replies.ok()) return replies.error();
+  std::vector<std::size_t> out;
+  for (std::size_t k = 0; k < late.size(); ++k) {
+    const RedisReply& range = (*replies)[3 * k];
+    const RedisReply& pending = (*replies)[3 * k + 1];
+    const RedisReply& groups = (*replies)[3 * k + 2];
+    const std::string& id = items_[late[k]].entry;
+    bool queued = false;  // in the stream and not yet read by the workers' group
+    for (const RedisReply& g : groups.elements) {
+      for (std::size_t f = 0; f + 1 < g.elements.size(); f += 2) {
+        if (g.elements[f].str == "last-delivered-id") queued = id_after(id, g.elements[f + 1].str);
+      }
+    }
+    const bool exists = range.is_array() && !range.elements.empty();
+    const bool in_flight = pending.is_array() && !pending.elements.empty();
+    if (id.empty() || !exists || !(in_flight || queued || groups.elements.empty())) out.push_back(late[k]);
+  }
+  return out;
+}
+
 Status RemoteBackend::infer(const Tensor& input, std::vector<Tensor>& outputs) {
   const RemoteOptions& o = owner_.options_;
   const auto n = static_cast<std::size_t>(input.rank() == 0 ? 0 : input.dim(0));
@@ -128,7 +181,7 @@ Status RemoteBackend::infer(const Tensor& input, std::vector<Tensor>& outputs) {
   bool any_live = false;
   for (std::size_t i = 0; i < n; ++i) {
     const CallItem item = i < context.size() ? context[i] : CallItem{};
-    items_[i] = {owner_.next_id_.fetch_add(1), item.live};
+    items_[i] = {owner_.next_id_.fetch_add(1), item.live, {}};
     any_live = any_live || item.live;
     all_[i] = i;
     RedisCommand& c = commands_[i];
@@ -186,9 +239,16 @@ Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs, bool checki
       }
     }
     lock.unlock();
-    spdlog::warn("model {}: {} requests not answered within {} ms; sending them again", model_, late.size(), o.reply_timeout.count());
-    owner_.resent_.fetch_add(late.size(), std::memory_order_relaxed);
-    Status status = send(late, true);
+    auto gone = lost(late);
+    Status status = gone.ok() ? Status{} : Status(gone.error());
+    if (status.ok() && !gone->empty()) {
+      spdlog::warn("model {}: {} requests gone from the stream without a reply; sending them again", model_, gone->size());
+      owner_.resent_.fetch_add(gone->size(), std::memory_order_relaxed);
+      status = send(*gone, true);
+    } else if (!status.ok() && status.error().code == ErrorCode::unavailable) {
+      status = send(late, true);  // Redis is away: whatever it had may be lost
+      if (status.ok()) owner_.resent_.fetch_add(late.size(), std::memory_order_relaxed);
+    }
     lock.lock();
     if (!status.ok()) return status;
     deadline = SteadyClock::now() + o.reply_timeout;

@@ -83,6 +83,12 @@ Result<std::unique_ptr<InferenceWorker>> InferenceWorker::create(WorkerOptions o
   if (!conn.ok()) return conn.error();
   worker->conn_ = std::move(conn).value();
   VIGIL_RETURN_IF_ERROR(worker->create_groups());
+  // Each model loads now, with its graph's outputs: a wrong file fails here, and the backend's
+  // per-process calibration is done before the first request waits for it.
+  for (auto& served : worker->served_) {
+    std::string error;
+    if (worker->backend_for(*served, "", error) == nullptr) return Error{ErrorCode::invalid_argument, error};
+  }
   return worker;
 }
 

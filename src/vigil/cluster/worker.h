@@ -77,8 +77,9 @@ struct WorkerCounters {
 
 class InferenceWorker {
  public:
-  // Checks the options and connects: an unreachable server (unavailable) or a wrong password
-  // (invalid_argument) fails here. Models load on their first request.
+  // Checks the options, connects and loads every model: an unreachable server (unavailable),
+  // a wrong password or a model that does not load (invalid_argument) fails here. A request
+  // naming other outputs of a model loads that variant on its first request.
   static Result<std::unique_ptr<InferenceWorker>> create(WorkerOptions options);
   ~InferenceWorker();
 
