@@ -179,7 +179,9 @@ TEST_F(ClusterCommandTest, WorkersKilledMidBatchTwentyTimesLoseNoFileFrameAndDel
   test::RedisServer server;
   ASSERT_TRUE(server.ready());
   const int cameras = 4;
-  const std::string config = write_config(cameras);
+  // A request a doomed worker claimed and died with counts a delivery: room for many kills
+  // before one is taken for a poison (max_deliveries), which a file frame would not survive.
+  const std::string config = write_config(cameras, "{claim_idle_ms: 300, reply_timeout_ms: 1500, max_deliveries: 20}");
   auto steady = worker(config, server.url(), "steady");
   std::mt19937 rng(20261207);
   int kills = 0, rounds = 0;
