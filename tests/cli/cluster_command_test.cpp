@@ -48,6 +48,14 @@ class ClusterCommandTest : public ::testing::Test {
         std::vector<std::string>{test::vigil_binary(), "worker", "--config", config, "--redis", url, "--name", name, "--threads", "1"},
         dir_.file(name + ".log"));
   }
+  // A worker that has loaded its models and serves (what a node's start-up check needs).
+  std::unique_ptr<test::ChildProcess> ready_worker(const std::string& config, const std::string& url, const std::string& name) {
+    auto w = worker(config, url, name);
+    EXPECT_TRUE(wait_until([&] { return test::read_file(dir_.file(name + ".log")).find("serving") != std::string::npos; },
+                           milliseconds(120000)))
+        << test::read_file(dir_.file(name + ".log"));
+    return w;
+  }
   // Every camera's 270 frames in the sink exactly once, in order.
   void expect_each_frame_once(int cameras) {
     std::map<std::string, std::uint64_t> next;
@@ -182,7 +190,7 @@ TEST_F(ClusterCommandTest, WorkersKilledMidBatchTwentyTimesLoseNoFileFrameAndDel
   // A request a doomed worker claimed and died with counts a delivery: room for many kills
   // before one is taken for a poison (max_deliveries), which a file frame would not survive.
   const std::string config = write_config(cameras, "{claim_idle_ms: 300, reply_timeout_ms: 1500, max_deliveries: 20}");
-  auto steady = worker(config, server.url(), "steady");
+  auto steady = ready_worker(config, server.url(), "steady");
   std::mt19937 rng(20261207);
   int kills = 0, rounds = 0;
   while (kills < 20) {
@@ -215,7 +223,7 @@ TEST_F(ClusterCommandTest, RedisRestartedMidRunLosesNoFileFrame) {
   ASSERT_TRUE(server.ready());
   const int cameras = 2;
   const std::string config = write_config(cameras);
-  auto w = worker(config, server.url(), "w");
+  auto w = ready_worker(config, server.url(), "w");
   const std::string log = dir_.file("ingest.log");
   test::ChildProcess ingest({test::vigil_binary(), "ingest", "--config", config, "--redis", server.url()}, log);
   ASSERT_TRUE(wait_until([&] { return test::read_lines(out()).size() >= 100 || ingest.exited(); }, milliseconds(120000)))
@@ -242,7 +250,7 @@ TEST_F(ClusterCommandTest, AKilledIngestNodesCamerasAreLiveOnTheOtherWithinLease
   test::RedisServer server;
   ASSERT_TRUE(server.ready());
   const std::string config = write_live_config();
-  auto w = worker(config, server.url(), "w");
+  auto w = ready_worker(config, server.url(), "w");
   Node a, b;
   ASSERT_NO_FATAL_FAILURE(start_two_nodes(config, server.url(), a, b));
   const std::set<std::string> orphans = live_cameras(a);
@@ -263,12 +271,13 @@ TEST_F(ClusterCommandTest, APausedOwnerWhoseLeaseExpiredDeliversNothingAfterItRe
   test::RedisServer server;
   ASSERT_TRUE(server.ready());
   const std::string config = write_live_config();
-  auto w = worker(config, server.url(), "w");
+  auto w = ready_worker(config, server.url(), "w");
   Node a, b;
   ASSERT_NO_FATAL_FAILURE(start_two_nodes(config, server.url(), a, b));
   const std::set<std::string> paused = live_cameras(a);
   // Some results of each of them first.
-  ASSERT_TRUE(wait_until([&] { return test::read_lines(a.out).size() >= 30; }, milliseconds(30000)));
+  ASSERT_TRUE(wait_until([&] { return test::read_lines(a.out).size() >= 30; }, milliseconds(120000)))
+      << test::read_lines(a.out).size() << " results\n" << test::read_file(a.log) << test::read_file(b.log) << test::read_file(dir_.file("w.log"));
   a.process->kill(SIGSTOP);
   std::map<std::string, std::uint64_t> last;
   const auto before = test::read_lines(a.out);
