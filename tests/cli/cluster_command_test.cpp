@@ -19,14 +19,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-bool wait_until(const std::function<bool()>& done, milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
+using test::wait_until;
 
 class ClusterCommandTest : public ::testing::Test {
  protected:

@@ -18,14 +18,7 @@ namespace {
 using std::chrono::milliseconds;
 using SteadyClock = std::chrono::steady_clock;
 
-bool wait_until(const std::function<bool()>& done, milliseconds limit = milliseconds(20000)) {
-  const auto end = SteadyClock::now() + limit;
-  while (!done()) {
-    if (SteadyClock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using test::wait_until;
 
 // One ingest node: its registry entry and its leases, with what the callbacks saw.
 struct Node {

@@ -114,14 +114,7 @@ Tensor items(std::initializer_list<float> firsts, int size = 1024) {
   return t;
 }
 
-bool wait_until(const std::function<bool()>& done, milliseconds limit = milliseconds(20000)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  return true;
-}
+using test::wait_until;
 
 struct Photo {
   cv::Mat bgr;

@@ -197,6 +197,15 @@ std::vector<std::string> S3Server::stored_keys() const {
 
 std::string S3Server::object(const std::string& key) const { return read_file(dir_.file("data/test/" + key + "._S3rver_object")); }
 
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

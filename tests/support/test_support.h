@@ -5,7 +5,9 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -132,6 +134,10 @@ class RedisServer {
   int starts_ = 0;
   std::unique_ptr<ChildProcess> process_;
 };
+
+// Polls `done` every 5 ms until it holds (true) or `limit` passes (false): what a test waits
+// on instead of a fixed sleep.
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds limit = std::chrono::milliseconds(20000));
 
 // A loopback TCP port nobody listens on now.
 int free_port();

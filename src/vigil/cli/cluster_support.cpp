@@ -3,10 +3,9 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 
 #include "vigil/cli/commands.h"
+#include "vigil/harvest/checkpoint.h"
 #include "vigil/infer/backend.h"
 
 namespace vigil {
@@ -14,11 +13,10 @@ namespace vigil {
 Result<std::string> models_hash(const EngineConfig& config) {
   std::string all;
   for (const auto& [name, model] : config.models) {  // a std::map: in name order
-    std::ifstream in(model.settings.model_path, std::ios::binary);
-    if (!in) return Error{ErrorCode::not_found, "model " + name + ": cannot read " + model.settings.model_path};
-    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto sha = file_sha256(model.settings.model_path);  // what the harvest's journal checks models by
+    if (!sha.ok()) return Error{sha.error().code, "model " + name + ": " + sha.error().message};
     all += name + "|" + model.kind + "|" + std::to_string(model.settings.input_size) + "|" +
-           std::string(to_string(model.settings.precision)) + "|" + fnv1a_hex(bytes) + ";";
+           std::string(to_string(model.settings.precision)) + "|" + *sha + ";";
   }
   return fnv1a_hex(all);
 }

@@ -47,6 +47,14 @@ struct RedisReply {
   long long integer = 0;
   std::vector<RedisReply> elements;
 
+  // In a flat [field, value, field, value, ...] array (a stream entry's fields, HGETALL,
+  // XINFO): the value of `name`, or null.
+  const RedisReply* field(std::string_view name) const {
+    for (std::size_t i = 0; i + 1 < elements.size(); i += 2) {
+      if (elements[i].str == name) return &elements[i + 1];
+    }
+    return nullptr;
+  }
   bool is_nil() const { return type == Type::nil; }
   bool is_error() const { return type == Type::error; }
   bool is_array() const { return type == Type::array; }

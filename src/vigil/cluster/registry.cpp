@@ -49,18 +49,10 @@ ProcessInfo parse_info(const RedisReply& hash) {
   return p;
 }
 
-// The value of a field in a flat [field, value, ...] reply, or null.
-const RedisReply* field(const RedisReply& flat, std::string_view name) {
-  for (std::size_t i = 0; i + 1 < flat.elements.size(); i += 2) {
-    if (flat.elements[i].str == name) return &flat.elements[i + 1];
-  }
-  return nullptr;
-}
-
 }  // namespace
 
-std::string fnv1a_hex(std::string_view bytes, std::uint64_t seed) {
-  std::uint64_t h = seed;
+std::string fnv1a_hex(std::string_view bytes) {
+  std::uint64_t h = 14695981039346656037ull;
   for (const char c : bytes) {
     h ^= static_cast<unsigned char>(c);
     h *= 1099511628211ull;
@@ -207,9 +199,9 @@ Result<std::string> cluster_status(RedisConnection& redis, const std::string& pr
       if (!replies.ok()) return replies.error();
       nlohmann::json stream = {{"stream", key}, {"length", (*replies)[0].integer}, {"pending", 0}, {"lag", 0}, {"consumers", 0}};
       for (const RedisReply& group : (*replies)[1].elements) {
-        if (const RedisReply* v = field(group, "pending")) stream["pending"] = v->integer;
-        if (const RedisReply* v = field(group, "lag")) stream["lag"] = v->integer;
-        if (const RedisReply* v = field(group, "consumers")) stream["consumers"] = v->integer;
+        if (const RedisReply* v = group.field("pending")) stream["pending"] = v->integer;
+        if (const RedisReply* v = group.field("lag")) stream["lag"] = v->integer;
+        if (const RedisReply* v = group.field("consumers")) stream["consumers"] = v->integer;
       }
       j["streams"].push_back(stream);
     }

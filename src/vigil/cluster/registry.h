@@ -79,6 +79,6 @@ Result<std::vector<ProcessInfo>> list_processes(RedisConnection& redis, const st
 Result<std::string> cluster_status(RedisConnection& redis, const std::string& prefix, bool json);
 
 // A 64-bit FNV-1a over bytes, as 16 hex digits (the models hash: equality, not security).
-std::string fnv1a_hex(std::string_view bytes, std::uint64_t seed = 14695981039346656037ull);
+std::string fnv1a_hex(std::string_view bytes);
 
 }  // namespace vigil

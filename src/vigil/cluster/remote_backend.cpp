@@ -24,14 +24,6 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
-// The value of `field` in a stream entry's flat [field, value, ...] array, or null.
-const std::string* field_of(const RedisReply& fields, std::string_view field) {
-  for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-    if (fields.elements[i].str == field) return &fields.elements[i + 1].str;
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 // One model instance's remote calls (one engine worker's), over its own connection.
@@ -160,9 +152,7 @@ Result<std::vector<std::size_t>> RemoteBackend::lost(const std::vector<std::size
     const std::string& id = items_[late[k]].entry;
     bool queued = false;  // in the stream and not yet read by the workers' group
     for (const RedisReply& g : groups.elements) {
-      for (std::size_t f = 0; f + 1 < g.elements.size(); f += 2) {
-        if (g.elements[f].str == "last-delivered-id") queued = id_after(id, g.elements[f + 1].str);
-      }
+      if (const RedisReply* last = g.field("last-delivered-id")) queued = id_after(id, last->str);
     }
     const bool exists = range.is_array() && !range.elements.empty();
     const bool in_flight = pending.is_array() && !pending.elements.empty();
@@ -351,12 +341,12 @@ std::unique_ptr<RedisConnection> RemoteModels::reconnect_reader() {
 }
 
 void RemoteModels::take_reply(const RedisReply& fields) {
-  const std::string* id = field_of(fields, reply_field::id);
-  const std::string* status = field_of(fields, reply_field::status);
+  const RedisReply* id = fields.field(reply_field::id);
+  const RedisReply* status = fields.field(reply_field::status);
   if (id == nullptr || status == nullptr) return;
   std::uint64_t key = 0;
   try {
-    key = std::stoull(*id);
+    key = std::stoull(id->str);
   } catch (const std::exception&) {
     return;
   }
@@ -367,11 +357,11 @@ void RemoteModels::take_reply(const RedisReply& fields) {
     return;
   }
   Slot& slot = it->second;
-  slot.status = *status;
+  slot.status = status->str;
   for (std::size_t k = 0;; ++k) {
-    const std::string* y = field_of(fields, "y" + std::to_string(k));
+    const RedisReply* y = fields.field("y" + std::to_string(k));
     if (y == nullptr) break;
-    slot.outputs.push_back(*y);
+    slot.outputs.push_back(y->str);
   }
   slot.done = true;
   replies_.fetch_add(1, std::memory_order_relaxed);

@@ -16,11 +16,10 @@ std::int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// A string field of a stream entry, or null.
 const std::string* field_of(const RedisReply& fields, std::string_view field) {
-  for (std::size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
-    if (fields.elements[i].str == field) return &fields.elements[i + 1].str;
-  }
-  return nullptr;
+  const RedisReply* value = fields.field(field);
+  return value != nullptr ? &value->str : nullptr;
 }
 
 std::vector<std::string> split(const std::string& text) {
