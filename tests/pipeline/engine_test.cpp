@@ -201,6 +201,35 @@ TEST(EngineTest, FilesRunOneAfterAnotherOnAStartedEngine) {
   EXPECT_TRUE((*engine)->run(std::nullopt).ok());
 }
 
+// What an ingest node's lease thread asks on each tick, without waiting: a file camera is
+// finished only once its source ended and its last result was delivered.
+TEST(EngineTest, CameraFinishedSaysSoOnlyOnceEveryResultWasDelivered) {
+  test::TempDir dir;
+  EngineConfig config = base_config(2, 1, 1);
+  config.offline = true;
+  const std::string video = dir.file("v.mp4");
+  ASSERT_TRUE(test::make_h264_video(video, 30, 160, 120));
+  Collector collector;
+  auto engine = Engine::create(config, fake_hooks(collector, milliseconds(15)));  // slower than the decoder
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  (*engine)->start();
+  EXPECT_FALSE((*engine)->camera_finished("a")) << "an unknown camera";
+  ASSERT_TRUE((*engine)->add_camera(file_camera("a", video)).ok());
+  int polls_unfinished = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!(*engine)->camera_finished("a") && std::chrono::steady_clock::now() < give_up) {
+    ++polls_unfinished;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_GT(polls_unfinished, 0);
+  EXPECT_EQ(collector.count("a"), 30u) << "finished said before the last result was delivered";
+  const Result<CameraStatus> a = (*engine)->finish_camera("a");
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  EXPECT_FALSE((*engine)->camera_finished("a")) << "removed";
+  (*engine)->request_stop();
+  EXPECT_TRUE((*engine)->run(std::nullopt).ok());
+}
+
 TEST(EngineTest, DetectEveryNthFrameOfAFile) {
   test::TempDir dir;
   const std::string path = dir.file("clip.mp4");

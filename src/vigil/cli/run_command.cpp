@@ -173,9 +173,12 @@ class IngestNode {
       (void)engine->remove_camera(id);
     };
     c.ended = [this, engine](const std::string& id) {
+      // Never waits (the leases' thread renews the others' leases): a file whose last results
+      // are still at a worker ends on a later tick.
       const std::optional<CameraLatest> cam = engine->latest(id);
       if (!cam || (cam->state != CameraState::stopped && cam->state != CameraState::failed)) return false;
-      auto last = engine->finish_camera(id);  // every result of it delivered
+      if (!engine->camera_finished(id)) return false;
+      auto last = engine->finish_camera(id);  // returns at once: every result of it delivered
       if (last.ok()) {
         MutexLock lock(mu_);
         finished_.push_back(*last);

@@ -192,7 +192,6 @@ void CameraLeases::loop() {
 
 Status CameraLeases::tick(RedisConnection& redis) {
   const std::string& p = options_.prefix;
-  const auto started = SteadyClock::now();
   auto seeded = redis.command({"EXISTS", p + ":seeded"});
   if (!seeded.ok()) return seeded.error();
   if (seeded->integer == 0) {
@@ -225,9 +224,10 @@ Status CameraLeases::tick(RedisConnection& redis) {
                         std::to_string(options_.lease.count())});
   }
   if (!renewals.empty()) {
+    const auto sent = SteadyClock::now();
     auto renewed = redis.pipeline(renewals);
     if (!renewed.ok()) return renewed.error();
-    const std::int64_t until = (started + options_.lease * 9 / 10).time_since_epoch().count();
+    const std::int64_t until = (sent + options_.lease * 9 / 10).time_since_epoch().count();
     for (std::size_t i = 0; i < mine.size(); ++i) {
       const std::string id = mine[i].first;
       if ((*renewed)[i].integer == 1 || (*renewed)[i].integer == 2) {

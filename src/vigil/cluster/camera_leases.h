@@ -70,7 +70,8 @@ struct LeaseCallbacks {
   // This node no longer holds it (why: "lease lost", "removed", "ended", "handed over",
   // "stopping"): stop it.
   std::function<void(const std::string& id, const std::string& why)> released;
-  // Whether a held camera has ended (a file read to its end): it is then marked done.
+  // Whether a held camera has ended (a file read to its end, every result delivered): it is
+  // then marked done. Called on the leases' thread, which renews every lease: never blocks.
   std::function<bool(const std::string& id)> ended;
   // Whether a camera may move between live nodes to balance them (live sources: yes; files: no).
   std::function<bool(const std::string& spec)> movable;

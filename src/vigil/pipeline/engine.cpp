@@ -234,6 +234,15 @@ Result<CameraStatus> Engine::finish_camera(const std::string& id) {
   return *found;
 }
 
+bool Engine::camera_finished(const std::string& id) const {
+  Impl& s = *impl_;
+  MutexLock lock(s.mu);
+  const auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
+  if (it == s.cameras.end()) return false;
+  Camera& cam = **it;
+  return cam.ended.load() && !cam.pending.load() && !s.has_frame(cam) && cam.faces_finished();
+}
+
 void Engine::start() {
   Impl& s = *impl_;
   std::vector<std::shared_ptr<Camera>> cameras;

@@ -144,6 +144,9 @@ class Engine {
   // errors: its source's failure for good (named), the engine's first error, cancelled when
   // a stop was requested first, not_found.
   Result<CameraStatus> finish_camera(const std::string& id);
+  // Whether finish_camera(id) would return at once: the camera's source has ended and every
+  // one of its results was delivered. False for an unknown camera. Never blocks.
+  bool camera_finished(const std::string& id) const;
 
   void start();
   // Blocks until stop is requested, duration_s passes, or every camera has ended (and all
