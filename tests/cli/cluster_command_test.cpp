@@ -174,6 +174,36 @@ TEST_F(ClusterCommandTest, ClusterStatusListsTheProcessesAndAWorkerWithOtherMode
   EXPECT_NE(output.find("cluster.shards is 2 here and 1 in the running cluster"), std::string::npos) << output;
 }
 
+// A config whose second model no worker serves (the workers run --models faces): the ingest
+// node exits 2 with one line naming the model and what the workers serve, before any work,
+// and long before the 30 s a check waits for a worker that is still starting.
+TEST_F(ClusterCommandTest, AnIngestNodeWhoseModelNoWorkerServesExitsTwoNamingIt) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  std::string yaml = test::read_file(write_config(1));
+  const std::string models = "models:\n";
+  yaml.insert(yaml.find(models) + models.size(), "  back:\n    path: " + test::data_file("models/blazeface_back_256_dyn.onnx") +
+                                                    "\n    input_size: 256\n");
+  const std::string source = "source: {type: file";
+  yaml.replace(yaml.find(source), source.size(), "detect: {model: faces}, " + source);
+  const std::string config = dir_.file("two-models.yaml");
+  std::ofstream(config) << yaml;
+  auto w = std::make_unique<test::ChildProcess>(std::vector<std::string>{test::vigil_binary(), "worker", "--config", config, "--redis",
+                                                                         server.url(), "--name", "w-faces", "--models", "faces"},
+                                                dir_.file("w-faces.log"));
+  ASSERT_TRUE(wait_until([&] { return test::read_file(dir_.file("w-faces.log")).find("serving") != std::string::npos || w->exited(); },
+                         milliseconds(120000)));
+  ASSERT_FALSE(w->exited())
+      << test::read_file(dir_.file("w-faces.log"));
+  const auto started = std::chrono::steady_clock::now();
+  std::string output;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " ingest --config " + config + " --redis " + server.url() + " 2>&1", &output), 2)
+      << output;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(25)) << output;
+  EXPECT_NE(output.find("model back: no worker of the cluster serves it (w-faces serves faces)"), std::string::npos) << output;
+  EXPECT_FALSE(std::filesystem::exists(out())) << "work started without the model";
+}
+
 // Twenty SIGKILLs of workers mid-run (each killed at a random moment after it started serving,
 // while a second worker goes on): four file cameras, every frame's result exactly once.
 TEST_F(ClusterCommandTest, WorkersKilledMidBatchTwentyTimesLoseNoFileFrameAndDeliverNoneTwice) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "vigil/cli/commands.h"
@@ -22,7 +23,8 @@ Result<std::string> models_hash(const EngineConfig& config) {
 }
 
 Result<std::unique_ptr<Registry>> join_cluster(const RedisUrl& url, const EngineConfig& config, const std::string& role,
-                                               const std::string& id, const std::string& http, std::function<std::string()> rates) {
+                                               const std::string& id, const std::string& http, std::function<std::string()> rates,
+                                               const std::vector<std::string>& serves) {
   auto hash = models_hash(config);
   if (!hash.ok()) return hash.error();
   ProcessInfo self;
@@ -31,7 +33,9 @@ Result<std::unique_ptr<Registry>> join_cluster(const RedisUrl& url, const Engine
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) == 0) self.host = host;
   self.http = http;
-  for (const auto& [name, model] : config.models) self.models += (self.models.empty() ? "" : ",") + name;
+  for (const auto& [name, model] : config.models) {
+    if (serves.empty() || std::find(serves.begin(), serves.end(), name) != serves.end()) self.models += (self.models.empty() ? "" : ",") + name;
+  }
   self.models_hash = *hash;
   self.shards = config.cluster.shards;
   return Registry::start(url, config.cluster.prefix, std::move(self), std::chrono::milliseconds(1000), std::move(rates));

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vigil/cluster/registry.h"
 #include "vigil/core/status.h"
@@ -17,7 +18,9 @@ namespace vigil {
 Result<std::string> models_hash(const EngineConfig& config);
 
 // Registers this process (cluster/registry.h); refuses a cluster whose models or shards differ.
+// `serves`: the models it lists as its own (a worker's --models; empty: all of the config's).
 Result<std::unique_ptr<Registry>> join_cluster(const RedisUrl& url, const EngineConfig& config, const std::string& role,
-                                               const std::string& id, const std::string& http, std::function<std::string()> rates);
+                                               const std::string& id, const std::string& http, std::function<std::string()> rates,
+                                               const std::vector<std::string>& serves = {});
 
 }  // namespace vigil

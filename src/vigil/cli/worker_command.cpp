@@ -105,7 +105,8 @@ int worker_command(const WorkerCommandOptions& options) {
                                  std::snprintf(line, sizeof line, "%.1f items/s, %.2f per batch", rate,
                                                batches ? static_cast<double>(served) / static_cast<double>(batches) : 0.0);
                                  return std::string(line);
-                               });
+                               },
+                               options.models);
   if (!registry.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", registry.error().message.c_str());
     return 2;

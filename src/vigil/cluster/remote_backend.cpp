@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "vigil/cluster/registry.h"
 #include "vigil/cluster/wire.h"
 #include "vigil/core/reconnect.h"
 #include "vigil/infer/call_context.h"
@@ -198,12 +199,36 @@ Status RemoteBackend::infer(const Tensor& input, std::vector<Tensor>& outputs) {
   return status;
 }
 
+namespace {
+
+// While a model's start-up check waits: what the cluster's workers serve, when workers are
+// registered and none of them serves `model` (empty when one does, or none is there yet).
+std::string workers_without(const RemoteOptions& o, const std::string& model) {
+  auto conn = RedisConnection::connect(o.url, o.connect_timeout);
+  if (!conn.ok()) return "";
+  auto procs = list_processes(**conn, o.prefix);
+  if (!procs.ok()) return "";
+  std::string serving;
+  for (const ProcessInfo& p : *procs) {
+    if (p.role != "worker") continue;
+    if (("," + p.models + ",").find("," + model + ",") != std::string::npos) return "";
+    serving += (serving.empty() ? "" : "; ") + p.id + " serves " + (p.models.empty() ? "nothing" : p.models);
+  }
+  return serving;
+}
+
+}  // namespace
+
 // Waits for every item's reply (sending a file's again after reply_timeout), then decodes
-// them into `outputs`.
+// them into `outputs`. A start-up check fails early, by the registry, when the cluster's
+// workers are there and none of them serves the model (twice in a row, a second apart).
+
 Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs, bool checking) {
   const RemoteOptions& o = owner_.options_;
   auto deadline = SteadyClock::now() + o.reply_timeout;
   const auto give_up = SteadyClock::now() + o.start_timeout;
+  auto next_look = SteadyClock::now() + std::chrono::seconds(1);  // at the registry, when checking
+  int unserved = 0;
   std::vector<std::size_t> late;
   MutexLock lock(owner_.mu_);
   while (true) {
@@ -213,6 +238,19 @@ Status RemoteBackend::wait_and_collect(std::vector<Tensor>& outputs, bool checki
     }
     if (late.empty()) break;
     if (owner_.cancelled()) return Error{ErrorCode::cancelled, "remote model call cancelled"};
+    if (checking && SteadyClock::now() >= next_look) {
+      lock.unlock();
+      const std::string serving = workers_without(o, model_);
+      lock.lock();
+      unserved = serving.empty() ? 0 : unserved + 1;
+      if (unserved >= 2) {
+        return Error{ErrorCode::not_found, "model " + model_ + ": no worker of the cluster serves it (" + serving +
+                                               "); start one: vigil worker --config CONFIG --redis " + o.url.redacted() +
+                                               " --models " + model_};
+      }
+      next_look = SteadyClock::now() + std::chrono::seconds(1);
+      continue;  // replies may have come meanwhile
+    }
     if (checking && SteadyClock::now() >= give_up) {
       return Error{ErrorCode::unavailable, "model " + model_ + ": no worker answered within " + std::to_string(o.start_timeout.count() / 1000) +
                                                " s (start one: vigil worker --config CONFIG --redis " + o.url.redacted() + ")"};
