@@ -255,6 +255,16 @@ void print_cluster_counters(const RemoteModels& models, std::uint64_t frames) {
               static_cast<double>(c.bytes) * per_frame / 1024.0);
 }
 
+// What a camera lost after decoding, when it lost anything: frames a model failed on, live
+// frames dropped as late and results fenced (the live edge's replaced frames are above).
+std::string dropped_line(const CameraStatus& c) {
+  if (c.stage_errors + c.frames_late + c.frames_fenced == 0) return "";
+  char line[128];
+  std::snprintf(line, sizeof line, ", dropped: %llu failed, %llu late, %llu fenced", static_cast<unsigned long long>(c.stage_errors),
+                static_cast<unsigned long long>(c.frames_late), static_cast<unsigned long long>(c.frames_fenced));
+  return line;
+}
+
 double worst_age_p99(const EngineStatus& status) {
   double worst = 0;
   for (const auto& c : status.cameras) worst = std::max(worst, c.age_p99_ms);
@@ -385,13 +395,13 @@ int run_command(const RunOptions& options) {
       break;
     }
     std::printf("vigil run:   %-16s %-10s decoded %llu (%.1f fps), inferred %llu (%.1f fps), replaced %llu, "
-                "skipped %llu, tracks %llu, faces embedded %llu of %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s\n",
+                "skipped %llu, tracks %llu, faces embedded %llu of %llu, errors %llu, reconnects %llu, age p99 %.0f ms%s%s%s\n",
                 c.id.c_str(), to_string(c.state), static_cast<unsigned long long>(c.frames_decoded), c.decode_fps,
                 static_cast<unsigned long long>(c.frames_inferred), c.infer_fps,
                 static_cast<unsigned long long>(c.frames_replaced), static_cast<unsigned long long>(c.frames_skipped),
                 static_cast<unsigned long long>(c.tracks_started), static_cast<unsigned long long>(c.faces_embedded),
                 static_cast<unsigned long long>(c.faces_detected), static_cast<unsigned long long>(c.decode_errors), static_cast<unsigned long long>(c.reconnects),
-                c.age_p99_ms, c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
+                c.age_p99_ms, dropped_line(c).c_str(), c.last_error.empty() ? "" : ", last error: ", c.last_error.c_str());
   }
   for (const auto& m : st.models) {  // batching factor per model
     std::printf("vigil run: model %s: %llu calls, %llu items (%.2f per call), latency p50 %.1f ms\n", m.name.c_str(),

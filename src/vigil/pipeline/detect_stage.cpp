@@ -376,10 +376,12 @@ std::unique_ptr<ModelStage> Engine::Impl::make_detector_stage(Model& model, std:
   return std::make_unique<DetectorStage>(*this, model, std::move(detectors));
 }
 
-// Counts a model's failure on one of the camera's frames and logs it at most once a
-// second per camera, so a model failing on every frame cannot flood the log.
+// Counts a model's failure on one of the camera's frames (a live frame a remote detector
+// found late apart: frames_late) and logs it at most once a second per camera, so a model failing on every
+// frame cannot flood the log.
 void Engine::Impl::record_stage_error(Camera& cam, const Model& model, const Error& error, std::uint64_t seq) {
-  const std::uint64_t count = cam.stage_errors.fetch_add(1, std::memory_order_relaxed) + 1;
+  const bool late = model.detector && error.code == ErrorCode::deadline_exceeded && cam.config.source.live;
+  const std::uint64_t count = (late ? cam.late : cam.stage_errors).fetch_add(1, std::memory_order_relaxed) + 1;
   cam.record_error(error);
   const std::int64_t now_ns = to_ns(SteadyClock::now());
   std::int64_t last = cam.last_error_log_ns.load(std::memory_order_relaxed);

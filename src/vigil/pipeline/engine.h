@@ -62,6 +62,7 @@ struct CameraStatus {
   std::uint64_t identities_changed = 0; // tracks that got (or changed) an identity
   std::uint64_t decode_errors = 0;      // corrupt frames and read errors
   std::uint64_t stage_errors = 0;       // frames a model failed on (dropped; the camera goes on)
+  std::uint64_t frames_late = 0;        // live frames dropped as late: a remote worker's max_age_ms, or no reply in time
   std::uint64_t frames_fenced = 0;      // results not delivered: the camera's lease had run out (cluster)
   std::uint64_t reconnects = 0;
   double decode_fps = 0;                // frames decoded per second while the camera ran

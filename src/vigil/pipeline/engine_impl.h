@@ -158,6 +158,7 @@ struct Camera : std::enable_shared_from_this<Camera> {
   std::atomic<std::int64_t> ended_ns{0};    // when capture ended (0: not yet)
   std::atomic<std::uint64_t> decoded{0}, inferred{0}, skipped{0}, decode_errors{0}, reconnects{0};
   std::atomic<std::uint64_t> stage_errors{0};        // frames a model failed on
+  std::atomic<std::uint64_t> late{0};                // live frames a remote model dropped as late
   std::atomic<std::uint64_t> fenced{0};              // results not delivered: the lease had run out
   std::atomic<std::int64_t> last_error_log_ns{0};    // rate limit of those errors' log lines
   std::shared_ptr<Histogram> age_ms;  // in the engine's metrics registry

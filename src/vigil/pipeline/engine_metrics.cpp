@@ -28,6 +28,8 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
   counter("vigil_reconnects_total", "Times the camera reconnected.", [c] { return double(c->reconnects.load()); });
   counter("vigil_stage_errors_total", "Frames a model failed on (the frame is dropped, the camera goes on).",
           [c] { return double(c->stage_errors.load()); });
+  counter("vigil_frames_late_total", "Live frames dropped as late by a remote model (a worker's max_age_ms, or no reply in time).",
+          [c] { return double(c->late.load()); });
   if (cam->config.lease_until) {
     counter("vigil_frames_fenced_total", "Results not delivered because the camera's lease had run out.",
             [c] { return double(c->fenced.load()); });
@@ -103,6 +105,7 @@ void read_camera_sample(const MetricSample& m, CameraStatus& cs) {
       {"vigil_frames_skipped_total", &CameraStatus::frames_skipped},
       {"vigil_frames_predicted_total", &CameraStatus::frames_predicted},
       {"vigil_stage_errors_total", &CameraStatus::stage_errors},
+      {"vigil_frames_late_total", &CameraStatus::frames_late},
       {"vigil_frames_fenced_total", &CameraStatus::frames_fenced},
       {"vigil_tracks_started_total", &CameraStatus::tracks_started},
       {"vigil_shot_cuts_total", &CameraStatus::shot_cuts},
