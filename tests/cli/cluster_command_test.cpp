@@ -155,6 +155,20 @@ TEST_F(ClusterCommandTest, ClusterStatusListsTheProcessesAndAWorkerWithOtherMode
     return status.find("worker  w-status") != std::string::npos;
   }, milliseconds(30000))) << status;
   EXPECT_NE(status.find("vigil:{faces.0}:req"), std::string::npos) << status;
+  // The worker serves /metrics, at the URL the registry lists.
+  const std::string log = test::read_file(dir_.file("w-status.log"));
+  const std::string at = "metrics at http://127.0.0.1:";
+  ASSERT_NE(log.find(at), std::string::npos) << log;
+  const int port = std::stoi(log.substr(log.find(at) + at.size()));
+  EXPECT_NE(status.find("http://127.0.0.1:" + std::to_string(port)), std::string::npos) << status;
+  const auto metrics = test::http_get(port, "/metrics");
+  EXPECT_EQ(metrics.status, 200);
+  EXPECT_NE(metrics.body.find("vigil_worker_items_served_total 0"), std::string::npos) << metrics.body;
+  EXPECT_NE(metrics.body.find("process_cpu_seconds_total"), std::string::npos) << metrics.body;
+  EXPECT_EQ(test::http_get(port, "/api/v1/cameras").status, 404);
+  std::string bad;
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " worker --config " + config + " --redis " + server.url() + " --http nowhere 2>&1", &bad), 2);
+  EXPECT_NE(bad.find("--http nowhere: expected HOST:PORT"), std::string::npos) << bad;
 
   // The same model name on another file: refused, naming the running worker.
   std::string other = test::read_file(config);

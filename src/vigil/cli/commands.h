@@ -27,6 +27,7 @@ struct WorkerCommandOptions {
   std::optional<double> duration_s;
   int threads = 0;  // serving threads, each its own consumer (NAME/i) and model instances; 0: one per core
   int inference_threads = 0;  // intra-op threads of each model instance; 0: the config's, else cores / threads
+  std::string http = "127.0.0.1:0";  // where /metrics and /healthz are served ("off": nowhere; port 0: any free one)
 };
 int worker_command(const WorkerCommandOptions& options);
 

@@ -305,23 +305,31 @@ CameraConfig parse_camera(const YAML::Node& node, const std::string& path, const
   return camera;
 }
 
-// http: {listen: "HOST:PORT", token, threads, max_connections, idle_timeout_s, max_body_bytes}
-HttpConfig parse_http(const YAML::Node& node) {
-  Fields f(node, "http", {"listen", "token", "threads", "max_connections", "idle_timeout_s", "max_body_bytes", "snapshot_cache"});
-  HttpConfig http;
-  const std::string listen = f.required<std::string>("listen");
-  // HOST:PORT, [IPv6]:PORT
+}  // namespace
+
+Result<std::pair<std::string, int>> parse_listen_address(const std::string& listen) {
   const std::size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) fail("http.listen", "expected HOST:PORT, e.g. 127.0.0.1:8080");
+  if (colon == std::string::npos || colon == 0) return Error{ErrorCode::invalid_argument, "expected HOST:PORT, e.g. 127.0.0.1:8080"};
   std::string host = listen.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   const std::string port = listen.substr(colon + 1);
   if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
       std::stoi(port) > 65535) {
-    fail("http.listen", "port must be 0..65535");
+    return Error{ErrorCode::invalid_argument, "port must be 0..65535"};
   }
-  http.host = host;
-  http.port = std::stoi(port);
+  return std::make_pair(host, std::stoi(port));
+}
+
+namespace {
+
+// http: {listen: "HOST:PORT", token, threads, max_connections, idle_timeout_s, max_body_bytes}
+HttpConfig parse_http(const YAML::Node& node) {
+  Fields f(node, "http", {"listen", "token", "threads", "max_connections", "idle_timeout_s", "max_body_bytes", "snapshot_cache"});
+  HttpConfig http;
+  auto listen = parse_listen_address(f.required<std::string>("listen"));
+  if (!listen.ok()) fail("http.listen", listen.error().message);
+  http.host = listen->first;
+  http.port = listen->second;
   http.token = expand_path(f.get<std::string>("token", ""));  // token: ${VIGIL_TOKEN}
   http.threads = in_range(f.get("threads", http.threads), 1, 64, "http.threads");
   http.max_connections = in_range(f.get("max_connections", http.max_connections), 1, 100000, "http.max_connections");

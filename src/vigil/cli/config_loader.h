@@ -14,6 +14,9 @@ namespace vigil {
 // harvest's --config; cameras may be there, and are checked, but need not be).
 enum class ConfigUse { engine, models };
 
+// "HOST:PORT" or "[IPv6]:PORT" (port 0..65535; 0: any free one) -> host, port.
+Result<std::pair<std::string, int>> parse_listen_address(const std::string& listen);
+
 Result<EngineConfig> load_config_file(const std::string& path, ConfigUse use = ConfigUse::engine);
 Result<EngineConfig> parse_config(const std::string& yaml_text, const std::string& origin = "config", ConfigUse use = ConfigUse::engine);
 // One camera in the config's camera schema (YAML or JSON), its models looked up in `config`

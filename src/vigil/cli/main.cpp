@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
                          "intra-op threads of each model instance (default: the config's threads.inference, else cores / threads)")
       ->check(CLI::Range(1, 256));
   worker_cmd->add_option("-d,--duration", worker_duration, "stop after this many seconds")->check(CLI::PositiveNumber);
+  worker_cmd->add_option("--http", worker.http, "HOST:PORT of its /metrics and /healthz (port 0: any free one; off: none)")
+      ->capture_default_str();
 
   vigil::ClusterStatusOptions cluster_status;
   auto* cluster_cmd = app.add_subcommand("cluster", "look at a cluster of ingest nodes and workers");

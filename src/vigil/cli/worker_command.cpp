@@ -2,12 +2,12 @@
 // nodes (cluster/worker.h) until a signal or --duration; prints what it served.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <algorithm>
-#include <vector>
 #include <cstdio>
 #include <thread>
+#include <vector>
 
 #include "vigil/cli/cluster_support.h"
 #include "vigil/cli/commands.h"
@@ -15,7 +15,9 @@
 #include "vigil/cli/signal_watcher.h"
 #include "vigil/cluster/worker.h"
 #include "vigil/core/log.h"
+#include "vigil/core/metrics.h"
 #include "vigil/core/process_stats.h"
+#include "vigil/http/http_server.h"
 #include "vigil/infer/backend.h"
 
 namespace vigil {
@@ -57,6 +59,68 @@ Result<WorkerOptions> worker_options(const EngineConfig& config, const WorkerCom
   return w;
 }
 
+WorkerCounters total(const std::vector<std::unique_ptr<InferenceWorker>>& workers) {
+  WorkerCounters c;
+  for (const auto& worker : workers) {
+    const WorkerCounters one = worker->counters();
+    c.served += one.served;
+    c.batches += one.batches;
+    c.deadline += one.deadline;
+    c.claimed += one.claimed;
+    c.retried += one.retried;
+    c.dead_lettered += one.dead_lettered;
+    c.trimmed += one.trimmed;
+    c.reconnects += one.reconnects;
+    c.round_trips += one.round_trips;
+    c.bytes += one.bytes;
+  }
+  return c;
+}
+
+// The worker's /metrics (its counters, summed over its serving threads, and the process's
+// CPU and threads) and /healthz, on `listen`. Null when listen is "off".
+Result<std::unique_ptr<HttpServer>> serve_metrics(const std::string& listen, const std::vector<std::unique_ptr<InferenceWorker>>& workers,
+                                                  MetricsRegistry& metrics) {
+  if (listen == "off") return std::unique_ptr<HttpServer>();
+  auto address = parse_listen_address(listen);
+  if (!address.ok()) return Error{ErrorCode::invalid_argument, "--http " + listen + ": " + address.error().message};
+  const auto counter = [&](const char* name, const char* help, std::uint64_t WorkerCounters::*field) {
+    metrics.callback(name, help, MetricType::counter, {}, [&workers, field] { return static_cast<double>(total(workers).*field); });
+  };
+  counter("vigil_worker_items_served_total", "Requests the model ran on and replied to.", &WorkerCounters::served);
+  counter("vigil_worker_batches_total", "Model calls.", &WorkerCounters::batches);
+  counter("vigil_worker_items_late_total", "Live requests older than max_age_ms, replied 'dropped: deadline' without running.",
+          &WorkerCounters::deadline);
+  counter("vigil_worker_items_taken_over_total", "Requests taken over from idle consumers (dead workers) or retried.",
+          &WorkerCounters::claimed);
+  counter("vigil_worker_items_retried_total", "Requests left pending for a retry after the model failed on them.", &WorkerCounters::retried);
+  counter("vigil_worker_items_dead_lettered_total", "Requests moved to the dead-letter stream after max_deliveries.",
+          &WorkerCounters::dead_lettered);
+  counter("vigil_worker_items_trimmed_total", "Pending requests found trimmed away from their stream.", &WorkerCounters::trimmed);
+  counter("vigil_worker_redis_reconnects_total", "Redis connections made again after one broke.", &WorkerCounters::reconnects);
+  counter("vigil_worker_redis_round_trips_total", "Redis round trips.", &WorkerCounters::round_trips);
+  counter("vigil_worker_redis_bytes_total", "Request and reply payload bytes.", &WorkerCounters::bytes);
+  metrics.callback("process_cpu_seconds_total", "CPU time of the process, seconds.", MetricType::counter, {}, [] { return process_cpu_seconds(); });
+  metrics.callback("vigil_process_threads", "Threads of the process.", MetricType::gauge, {},
+                   [] { return static_cast<double>(process_thread_count()); });
+  HttpServerOptions options;
+  options.host = address->first;
+  options.port = address->second;
+  options.threads = 1;
+  options.max_connections = 64;
+  return HttpServer::start(options, [&metrics](const HttpRequest& request, HttpResponse& response) {
+    if (request.method != "GET" && request.method != "HEAD") return json_error(response, 405, "only GET");
+    if (request.path == "/metrics") {
+      response.content_type = "text/plain; version=0.0.4";
+      response.body = prometheus_text(metrics.snapshot());
+    } else if (request.path == "/healthz") {
+      response.body = R"({"status":"ok"})";
+    } else {
+      json_error(response, 404, "a worker serves /metrics and /healthz");
+    }
+  });
+}
+
 }  // namespace
 
 int worker_command(const WorkerCommandOptions& options) {
@@ -90,7 +154,19 @@ int worker_command(const WorkerCommandOptions& options) {
     }
     workers.push_back(std::move(worker).value());
   }
-  auto registry = join_cluster(w->url, *config, "worker", w->consumer, "",
+  MetricsRegistry metrics;
+  auto http = serve_metrics(options.http, workers, metrics);  // before the workers go (it reads them)
+  if (!http.ok()) {
+    std::fprintf(stderr, "vigil: error: %s\n", http.error().message.c_str());
+    return 2;
+  }
+  std::string http_url;
+  if (*http) {
+    auto address = parse_listen_address(options.http);
+    const std::string host = address->first.find(':') != std::string::npos ? "[" + address->first + "]" : address->first;
+    http_url = "http://" + host + ":" + std::to_string((*http)->port());
+  }
+  auto registry = join_cluster(w->url, *config, "worker", w->consumer, http_url,
                                [&workers, last = std::make_shared<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>>()] {
                                  std::uint64_t served = 0, batches = 0;
                                  for (const auto& worker : workers) {
@@ -113,8 +189,8 @@ int worker_command(const WorkerCommandOptions& options) {
   }
   std::string names;
   for (const auto& m : w->models) names += (names.empty() ? "" : ", ") + m.name;
-  std::printf("vigil worker: %s serving %s from %s on %d threads\n", w->consumer.c_str(), names.c_str(), w->url.redacted().c_str(),
-              threads);
+  std::printf("vigil worker: %s serving %s from %s on %d threads%s%s\n", w->consumer.c_str(), names.c_str(), w->url.redacted().c_str(),
+              threads, http_url.empty() ? "" : ", metrics at ", http_url.empty() ? "" : (http_url + "/metrics").c_str());
   std::fflush(stdout);
   std::atomic<bool> stop{false};
   const double cpu_start = process_cpu_seconds();
@@ -145,18 +221,7 @@ int worker_command(const WorkerCommandOptions& options) {
     }
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  WorkerCounters c;
-  for (const auto& worker : workers) {
-    const WorkerCounters one = worker->counters();
-    c.served += one.served;
-    c.batches += one.batches;
-    c.deadline += one.deadline;
-    c.claimed += one.claimed;
-    c.retried += one.retried;
-    c.dead_lettered += one.dead_lettered;
-    c.trimmed += one.trimmed;
-    c.reconnects += one.reconnects;
-  }
+  const WorkerCounters c = total(workers);
   std::printf("vigil worker: %llu items served in %llu batches (%.2f per batch) in %.1f s, %llu dropped as late, %llu taken over, "
               "%llu left for a retry, %llu dead-lettered, %llu found trimmed, %llu reconnects, CPU %.2f cores\n",
               static_cast<unsigned long long>(c.served), static_cast<unsigned long long>(c.batches),

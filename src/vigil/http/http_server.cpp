@@ -301,7 +301,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpServerOptions& o
   impl.daemon = MHD_start_daemon(
       flags, static_cast<std::uint16_t>(options.port), nullptr, nullptr, &Impl::on_request, &impl,
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&address),
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned int>(std::max(1, options.threads)),
+      // One polling thread is no pool (a pool size of 0 or 1 draws a warning): the timeout twice.
+      options.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_CONNECTION_TIMEOUT,
+      static_cast<unsigned int>(options.threads > 1 ? options.threads : std::max(1, options.idle_timeout_s)),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned int>(std::max(1, options.max_connections)),
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned int>(std::max(1, options.idle_timeout_s)),
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(std::max<std::size_t>(4096, options.max_header_bytes)),
