@@ -382,11 +382,11 @@ int run_command(const RunOptions& options) {
   const std::uint64_t with_faces = frames_with_faces.load();
   const std::uint64_t faces = faces_seen.load();
   std::printf("vigil run: %zu cameras, %llu frames decoded in %.1f s (%.1f fps), %llu inferred in %llu batches, "
-              "faces in %llu frames (%llu faces), frame age p99 %.0f ms, CPU %.2f cores\n",
+              "faces in %llu frames (%llu faces), frame age p99 %.0f ms, capture to result p50 %.1f ms p99 %.1f ms, CPU %.2f cores\n",
               st.cameras.size(), static_cast<unsigned long long>(decoded), wall, static_cast<double>(decoded) / wall,
               static_cast<unsigned long long>(inferred), static_cast<unsigned long long>(batches),
               static_cast<unsigned long long>(with_faces), static_cast<unsigned long long>(faces),
-              worst_age_p99(st), cores);
+              worst_age_p99(st), st.end_to_end_p50_ms, st.end_to_end_p99_ms, cores);
   // One line per camera (the first 32).
   std::size_t shown = 0;
   for (const auto& c : st.cameras) {
