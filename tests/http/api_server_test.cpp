@@ -160,6 +160,7 @@ TEST_F(ApiServerTest, HealthCamerasAndErrors) {
   EXPECT_EQ(http_get(port_, "/api/v1/cameras/nope/snapshot.jpg").status, 404);
   EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/nothing").status, 404);
   EXPECT_EQ(http_get(port_, "/nothing").status, 404);
+  EXPECT_EQ(http_get(port_, "/api/v1/cluster/cameras").status, 404) << "not a cluster's node";
   EXPECT_EQ(http_request(port_, "PUT", "/api/v1/cameras/lobby").status, 405);
   // Bad query arguments.
   EXPECT_EQ(http_get(port_, "/api/v1/cameras/lobby/snapshot.jpg?quality=0").status, 400);

@@ -7,50 +7,17 @@
 // wall, and checks: one tile per camera, every tile's picture updates, a camera added through
 // the API appears without a reload, the grid fits the window. Saves a screenshot. Exit 0 when
 // every check holds; otherwise prints what failed and exits 1.
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { harness, lines, openPage } from "./browser_support.mjs";
 
 const [vigilBinary, model, screenshotPath] = process.argv.slice(2);
 if (!vigilBinary || !model || !screenshotPath) {
   console.error("usage: wall_browser_test.mjs VIGIL_BINARY MODEL SCREENSHOT.png");
   process.exit(2);
 }
-const dir = mkdtempSync(join(tmpdir(), "vigil-wall-"));
-const children = [];
-function cleanup() {
-  for (const c of children) { try { c.kill("SIGKILL"); } catch (e) { /* gone */ } }
-  // chromium may still be writing its profile as it dies: retry, and never fail over it.
-  try { rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }); } catch (e) { /* tmp */ }
-}
-function fail(message) {
-  console.error("wall test: FAIL: " + message);
-  cleanup();
-  process.exit(1);
-}
-process.on("uncaughtException", e => fail(e.stack || String(e)));
-const sleep = ms => new Promise(r => setTimeout(r, ms));
-async function until(what, condition, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await condition();
-    if (value) return value;
-    if (Date.now() > deadline) fail("timed out waiting for " + what);
-    await sleep(100);
-  }
-}
-
-// Lines of a child's output as they come.
-function lines(stream, onLine) {
-  let buffer = "";
-  stream.setEncoding("utf8");
-  stream.on("data", chunk => {
-    buffer += chunk;
-    let at;
-    while ((at = buffer.indexOf("\n")) >= 0) { onLine(buffer.slice(0, at)); buffer = buffer.slice(at + 1); }
-  });
-}
+const h = harness("wall test");
+const { dir, fail, until } = h;
 
 // 1. vigil with three cameras.
 const cameras = ["lobby", "lounge", "stairs"].map((id, i) =>
@@ -58,8 +25,7 @@ const cameras = ["lobby", "lounge", "stairs"].map((id, i) =>
 const config = join(dir, "wall.yaml");
 writeFileSync(config, `models:\n  faces: {path: "${model}", input_size: 128, max_batch: 8}\ncameras:\n${cameras}\n` +
   `http: {listen: "127.0.0.1:0", token: wall-test}\nstatus_interval_s: 0\nlog_level: warn\n`);
-const vigil = spawn(vigilBinary, ["run", "--config", config, "--duration", "300"], { stdio: ["ignore", "pipe", "pipe"] });
-children.push(vigil);
+const vigil = h.start(vigilBinary, ["run", "--config", config, "--duration", "300"]);
 let port = 0;
 lines(vigil.stdout, line => {
   const m = line.match(/API at http:\/\/127\.0\.0\.1:(\d+)\//);
@@ -71,49 +37,8 @@ await until("vigil's API line", () => port, 60000);
 const base = `http://127.0.0.1:${port}`;
 await until("every camera live", async () => (await fetch(base + "/readyz")).status === 200, 60000);
 
-// 2. chromium, headless, with the DevTools protocol on a free port.
-const chromium = spawn("chromium", ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-  "--no-first-run", "--hide-scrollbars", "--remote-debugging-port=0", `--user-data-dir=${join(dir, "profile")}`,
-  "--window-size=1600,900", "about:blank"], { stdio: ["ignore", "ignore", "pipe"] });
-children.push(chromium);
-let devtools = "";
-lines(chromium.stderr, line => {
-  const m = line.match(/DevTools listening on (ws:\/\/\S+)/);
-  if (m) devtools = m[1];
-});
-await until("chromium's DevTools endpoint", () => devtools, 60000);
-const browserPort = new URL(devtools).port;
-const targets = await (await fetch(`http://127.0.0.1:${browserPort}/json/list`)).json();
-const page = targets.find(t => t.type === "page");
-if (!page) fail("no page target");
-const ws = new WebSocket(page.webSocketDebuggerUrl);
-await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
-let nextId = 1;
-const pending = new Map();
-const consoleErrors = [];
-ws.onmessage = m => {
-  const msg = JSON.parse(m.data);
-  if (msg.id && pending.has(msg.id)) {
-    const { resolve, reject } = pending.get(msg.id);
-    pending.delete(msg.id);
-    if (msg.error) reject(new Error(JSON.stringify(msg.error))); else resolve(msg.result);
-  } else if (msg.method === "Runtime.exceptionThrown") {
-    consoleErrors.push(msg.params.exceptionDetails.text + " " + JSON.stringify(msg.params.exceptionDetails.exception || {}));
-  }
-};
-const send = (method, params = {}) => new Promise((resolve, reject) => {
-  const id = nextId++;
-  pending.set(id, { resolve, reject });
-  ws.send(JSON.stringify({ id, method, params }));
-});
-const evaluate = async expression => {
-  const r = await send("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true });
-  if (r.exceptionDetails) fail("page script: " + JSON.stringify(r.exceptionDetails));
-  return r.result.value;
-};
-await send("Runtime.enable");
-await send("Page.enable");
-await send("Page.navigate", { url: base + "/" });
+// 2. chromium, headless, on the wall.
+const { send, evaluate, consoleErrors, close } = await openPage(h, base + "/");
 
 // 3. The checks.
 const tiles = () => evaluate(`[...document.querySelectorAll(".tile")].map(t => ({id: t.dataset.camera,
@@ -152,6 +77,6 @@ writeFileSync(screenshotPath, Buffer.from(shot.data, "base64"));
 const final = await tiles();
 console.log(`wall test: ok: ${final.length} tiles (${final.map(t => `${t.id} ${t.updates} updates`).join(", ")}), ` +
             `screenshot ${screenshotPath}`);
-ws.close();
-cleanup();
+close();
+h.cleanup();
 process.exit(0);

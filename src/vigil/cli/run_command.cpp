@@ -34,7 +34,7 @@ bool is_loopback(const std::string& host) {
 // The HTTP API when the config asks for it (http.listen). Refuses a non-loopback address
 // without a token: the API can add and remove cameras.
 Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig& config, const EventStore* store,
-                                             CameraLeases* cluster_cameras) {
+                                             CameraLeases* cluster_cameras, const std::string& node) {
   const HttpConfig& http = config.http;
   if (http.host.empty()) return std::unique_ptr<ApiServer>();
   if (!is_loopback(http.host) && http.token.empty()) {
@@ -57,6 +57,12 @@ Result<std::unique_ptr<ApiServer>> start_api(Engine& engine, const EngineConfig&
       return cluster_cameras->put(camera.id, body);
     };
     options.remove_camera = [cluster_cameras](const std::string& id) { return cluster_cameras->remove(id); };
+    options.cluster_cameras = [cluster_cameras] {
+      std::vector<ClusterCameraInfo> out;
+      for (ClusterCamera& c : cluster_cameras->view()) out.push_back({std::move(c.id), std::move(c.owner), std::move(c.http), c.done});
+      return out;
+    };
+    options.node = node;
   }
   return ApiServer::start(engine, std::move(options));
 }
@@ -334,7 +340,7 @@ int run_command(const RunOptions& options) {
       return 1;
     }
   }
-  auto api = start_api(**engine, *config, store.get(), ingest ? ingest->leases() : nullptr);
+  auto api = start_api(**engine, *config, store.get(), ingest ? ingest->leases() : nullptr, ingest ? ingest->remote().options().node : "");
   if (!api.ok()) {
     std::fprintf(stderr, "vigil: error: %s\n", api.error().message.c_str());
     return api.error().code == ErrorCode::invalid_argument ? 2 : 1;

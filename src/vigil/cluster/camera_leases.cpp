@@ -119,6 +119,11 @@ std::vector<std::string> CameraLeases::held() const {
   return out;
 }
 
+std::vector<ClusterCamera> CameraLeases::view() const {
+  MutexLock lock(mu_);
+  return view_;
+}
+
 LeaseCounters CameraLeases::counters() const {
   return {acquired_.load(), taken_over_.load(), lost_.load(), handed_over_.load()};
 }
@@ -272,6 +277,25 @@ Status CameraLeases::tick(RedisConnection& redis) {
       owner[ids[i]] = owner_of(leases->elements[i].str);
       ++per_node[owner[ids[i]]];
     }
+  }
+  {
+    std::map<std::string, std::string> urls;  // node -> its HTTP URL
+    for (const ProcessInfo& x : *procs) {
+      if (x.role == "ingest") urls[x.id] = x.http;
+    }
+    std::vector<ClusterCamera> view;
+    for (const auto& [id, spec] : cameras) {
+      ClusterCamera c;
+      c.id = id;
+      c.done = done.count(id) > 0;
+      if (const auto o = owner.find(id); o != owner.end()) {
+        c.owner = o->second;
+        if (const auto u = urls.find(c.owner); u != urls.end()) c.http = u->second;
+      }
+      view.push_back(std::move(c));
+    }
+    MutexLock lock(mu_);
+    view_ = std::move(view);
   }
   std::size_t holding = held().size();
   // Acquire free cameras up to the target, in a random order (nodes starting together spread).

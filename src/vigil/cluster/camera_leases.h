@@ -79,6 +79,14 @@ struct LeaseCallbacks {
   std::function<void()> finished;
 };
 
+// One camera of the cluster's list as the last tick saw it (for the wall of any node).
+struct ClusterCamera {
+  std::string id;
+  std::string owner;  // the node holding its lease; empty when none does
+  std::string http;   // that node's HTTP URL (registry.h), when it serves one
+  bool done = false;  // a file read to its end
+};
+
 struct LeaseCounters {
   std::uint64_t acquired = 0;
   std::uint64_t taken_over = 0;  // acquired from another node that had it
@@ -104,6 +112,8 @@ class CameraLeases {
   // Every camera of the list is done (files read to their end) and the list is not empty.
   bool all_done() const { return all_done_.load(); }
   LeaseCounters counters() const;
+  // The cluster's cameras, their owners and the owners' URLs, as of the last tick (no I/O).
+  std::vector<ClusterCamera> view() const;
   // Stops the tick thread and releases everything now (what the destructor does).
   void stop();
   // Tests: stops the tick thread and keeps every lease, as a process that died would (the
@@ -129,6 +139,7 @@ class CameraLeases {
   CondVar wake_;
   bool stop_ GUARDED_BY(mu_) = false;
   std::map<std::string, Held> held_ GUARDED_BY(mu_);
+  std::vector<ClusterCamera> view_ GUARDED_BY(mu_);
   std::set<std::string> done_here_;  // files this node finished (lease thread only)
   std::atomic<bool> all_done_{false};
   std::atomic<std::uint64_t> acquired_{0}, taken_over_{0}, lost_{0}, handed_over_{0};

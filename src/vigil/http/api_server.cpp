@@ -293,6 +293,7 @@ struct ApiServer::Impl {
         {kRead, "/readyz", Access::open, bind(&Impl::readyz)},
         {kRead, "/metrics", Access::open, bind(&Impl::metrics)},
         {kRead, "/api/v1/cameras", Access::open, bind(&Impl::list_cameras)},
+        {kRead, "/api/v1/cluster/cameras", Access::open, bind(&Impl::list_cluster_cameras)},
         {kPost, "/api/v1/cameras", Access::admin, bind(&Impl::add_camera)},
         {kRead, "/api/v1/cameras/{camera}", Access::open, bind(&Impl::show_camera)},
         {kDelete, "/api/v1/cameras/{camera}", Access::admin, bind(&Impl::remove_camera)},
@@ -348,6 +349,21 @@ struct ApiServer::Impl {
       out["detections"] = 0;
     }
     return out;
+  }
+
+  // The cluster's cameras and the nodes that run them (an ingest node only).
+  Status list_cluster_cameras(const HttpRequest&, const RouteParams&, HttpResponse& response) {
+    if (!options.cluster_cameras) {
+      json_error(response, 404, "not a cluster's ingest node");
+      return {};
+    }
+    json list = json::array();
+    for (const ClusterCameraInfo& c : options.cluster_cameras()) {
+      list.push_back({{"id", c.id}, {"owner", c.owner}, {"http", c.http}, {"done", c.done}});
+    }
+    reply_json(response, {{"node", options.node}, {"cameras", std::move(list)}});
+    response.headers.emplace_back("Cache-Control", "no-store");
+    return {};
   }
 
   Status healthz(const HttpRequest&, const RouteParams&, HttpResponse& response) {
@@ -499,8 +515,12 @@ struct ApiServer::Impl {
     response.data = web::kWallHtml;
     response.size = web::kWallHtml_size;
     response.headers.emplace_back("Cache-Control", "no-cache");
+    // On a cluster's node the pictures of other nodes' cameras come from those nodes (which
+    // may join later): images from any http(s) origin, nothing else from them.
     response.headers.emplace_back("Content-Security-Policy",
-                                  "default-src 'self'; img-src 'self' blob: data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+                                  std::string("default-src 'self'; img-src 'self' blob: data:") +
+                                      (options.cluster_cameras ? " http: https:" : "") +
+                                      "; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
     return {};
   }
 

@@ -26,6 +26,14 @@
 
 namespace vigil {
 
+// A camera of a cluster (cluster/camera_leases.h: ClusterCamera), as the API lists it.
+struct ClusterCameraInfo {
+  std::string id;
+  std::string owner;  // the ingest node that runs it; empty when none does now
+  std::string http;   // that node's HTTP URL, when it serves one
+  bool done = false;  // a file read to its end
+};
+
 struct ApiOptions {
   HttpServerOptions server;
   std::string token;  // empty: mutating endpoints are open (loopback only; `vigil run` checks)
@@ -41,6 +49,10 @@ struct ApiOptions {
   // whichever node takes it. add_camera gets the parsed camera and the body as it came.
   std::function<Status(const CameraConfig&, const std::string& body)> add_camera;
   std::function<Status(const std::string& id)> remove_camera;
+  // On a cluster's ingest node (named `node`): every camera of the cluster, for
+  // GET /api/v1/cluster/cameras and the wall. Without it that endpoint answers 404.
+  std::function<std::vector<ClusterCameraInfo>()> cluster_cameras;
+  std::string node;
 };
 
 class ApiServer {
