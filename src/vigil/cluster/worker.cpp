@@ -249,7 +249,14 @@ void InferenceWorker::reply(const Entry& entry, std::string_view status, const s
     }
   }
   out_.push_back(std::move(c));
+  acknowledge(entry);
+}
+
+// Done with the request: acknowledged and deleted (a request stream holds only what is still
+// to run: 100,000 answered 128x128 frames kept until MAXLEN trimmed them held 5 GB of Redis).
+void InferenceWorker::acknowledge(const Entry& entry) {
   out_.push_back({"XACK", entry.stream, std::string(kWorkerGroup), entry.id});
+  out_.push_back({"XDEL", entry.stream, entry.id});
 }
 
 void InferenceWorker::dead_letter(const Entry& entry, const std::string& reason) {
@@ -264,7 +271,7 @@ void InferenceWorker::dead_letter(const Entry& entry, const std::string& reason)
   if (entry.reply_to != nullptr && entry.request_id != nullptr) {
     reply(entry, "failed: " + reason, nullptr, 0);
   } else {
-    out_.push_back({"XACK", entry.stream, std::string(kWorkerGroup), entry.id});
+    acknowledge(entry);
   }
 }
 

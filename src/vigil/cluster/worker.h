@@ -101,6 +101,7 @@ class InferenceWorker {
   void run_batch(Served& model, Backend& backend, std::vector<Entry*>& batch);
   void reply(const Entry& entry, std::string_view status, const std::vector<Tensor>* outputs, std::size_t item);
   void dead_letter(const Entry& entry, const std::string& reason);
+  void acknowledge(const Entry& entry);  // XACK and XDEL
   Status flush();
 
   WorkerOptions options_;
