@@ -19,7 +19,11 @@ void Engine::Impl::hand_off(const std::shared_ptr<Camera>& cam, FrameRef frame) 
     if (!cam->tracker) return;
   }
   // A newest-wins edge never waits; a queue edge waits for room (nothing is lost).
-  if (cam->input.push({std::move(frame), due}) == PushResult::closed) return;
+  if (cam->input.push({std::move(frame), due}) == PushResult::closed) {  // stopping: not a frame of the run
+    cam->decoded.fetch_sub(1, std::memory_order_relaxed);
+    if (!due) cam->skipped.fetch_sub(1, std::memory_order_relaxed);
+    return;
+  }
   if (due && config.offline) cam->queued_due.fetch_add(1);  // offline cameras are never live
   pump(cam);
 }
