@@ -6,7 +6,7 @@
 # seconds; after the warm-up (half of it) reads each node's API every 5 s: cameras live on
 # each node. Prints one JSON object: per node its cameras live (min over the samples after
 # the warm-up), frames decoded and inferred per second, frames replaced (newest-wins), frame
-# age p99 and CPU (cores); per worker items/s and CPU; and the cluster's totals.
+# age p99 and CPU (cores); per worker items/s and CPU; Redis's peak memory; the totals.
 #
 #   bench/cluster_scale.sh [CAMERAS] [DURATION]       (default 1000 cameras, 90 s)
 set -euo pipefail
@@ -53,6 +53,7 @@ for _ in $(seq $(((duration / 2 - 5) / 5))); do
   done
   sleep 5
 done
+redis-cli -p "$port" info memory | tr -d '\r' | grep '^used_memory_peak:' | cut -d: -f2 > "$work/redis_peak.txt"
 wait $(jobs -p | tail -2) 2>/dev/null || true  # the nodes stop after DURATION
 for w in w1 w2; do pkill -TERM -f -- "--name $w --threads" || true; done
 sleep 2
@@ -78,6 +79,7 @@ for w in ["w1", "w2"]:
                          "cpu_cores": float(m.group(5))} if m else None
 out["live_min_total"] = sum(out["nodes"][n]["live_min_after_warmup"] or 0 for n in out["nodes"])
 out["inferred_fps_total"] = round(sum(out["nodes"][n]["inferred_fps"] for n in out["nodes"]), 1)
+out["redis_used_memory_peak_mb"] = round(int(open(os.path.join(work, "redis_peak.txt")).read().strip()) / 1e6, 1)
 out["frame_age_p99_ms_worst"] = max(out["nodes"][n]["frame_age_p99_ms"] for n in out["nodes"])
 print(json.dumps(out, indent=2))
 PY
