@@ -12,18 +12,9 @@
 #
 #   bench/cluster_throughput.sh [ROUNDS]        (default 3)
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 rounds="${1:-3}"
-vigil="$here/build/release/vigil"
-export VIGIL_DATA="${VIGIL_DATA:-$HOME/.cache/vigil}"
-[ -x "$vigil" ] || { echo "cluster_throughput: build first (make build)" >&2; exit 2; }
-work="$(mktemp -d)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --logfile "$work/redis.log" &
-for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
-url="redis://127.0.0.1:$port"
+bench=cluster_throughput
+source "$(dirname "${BASH_SOURCE[0]}")/cluster_common.sh"
 
 {
   echo "models:"
