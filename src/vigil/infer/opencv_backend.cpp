@@ -1,4 +1,5 @@
 #include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -7,6 +8,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/core/utils/logger.hpp>
 #include <opencv2/dnn.hpp>
+#include <onnx/onnx_pb.h>
 
 #include "vigil/infer/backend.h"
 #include "vigil/infer/backend_threads.h"
@@ -76,6 +78,49 @@ class OpenCvBackend final : public Backend {
   std::vector<cv::Mat> results_;
 };
 
+// OpenCV 4.6 reads Clip only in its opset-6 form (bounds as attributes); from opset 11 the
+// bounds are inputs, as tools/tfjs_graph_onnx.py writes Relu6. Rewrites each Clip whose
+// bounds are constant initializers into the attribute form (the same computation); other
+// models come back unchanged.
+void clip_bounds_as_attributes(std::vector<char>& bytes) {
+  onnx::ModelProto model;
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
+  std::map<std::string, float> scalars;
+  for (const auto& t : model.graph().initializer()) {
+    std::int64_t count = 1;
+    for (auto d : t.dims()) count *= d;
+    if (t.data_type() != onnx::TensorProto::FLOAT || count != 1) continue;
+    if (t.float_data_size() == 1) {
+      scalars[t.name()] = t.float_data(0);
+    } else if (t.raw_data().size() == sizeof(float)) {
+      float v = 0;
+      std::memcpy(&v, t.raw_data().data(), sizeof v);
+      scalars[t.name()] = v;
+    }
+  }
+  bool changed = false;
+  for (auto& node : *model.mutable_graph()->mutable_node()) {
+    if (node.op_type() != "Clip" || node.input_size() < 2) continue;
+    const char* names[] = {"min", "max"};
+    bool constant = true;
+    for (int i = 1; i < node.input_size(); ++i) constant = constant && (node.input(i).empty() || scalars.count(node.input(i)) > 0);
+    if (!constant) continue;
+    for (int i = 1; i < node.input_size(); ++i) {
+      if (node.input(i).empty()) continue;
+      auto* a = node.add_attribute();
+      a->set_name(names[i - 1]);
+      a->set_type(onnx::AttributeProto::FLOAT);
+      a->set_f(scalars[node.input(i)]);
+    }
+    node.mutable_input()->DeleteSubrange(1, node.input_size() - 1);
+    changed = true;
+  }
+  if (!changed) return;
+  std::string out;
+  if (!model.SerializeToString(&out)) return;
+  bytes.assign(out.begin(), out.end());
+}
+
 }  // namespace
 
 void set_opencv_threads(int threads) { cv::setNumThreads(threads > 0 ? threads : 1); }
@@ -90,6 +135,7 @@ Result<std::unique_ptr<Backend>> create_opencv_backend(const BackendOptions& opt
   std::ifstream in(options.model_path, std::ios::binary);
   std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (bytes.empty()) return Error{ErrorCode::invalid_argument, options.model_path + ": empty or unreadable model file"};
+  clip_bounds_as_attributes(bytes);
   std::vector<std::string> outputs = options.output_names;
   try {
     cv::dnn::Net net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
