@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <functional>
 #include <set>
 #include <thread>
@@ -115,6 +116,29 @@ TEST(CameraLeasesTest, TwoNodesBalanceAndADeadNodesCamerasAreTakenWithinLeasePlu
     EXPECT_EQ(b.taken_from.count(id) ? b.taken_from.at(id) : "", "a") << id;
   }
   EXPECT_GE(b.leases->counters().taken_over, 2u);  // and those a handed over at the start
+}
+
+// A node that started alone holds every camera; a second node joins: the first hands over
+// what the second lacks within a few ticks, not one camera a tick (120 cameras, 100 ms ticks:
+// one a tick would take 6 s), and exactly that many.
+TEST(CameraLeasesTest, ANodeThatTookEverythingHandsOverWhatTheOtherLacksInAFewTicksAndNoMore) {
+  test::RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const RedisUrl url = *parse_redis_url(server.url());
+  auto redis = connect(url);
+  std::vector<std::pair<std::string, std::string>> cameras;
+  for (int i = 0; i < 120; ++i) cameras.emplace_back("c" + std::to_string(i), "live");
+  ASSERT_TRUE(CameraLeases::seed(*redis, "vigil", cameras).ok());
+  Node a(url, "a", milliseconds(5000));
+  ASSERT_TRUE(wait_until([&] { return a.cameras().size() == 120; }));
+  const auto joined = SteadyClock::now();
+  Node b(url, "b", milliseconds(5000));
+  ASSERT_TRUE(wait_until([&] { return a.cameras().size() == 60 && b.cameras().size() == 60; }, milliseconds(20000)))
+      << a.cameras().size() << " " << b.cameras().size();
+  const double took = std::chrono::duration<double>(SteadyClock::now() - joined).count();
+  std::printf("60 of 120 cameras moved to the new node in %.2f s (ticks of 100 ms)\n", took);
+  EXPECT_LT(took, 4.0);
+  EXPECT_EQ(a.leases->counters().handed_over, 60u);
 }
 
 TEST(CameraLeasesTest, CamerasAddedAndRemovedThroughAnyNodeReachTheirOwnerAndEndedFilesAreDone) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 #include <set>
 
@@ -304,8 +305,13 @@ Status CameraLeases::tick(RedisConnection& redis) {
     if (!owner.count(id)) free.push_back(id);
   }
   std::shuffle(free.begin(), free.end(), std::mt19937(std::random_device{}()));
+  // Acquisitions stop for this tick after a quarter lease: the leases held are renewed only
+  // at the start of a tick, and a node taking hundreds of cameras at once must not let them
+  // run out meanwhile.
+  const auto acquiring_since = SteadyClock::now();
+  std::size_t taken_here = 0;
   for (const std::string& id : free) {
-    if (holding >= target) break;
+    if (holding >= target || SteadyClock::now() - acquiring_since > options_.lease / 4) break;
     auto token = redis.command({"INCR", p + ":fence"});
     if (!token.ok()) return token.error();
     const auto sent = SteadyClock::now();
@@ -335,23 +341,32 @@ Status CameraLeases::tick(RedisConnection& redis) {
       held_[id] = std::move(h);
     }
     ++holding;
+    ++taken_here;
   }
-  // Above the target while a node holds fewer: hand over the newest live camera.
-  const bool someone_short = std::any_of(procs->begin(), procs->end(), [&](const ProcessInfo& x) {
-    return live(x) && x.id != options_.node && per_node[x.id] < target;
-  });
-  if (holding > target && someone_short) {
-    std::string newest;
+  // Above the target while other nodes hold fewer: hand over the newest live cameras, as many
+  // as this node has above the target and the others lack (a node that started first and took
+  // everything evens out in a tick or two, not one camera a tick).
+  // Free cameras not taken here go to the short nodes first: they count against what they lack
+  // (else cameras handed over but not yet taken would be handed over again).
+  std::size_t shortfall = 0;
+  for (const ProcessInfo& x : *procs) {
+    if (live(x) && x.id != options_.node && per_node[x.id] < target) shortfall += target - per_node[x.id];
+  }
+  const std::size_t still_free = free.size() - std::min(free.size(), taken_here);
+  shortfall -= std::min(shortfall, still_free);
+  const std::size_t excess = holding > target ? holding - target : 0;
+  if (const std::size_t moves = std::min(excess, shortfall); moves > 0) {
+    std::vector<std::pair<SteadyClock::time_point, std::string>> movable;
     {
       MutexLock lock(mu_);
-      SteadyClock::time_point at{};
       for (const auto& [id, h] : held_) {
-        if (h.movable && h.since >= at) newest = id, at = h.since;
+        if (h.movable) movable.emplace_back(h.since, id);
       }
     }
-    if (!newest.empty()) {
+    std::sort(movable.begin(), movable.end(), std::greater<>());
+    for (std::size_t i = 0; i < moves && i < movable.size(); ++i) {
       handed_over_.fetch_add(1);
-      release(&redis, newest, "handed over");
+      release(&redis, movable[i].second, "handed over");
     }
   }
   return {};

@@ -17,9 +17,9 @@
 // Every tick (on its own thread): read the list, the done set, every lease and the live ingest
 // nodes (registry.h; live: a heartbeat younger than the lease); renew this node's leases (a lease not renewed is lost: the camera is
 // released at once); release cameras removed from the list or ended; target = ceil(cameras
-// not done / nodes); acquire free cameras up to it; above it, while some node holds fewer,
-// hand over one live camera per tick (a file camera moves only when its node dies: it would
-// start again from its first frame).
+// not done / nodes); acquire free cameras up to it (for at most a quarter lease per tick);
+// above it, hand over as many live cameras (the newest first) as the other nodes lack (a file
+// camera moves only when its node dies: it would start again from its first frame).
 //
 // Fencing: a camera's lease_until (steady clock, ns) is set to (time the renewal was sent +
 // 0.9 lease) after each renewal and to 0 when lost; the engine delivers no result after it
