@@ -271,9 +271,17 @@ TEST_F(ClusterCommandTest, UnderWorkerKillsEveryLiveFrameIsDeliveredOnceOrCounte
   auto steady = ready_worker(config, server.url(), "steady");
   const std::string log = dir_.file("ingest.log");
   test::ChildProcess ingest({test::vigil_binary(), "ingest", "--config", config, "--redis", server.url()}, log);
-  // The kills start once results flow (a run stopped while it starts has nothing to count).
-  ASSERT_TRUE(wait_until([&] { return test::read_lines(out()).size() >= 8 || ingest.exited(); }, milliseconds(60000)))
-      << test::read_file(log);
+  // The kills start once every camera's results flow (a run stopped while it starts has
+  // nothing to count).
+  const auto all_flowing = [&] {
+    std::set<std::string> seen;
+    for (const std::string& line : test::read_lines(out())) {
+      const auto at = line.find("\"camera\":\"");
+      if (at != std::string::npos) seen.insert(line.substr(at + 10, line.find('"', at + 10) - at - 10));
+    }
+    return seen.size() == 4;
+  };
+  ASSERT_TRUE(wait_until([&] { return all_flowing() || ingest.exited(); }, milliseconds(60000))) << test::read_file(log);
   ASSERT_FALSE(ingest.exited()) << test::read_file(log);
   std::mt19937 rng(20261208);
   int kills = 0;
@@ -317,6 +325,8 @@ TEST_F(ClusterCommandTest, UnderWorkerKillsEveryLiveFrameIsDeliveredOnceOrCounte
         << n(6) << ", fenced " << n(7);
   }
   EXPECT_EQ(cameras, 4) << summary;
+  // Stopped by a signal, the node's live cameras were not read to an end: none is done.
+  EXPECT_EQ(summary.find("released (ended)"), std::string::npos) << summary;
 }
 
 TEST_F(ClusterCommandTest, RedisRestartedMidRunLosesNoFileFrame) {

@@ -226,7 +226,12 @@ TEST(EngineTest, CameraFinishedSaysSoOnlyOnceEveryResultWasDelivered) {
   const Result<CameraStatus> a = (*engine)->finish_camera("a");
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_FALSE((*engine)->camera_finished("a")) << "removed";
+  // A camera read to its end, then the engine told to stop: no longer "finished" (a cluster
+  // node must not mark its cameras done because it stops).
+  ASSERT_TRUE((*engine)->add_camera(file_camera("b", video)).ok());
+  ASSERT_TRUE(test::wait_until([&] { return (*engine)->camera_finished("b"); }, milliseconds(120000)));
   (*engine)->request_stop();
+  EXPECT_FALSE((*engine)->camera_finished("b")) << "the engine is stopping";
   EXPECT_TRUE((*engine)->run(std::nullopt).ok());
 }
 

@@ -185,6 +185,8 @@ class IngestNode {
       if (!cam || (cam->state != CameraState::stopped && cam->state != CameraState::failed)) return false;
       if (!engine->camera_finished(id)) return false;
       auto last = engine->finish_camera(id);  // returns at once: every result of it delivered
+      // Stopped meanwhile (a signal, --duration): not read to its end; it stays in the list.
+      if (!last.ok() && last.error().code == ErrorCode::cancelled) return false;
       if (last.ok()) {
         MutexLock lock(mu_);
         finished_.push_back(*last);

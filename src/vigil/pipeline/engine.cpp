@@ -237,6 +237,8 @@ Result<CameraStatus> Engine::finish_camera(const std::string& id) {
 bool Engine::camera_finished(const std::string& id) const {
   Impl& s = *impl_;
   MutexLock lock(s.mu);
+  // A stopping engine ends every camera: that is not a source read to its end.
+  if (s.stop_requested || s.stopped) return false;
   const auto it = std::find_if(s.cameras.begin(), s.cameras.end(), [&](const auto& c) { return c->config.id == id; });
   if (it == s.cameras.end()) return false;
   Camera& cam = **it;

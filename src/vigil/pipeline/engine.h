@@ -146,7 +146,8 @@ class Engine {
   // a stop was requested first, not_found.
   Result<CameraStatus> finish_camera(const std::string& id);
   // Whether finish_camera(id) would return at once: the camera's source has ended and every
-  // one of its results was delivered. False for an unknown camera. Never blocks.
+  // one of its results was delivered. False for an unknown camera, and once a stop was requested
+  // (every camera then ends, none was read to its end). Never blocks.
   bool camera_finished(const std::string& id) const;
 
   void start();

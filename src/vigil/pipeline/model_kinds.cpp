@@ -4,6 +4,7 @@
 
 #include "vigil/core/mutex.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil/vision/movenet.h"
 #include "vigil/vision/scrfd.h"
 #include "vigil/vision/yolo.h"
 
@@ -87,6 +88,17 @@ ModelKind yolo(bool pose) {
   return k;
 }
 
+// People with the 17 COCO keypoints (MoveNet MultiPose, converted by tools/tfjs_graph_onnx.py);
+// input_size 0: the file's.
+ModelKind movenet() {
+  ModelKind k = detector_kind("movenet", ModelRole::object_detector, 0, 0.2f, 0.5f);  // nms_iou unused
+  k.defaults.max_batch = 4;
+  k.settings = {"input_size", "score_threshold"};
+  k.check = [](const ModelSettings& s) { return multiple_of_32(s.input_size, true); };
+  k.make_detector = [](const ModelSettings& s) { return as_detector(MoveNet::create(detector_config<MoveNetConfig>(s))); };
+  return k;
+}
+
 ModelKind face_embedder() {
   ModelKind k;
   k.name = "face_embedder";
@@ -105,7 +117,7 @@ struct Table {
 
   Table() {
     MutexLock lock(mu);
-    for (ModelKind k : {blazeface(), scrfd(), yolo(false), yolo(true), face_embedder()}) {
+    for (ModelKind k : {blazeface(), scrfd(), yolo(false), yolo(true), movenet(), face_embedder()}) {
       const std::string name = k.name;
       kinds.emplace(name, std::make_unique<const ModelKind>(std::move(k)));
     }

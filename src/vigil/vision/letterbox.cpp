@@ -69,6 +69,8 @@ LetterboxTransform letterbox_rgb(const Image& image, int size, InputRange range,
   } else if (range == InputRange::insightface) {
     mul = 1.0f / 128.0f;
     add = -127.5f / 128.0f;
+  } else if (range == InputRange::pixels) {
+    mul = 1.0f;
   }
   const float pad_value = add;  // black
 

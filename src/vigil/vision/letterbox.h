@@ -29,6 +29,7 @@ enum class InputRange {
   minus_one_to_one,  // x / 127.5 - 1 (MediaPipe)
   zero_to_one,       // x / 255 (Ultralytics)
   insightface,       // (x - 127.5) / 128 (InsightFace detectors)
+  pixels,            // x, 0..255 (graphs that normalise inside, as MoveNet)
 };
 
 // Scratch planes reused from call to call (one per thread that pre-processes), so steady
