@@ -1,5 +1,7 @@
 #include "support/test_support.h"
 
+#include <cstring>
+
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -40,6 +42,13 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::vector<float> read_floats(const std::string& path) {
+  const std::string bytes = read_file(path);
+  std::vector<float> values(bytes.size() / sizeof(float));
+  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
+  return values;
 }
 
 std::string read_file(const std::string& path) {

@@ -46,6 +46,8 @@ bool cut_megamind(const std::string& path, int frames, int quality = 0);
 
 // The bytes of a file ("" when it cannot be read).
 std::string read_file(const std::string& path);
+// A file of float32 values (little-endian, as this machine); empty when missing.
+std::vector<float> read_floats(const std::string& path);
 
 // The lines of a text file (without their newlines).
 std::vector<std::string> read_lines(const std::string& path);

@@ -19,13 +19,6 @@
 namespace vigil {
 namespace {
 
-std::vector<float> read_floats(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<float> values(bytes.size() / sizeof(float));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
-  return values;
-}
 
 MoveNetConfig config(BackendKind kind) {
   MoveNetConfig c;
@@ -53,7 +46,7 @@ TEST(MoveNetTest, DecodesEveryPersonAsTheModelsOwnPostProcessingDoes) {
     ASSERT_TRUE((*backend)->infer(input, outputs).ok());
     std::array<MoveNetPerson, MoveNet::kPeople> decoded;
     (*net)->decode_people(outputs, 0, decoded);
-    const auto expected = read_floats(dir + "/" + file + ".Identity_0.f32");
+    const auto expected = test::read_floats(dir + "/" + file + ".Identity_0.f32");
     ASSERT_EQ(expected.size(), 6u * 56);
     for (int p = 0; p < MoveNet::kPeople; ++p) {
       const float* e = expected.data() + p * 56;

@@ -46,13 +46,6 @@ const std::vector<Converted>& converted_models() {
   return models;
 }
 
-std::vector<float> read_floats(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<float> values(bytes.size() / sizeof(float));
-  std::memcpy(values.data(), bytes.data(), values.size() * sizeof(float));
-  return values;
-}
 
 std::string file_key(std::string tensor) {
   std::replace(tensor.begin(), tensor.end(), '/', '_');
@@ -114,7 +107,7 @@ TEST_P(TfjsConversionTest, EveryBackendThatLoadsItAgreesWithTensorFlowJsOnRealPh
       ASSERT_TRUE((*backend)->infer(input, results).ok());
       ASSERT_EQ(results.size(), m.outputs.size());
       for (std::size_t o = 0; o < m.outputs.size(); ++o) {
-        const auto expected = read_floats(dir + "/" + file + "." + file_key(m.outputs[o].second) + ".f32");
+        const auto expected = test::read_floats(dir + "/" + file + "." + file_key(m.outputs[o].second) + ".f32");
         ASSERT_FALSE(expected.empty()) << m.outputs[o].second;
         const double worst = worst_difference(results[o], expected);
         std::printf("%s %s %s %s: largest difference %.2e\n", m.name.c_str(), std::string(to_string(kind)).c_str(), file.c_str(),
