@@ -82,6 +82,24 @@ TEST(ConfigLoaderTest, ShotCutIsALumaChange) {
   EXPECT_NE(message.find("cameras[0].track.shot_cut"), std::string::npos) << message;
 }
 
+// A camera's tracker takes its detector kind's scores (MoveNet's people score lower than
+// faces) unless its `track:` gives them.
+TEST(ConfigLoaderTest, TheTrackerTakesTheDetectorKindsScoresUnlessTheCameraGivesThem) {
+  const std::string people = replace(replace(kValid, "    path: /models/blazeface_back_256_dyn.onnx\n    input_size: 256\n",
+                                             "    kind: movenet\n    path: /models/movenet-multipose.onnx\n"),
+                                     "detect: {model: faces, every: 2}", "detect: {model: faces, every: 2}\n    track: {new_track_score: 0.4}");
+  auto config = parse_config(people);
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_FLOAT_EQ(config->cameras[0].track.tracker.high_score, 0.2f);
+  EXPECT_FLOAT_EQ(config->cameras[0].track.tracker.new_track_score, 0.4f) << "given";
+  EXPECT_FLOAT_EQ(config->cameras[1].track.tracker.high_score, 0.2f);
+  EXPECT_FLOAT_EQ(config->cameras[1].track.tracker.new_track_score, 0.25f);
+  auto faces = parse_config(kValid);
+  ASSERT_TRUE(faces.ok());
+  EXPECT_FLOAT_EQ(faces->cameras[1].track.tracker.high_score, 0.5f);
+  EXPECT_FLOAT_EQ(faces->cameras[1].track.tracker.new_track_score, 0.6f);
+}
+
 TEST(ConfigLoaderTest, OfflineTakesFilesOnly) {
   const std::string files_only = replace(kValid, "  - id: pan\n", "") ;
   const std::string without_pan = files_only.substr(0, files_only.find("    source: {type: synthetic")) +

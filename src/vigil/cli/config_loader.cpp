@@ -229,9 +229,9 @@ ModelConfig parse_model(const YAML::Node& node, const std::string& path) {
   return m;
 }
 
-// `track: false`, `track: true`, or a mapping of tracker settings.
-TrackConfig parse_track(const YAML::Node& node, const std::string& path) {
-  TrackConfig t;
+// `track: false`, `track: true`, or a mapping of tracker settings over `t` (the detector
+// kind's scores).
+TrackConfig parse_track(const YAML::Node& node, const std::string& path, TrackConfig t) {
   if (node.IsScalar()) {
     t.enabled = Fields::convert<bool>(node, path);
     return t;
@@ -267,7 +267,6 @@ CameraConfig parse_camera(const YAML::Node& node, const std::string& path, const
     camera.detect.fps = in_range(d.get("fps", 0.0), 0.0, 1000.0, d.child_path("fps"));
     if (d.has("every") && d.has("fps")) fail(d.child_path("fps"), "give either every or fps, not both");
   }
-  if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"));
   std::vector<std::string> detectors, embedders;
   for (const auto& [name, m] : config.models) (m.is_detector() ? detectors : embedders).push_back(name);
   if (camera.detect.model.empty()) {
@@ -280,6 +279,11 @@ CameraConfig parse_camera(const YAML::Node& node, const std::string& path, const
   if (!config.models.at(camera.detect.model).is_detector()) {
     fail(f.child_path("detect.model"), "'" + camera.detect.model + "' is a face_embedder, not a detector");
   }
+  if (const ModelKind* kind = find_model_kind(config.models.at(camera.detect.model).kind)) {
+    camera.track.tracker.high_score = kind->track_high_score;
+    camera.track.tracker.new_track_score = kind->track_new_score;
+  }
+  if (f.has("track")) camera.track = parse_track(f.node("track"), f.child_path("track"), camera.track);
   // faces: the embedder's name, or false; by default the config's only face_embedder.
   if (f.has("faces")) {
     const YAML::Node faces = f.node("faces");

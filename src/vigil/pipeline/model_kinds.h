@@ -50,6 +50,11 @@ struct ModelKind {
   ModelRole role = ModelRole::face_detector;
   ModelSettings defaults;
   double max_delay_ms = 2.0;  // how long a batch waits for more members, by default
+  // The tracker's scores for this kind's detections, unless a camera's `track:` gives them:
+  // a detection at or above high_score goes to the first association, one at or above
+  // new_track_score starts a track (track/byte_tracker.h; BlazeFace's scale by default).
+  float track_high_score = 0.5f;
+  float track_new_score = 0.6f;
   // The optional settings it takes beyond path, backend, precision, max_batch and
   // max_delay_ms: any of "input_size", "score_threshold", "nms_iou", "nms".
   std::vector<std::string> settings;
