@@ -224,6 +224,10 @@ class Converter:
         rank = len(like.shape)
         if c.ndim > rank:
             raise ConvertError(f"a constant of rank {c.ndim} against a value of rank {rank}")
+        if c.size > 1 and np.all(c == c.reshape(-1)[0]):
+            c = c.reshape(-1)[:1]  # one value for all: a scalar operand (OpenCV 4.6 batches only those)
+        if c.size == 1:
+            return c.reshape(1)
         c = c.reshape((1,) * (rank - c.ndim) + c.shape)
         return np.transpose(c, like.perm)
 

@@ -75,28 +75,45 @@ TEST(MoveNetTest, FindsThePedestriansOfARealVideoWithTheirKeypoints) {
             0);
   auto net = MoveNet::create(config(BackendKind::automatic));
   ASSERT_TRUE(net.ok()) << net.error().message;
-  int with_people = 0, people = 0;
+  MoveNetConfig batched = config(BackendKind::automatic);
+  batched.max_batch = 4;
+  auto net4 = MoveNet::create(batched);
+  ASSERT_TRUE(net4.ok()) << net4.error().message;
+  std::vector<cv::Mat> mats;
+  std::vector<Image> frames(10);
+  std::vector<const Image*> all;
   for (int i = 1; i <= 10; ++i) {
     char name[16];
     std::snprintf(name, sizeof name, "f%02d.png", i);
-    cv::Mat bgr = cv::imread(dir.file(name), cv::IMREAD_COLOR);
-    ASSERT_FALSE(bgr.empty()) << name;
-    Image image;
+    mats.push_back(cv::imread(dir.file(name), cv::IMREAD_COLOR));
+    ASSERT_FALSE(mats.back().empty()) << name;
+    Image& image = frames[static_cast<std::size_t>(i - 1)];
     image.format = PixelFormat::bgr24;
-    image.width = bgr.cols;
-    image.height = bgr.rows;
-    image.planes[0] = {bgr.data, static_cast<int>(bgr.step)};
+    image.width = mats.back().cols;
+    image.height = mats.back().rows;
+    image.planes[0] = {mats.back().data, static_cast<int>(mats.back().step)};
+    all.push_back(&image);
+  }
+  std::vector<Detections> together;
+  ASSERT_TRUE((*net4)->detect(all, together).ok());  // batches of 4, 4 and 2
+  int with_people = 0, people = 0;
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const Image& image = frames[i];
     const Image* images[] = {&image};
     std::vector<Detections> results;
     ASSERT_TRUE((*net)->detect(images, results).ok());
     with_people += !results[0].empty();
-    for (const Detection& d : results[0]) {
+    ASSERT_EQ(together[i].size(), results[0].size()) << "frame " << i << ": batched and alone differ";
+    for (std::size_t j = 0; j < results[0].size(); ++j) {
+      const Detection& d = results[0][j];
       ++people;
       EXPECT_EQ(d.class_id, 0);
       EXPECT_EQ(d.keypoint_count, 17);
       EXPECT_GT(d.bbox.area(), 0);
       EXPECT_LE(d.bbox.x2, image.width);
       EXPECT_LE(d.bbox.y2, image.height);
+      EXPECT_NEAR(together[i][j].bbox.x1, d.bbox.x1, 0.01);
+      EXPECT_NEAR(together[i][j].keypoints[0].y, d.keypoints[0].y, 0.01);
     }
   }
   std::printf("vtest.avi: people in %d of 10 frames, %d in all\n", with_people, people);
