@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -165,6 +166,68 @@ TEST(ModelGraphTest, FusedGraphsComputeWhatTheFileSays) {
     for (std::size_t i = 0; i < want[0].size(); ++i) worst = std::max(worst, std::abs(want[0].data()[i] - got[0].data()[i]));
     EXPECT_LT(worst, 1e-4f) << to_string(kind);
   }
+}
+
+// Bilinear Resize by 2 in each coordinate mode, on XNNPACK, against the ONNX definition
+// computed here (coordinates clamped to the input, as ONNX and TensorFlow do).
+TEST(ModelGraphTest, BilinearResizeInEachCoordinateModeComputesWhatOnnxDefines) {
+  test::TempDir dir;
+  const std::int64_t h = 5, w = 6;
+  Tensor input({2, 3, h, w});
+  for (std::size_t i = 0; i < input.size(); ++i) input.data()[i] = std::cos(static_cast<float>(i) * 0.37f);
+  for (const std::string mode : {"half_pixel", "asymmetric", "align_corners"}) {
+    SCOPED_TRACE(mode);
+    GraphFile g({-1, 3, h, w});
+    g.constant("scales", {4}, {1, 1, 2, 2});
+    auto& n = g.node("Resize", {"x", "", "scales"}, "y");
+    for (const auto& [key, value] : {std::pair<std::string, std::string>{"mode", "linear"}, {"coordinate_transformation_mode", mode}}) {
+      auto* a = n.add_attribute();
+      a->set_name(key);
+      a->set_type(onnx::AttributeProto::STRING);
+      a->set_s(value);
+    }
+    const std::string path = g.write(dir, "y");
+    auto graph = import_onnx_model(path);
+    ASSERT_TRUE(graph.ok()) << graph.error().message;
+    ASSERT_EQ(graph->ops.size(), 1u);
+    EXPECT_EQ(graph->ops[0].kind, OpKind::resize);
+    auto backend = create_backend({path, {}, BackendKind::xnnpack});
+    ASSERT_TRUE(backend.ok()) << backend.error().message;
+    std::vector<Tensor> got;
+    ASSERT_TRUE((*backend)->infer(input, got).ok());
+    ASSERT_EQ(got[0].shape(), (std::vector<std::int64_t>{2, 3, 2 * h, 2 * w}));
+    const auto source = [&](std::int64_t out, std::int64_t in) {
+      double v = mode == "half_pixel" ? (static_cast<double>(out) + 0.5) / 2.0 - 0.5
+                 : mode == "asymmetric" ? static_cast<double>(out) / 2.0
+                                        : static_cast<double>(out) * static_cast<double>(in - 1) / static_cast<double>(2 * in - 1);
+      return std::clamp(v, 0.0, static_cast<double>(in - 1));
+    };
+    double worst = 0;
+    for (std::int64_t plane = 0; plane < 6; ++plane) {
+      const float* src = input.data() + plane * h * w;
+      const float* dst = got[0].data() + plane * 4 * h * w;
+      for (std::int64_t y = 0; y < 2 * h; ++y) {
+        for (std::int64_t x = 0; x < 2 * w; ++x) {
+          const double sy = source(y, h), sx = source(x, w);
+          const auto y0 = static_cast<std::int64_t>(sy), x0 = static_cast<std::int64_t>(sx);
+          const std::int64_t y1 = std::min(y0 + 1, h - 1), x1 = std::min(x0 + 1, w - 1);
+          const double fy = sy - static_cast<double>(y0), fx = sx - static_cast<double>(x0);
+          const double want = (1 - fy) * ((1 - fx) * src[y0 * w + x0] + fx * src[y0 * w + x1]) +
+                              fy * ((1 - fx) * src[y1 * w + x0] + fx * src[y1 * w + x1]);
+          worst = std::max(worst, std::abs(want - static_cast<double>(dst[y * 2 * w + x])));
+        }
+      }
+    }
+    EXPECT_LT(worst, 1e-5);
+  }
+  // Nearest-neighbour resizing is not taken: one line naming the node and the mode.
+  GraphFile g({-1, 3, h, w});
+  g.constant("scales", {4}, {1, 1, 2, 2});
+  g.node("Resize", {"x", "", "scales"}, "y");
+  auto graph = import_onnx_model(g.write(dir, "y"));
+  ASSERT_FALSE(graph.ok());
+  EXPECT_NE(graph.error().message.find("mode nearest"), std::string::npos) << graph.error().message;
+  EXPECT_NE(graph.error().message.find("Resize"), std::string::npos) << graph.error().message;
 }
 
 TEST(ModelGraphTest, ConstantsAreFoldedBeforeTheyReachABackend) {

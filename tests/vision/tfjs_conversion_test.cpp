@@ -37,7 +37,7 @@ const std::vector<Converted>& converted_models() {
         {"kpt_regress", "StatefulPartitionedCall/kpt_regress_0/conv2d_8/BiasAdd"},
         {"kpt_heatmap", "StatefulPartitionedCall/Sigmoid_1"},
         {"kpt_offset", "StatefulPartitionedCall/kpt_offset_0/conv2d_9/BiasAdd"}},
-       {BackendKind::opencv}},
+       {BackendKind::opencv, BackendKind::xnnpack}},
       {"centernet", {{"heatmap", "tower_0/keypoints"}, {"wh", "tower_0/wh"}}, {BackendKind::opencv}},
       {"mobilefacenet",
        {{"embedding", "MobileFaceNet/Logits/SpatialSqueeze"}},

@@ -175,6 +175,41 @@ class Importer {
     return it == g_.constants.end() ? nullptr : &it->second;
   }
 
+  // Resize (opset 11+): bilinear over height and width by constant scales (or sizes) of a
+  // 4-D NCHW value; half_pixel, asymmetric or align_corners coordinates.
+  Status translate_resize(const OnnxNode& node, GraphOp& op) {
+    VIGIL_RETURN_IF_ERROR(need_computed(node, 0));
+    const Dims& x = dims_of(node.inputs[0]);
+    if (x.size() != 4) return fail("expects a 4-D input");
+    const std::string mode = node.attr_string("mode", "nearest");
+    if (mode != "linear") return fail("mode " + mode + " (only linear)");
+    const std::string coords = node.attr_string("coordinate_transformation_mode", "half_pixel");
+    if (coords == "half_pixel" || coords == "pytorch_half_pixel") {
+      op.resize = ResizeMode::half_pixel;
+    } else if (coords == "asymmetric") {
+      op.resize = ResizeMode::asymmetric;
+    } else if (coords == "align_corners") {
+      op.resize = ResizeMode::align_corners;
+    } else {
+      return fail("coordinate_transformation_mode " + coords);
+    }
+    const OnnxTensor* scales = node.inputs.size() > 2 && !node.inputs[2].empty() ? constant(node, 2) : nullptr;
+    const OnnxTensor* sizes = node.inputs.size() > 3 && !node.inputs[3].empty() ? constant(node, 3) : nullptr;
+    if (scales != nullptr && scales->floats.size() == 4) {
+      if (scales->floats[0] != 1 || scales->floats[1] != 1) return fail("scales the batch or channel axis");
+      op.scales = {scales->floats[2], scales->floats[3]};
+    } else if (sizes != nullptr && sizes->ints.size() == 4) {
+      if (sizes->ints[1] != x[1] || sizes->ints[2] <= 0 || sizes->ints[3] <= 0) return fail("sizes change the channels");
+      op.scales = {static_cast<float>(sizes->ints[2]) / static_cast<float>(x[2]), static_cast<float>(sizes->ints[3]) / static_cast<float>(x[3])};
+    } else {
+      return fail("needs constant scales or sizes of 4 values");
+    }
+    if (!(op.scales[0] > 0 && op.scales[1] > 0 && op.scales[0] <= 64 && op.scales[1] <= 64)) return fail("scales out of range");
+    op.kind = OpKind::resize;
+    op.inputs = {node.inputs[0]};
+    return {};
+  }
+
   Status need_computed(const OnnxNode& node, std::size_t i) const {
     if (i >= node.inputs.size() || node.inputs[i].empty()) return fail("input " + std::to_string(i) + " is missing");
     if (!dims_.count(node.inputs[i])) {
@@ -288,6 +323,8 @@ Result<GraphOp> Importer::translate(const OnnxNode& node) {
     op.axis = node.attr_int("axis", model_.opset >= 13 ? -1 : 1);
     if (op.axis < 0) op.axis += rank;
     if (op.axis < 0 || op.axis >= rank) return fail("axis out of range");
+  } else if (t == "Resize") {
+    VIGIL_RETURN_IF_ERROR(translate_resize(node, op));
   } else if (t == "Identity" || t == "Dropout") {
     VIGIL_RETURN_IF_ERROR(need_computed(node, 0));
     op.kind = OpKind::identity;
@@ -753,6 +790,9 @@ Result<Dims> Importer::output_dims(const GraphOp& op, const std::map<std::string
       return out;
     }
     case OpKind::reshape: return reshape_target(op.shape, x, batch, where);
+    case OpKind::resize:
+      return Dims{x[0], x[1], static_cast<std::int64_t>(std::floor(static_cast<double>(x[2]) * op.scales[0])),
+                  static_cast<std::int64_t>(std::floor(static_cast<double>(x[3]) * op.scales[1]))};
     case OpKind::activation:
     case OpKind::batch_norm:
     case OpKind::prelu:
@@ -779,6 +819,7 @@ std::string_view to_string(OpKind kind) {
     case OpKind::reshape: return "reshape";
     case OpKind::prelu: return "prelu";
     case OpKind::softmax: return "softmax";
+    case OpKind::resize: return "resize";
     case OpKind::identity: return "identity";
   }
   return "unknown";

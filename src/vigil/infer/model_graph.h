@@ -51,11 +51,16 @@ enum class OpKind {
   reshape,              // inputs: x (Reshape and Flatten)
   prelu,                // inputs: x; slope per channel (constant)
   softmax,              // inputs: x; over `axis`
+  resize,               // inputs: x (NCHW); bilinear, height and width times `scales`
   identity,             // inputs: x (Identity, Dropout)
 };
 std::string_view to_string(OpKind kind);
 
 enum class BinaryOp { add, sub, mul, div, max, min };
+
+// Resize's coordinate_transformation_mode (TensorFlow: half_pixel_centers, its default
+// legacy mode, align_corners).
+enum class ResizeMode { half_pixel, asymmetric, align_corners };
 
 struct Activation {
   enum Kind { none, relu, leaky_relu, sigmoid, elu, hardswish, clip } kind = none;
@@ -90,6 +95,8 @@ struct GraphOp {
   std::vector<std::int64_t> pads;   // pad: begins of every axis, then ends
   float pad_value = 0;
   std::int64_t axis = -1;      // softmax, normalised to >= 0
+  ResizeMode resize = ResizeMode::half_pixel;  // resize
+  std::array<float, 2> scales{1, 1};           // resize: height, width
 
   // "Conv 'name'", for errors.
   std::string describe() const;

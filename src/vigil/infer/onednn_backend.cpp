@@ -349,7 +349,8 @@ class Lowering {
         return {};
       }
       case OpKind::prelu:
-      case OpKind::softmax: break;
+      case OpKind::softmax:
+      case OpKind::resize: break;
     }
     return fail("operator " + op.op_type + " is not lowered to oneDNN");
   }

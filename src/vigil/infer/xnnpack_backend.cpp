@@ -78,7 +78,7 @@ void nhwc_to_nchw(const float* in, float* out, std::int64_t n, std::int64_t c, s
 
 bool is_layout_op(OpKind kind) {
   return kind == OpKind::conv || kind == OpKind::max_pool || kind == OpKind::average_pool ||
-         kind == OpKind::global_average_pool || kind == OpKind::batch_norm;
+         kind == OpKind::global_average_pool || kind == OpKind::batch_norm || kind == OpKind::resize;
 }
 
 // Converted weights, shared by every runtime of one backend (XNNPACK keeps pointers to them).
@@ -490,6 +490,19 @@ class Lowering {
     return check(xnn_define_softmax(subgraph_, x->id, e->id, 0));
   }
 
+  Status resize(const GraphOp& op) {
+    auto x = nchw_input(op);
+    if (!x.ok()) return x.error();
+    auto e = emit(op, Layout::nchw);
+    if (!e.ok()) return e.error();
+    const Dims& out = shapes_.at(op.output);
+    const std::uint32_t flags = op.resize == ResizeMode::asymmetric      ? XNN_FLAG_TENSORFLOW_LEGACY_MODE
+                                : op.resize == ResizeMode::align_corners ? XNN_FLAG_ALIGN_CORNERS
+                                                                         : 0;
+    return check(xnn_define_static_resize_bilinear_2d(subgraph_, static_cast<std::size_t>(out[2]), static_cast<std::size_t>(out[3]),
+                                                      x->id, e->id, flags));
+  }
+
   Status lower(const GraphOp& op) {
     switch (op.kind) {
       case OpKind::conv: return conv(op);
@@ -505,6 +518,7 @@ class Lowering {
       case OpKind::batch_norm: return batch_norm(op);
       case OpKind::prelu: return prelu(op);
       case OpKind::softmax: return softmax(op);
+      case OpKind::resize: return resize(op);
       case OpKind::identity: {
         auto x = input(op, 0);
         if (!x.ok()) return x.error();
