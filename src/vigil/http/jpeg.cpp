@@ -8,6 +8,7 @@
 #include <cstring>
 #include <opencv2/imgproc.hpp>
 #include <string>
+#include <utility>
 
 namespace vigil {
 
@@ -45,7 +46,14 @@ cv::Scalar track_colour(std::uint64_t track_id) {
   return {55 + 200 * b, 55 + 200 * g, 55 + 200 * r};
 }
 
-// Boxes, track ids and names, keypoints, scaled by `scale` (output pixels per frame pixel).
+// The limbs between COCO's 17 keypoints (nose, eyes, ears, shoulders, elbows, wrists, hips,
+// knees, ankles), and the keypoint score under which a point is not drawn.
+constexpr std::array<std::pair<int, int>, 16> kSkeleton = {{{0, 1}, {0, 2}, {1, 3}, {2, 4}, {5, 6}, {5, 7}, {7, 9}, {6, 8},
+                                                           {8, 10}, {5, 11}, {6, 12}, {11, 12}, {11, 13}, {13, 15}, {12, 14}, {14, 16}}};
+constexpr float kSeen = 0.2f;
+
+// Boxes, track ids and names, keypoints (skeletons of people), scaled by `scale` (output
+// pixels per frame pixel).
 void draw(cv::Mat& bgr, const FrameResult& result, double scale) {
   const int thickness = std::max(1, static_cast<int>(std::lround(bgr.cols / 640.0)));
   const double font = std::max(0.4, bgr.cols / 1600.0);
@@ -54,9 +62,21 @@ void draw(cv::Mat& bgr, const FrameResult& result, double scale) {
     const cv::Point p1(static_cast<int>(d.bbox.x1 * scale), static_cast<int>(d.bbox.y1 * scale));
     const cv::Point p2(static_cast<int>(d.bbox.x2 * scale), static_cast<int>(d.bbox.y2 * scale));
     cv::rectangle(bgr, p1, p2, colour, thickness, cv::LINE_AA);
+    const auto at = [&](int k) {
+      return cv::Point(static_cast<int>(d.keypoints[static_cast<std::size_t>(k)].x * scale),
+                       static_cast<int>(d.keypoints[static_cast<std::size_t>(k)].y * scale));
+    };
+    // A person's 17 COCO keypoints: the skeleton between those the model sees (score over
+    // kSeen); a face's keypoints have no scores and are all drawn.
+    const bool pose = d.keypoint_count == Detection::kMaxKeypoints;
+    const auto seen = [&](int k) { return !pose || d.keypoint_scores[static_cast<std::size_t>(k)] > kSeen; };
+    if (pose) {
+      for (const auto& [a, b] : kSkeleton) {
+        if (seen(a) && seen(b)) cv::line(bgr, at(a), at(b), colour, thickness + 1, cv::LINE_AA);
+      }
+    }
     for (int k = 0; k < d.keypoint_count; ++k) {
-      const cv::Point p(static_cast<int>(d.keypoints[k].x * scale), static_cast<int>(d.keypoints[k].y * scale));
-      cv::circle(bgr, p, thickness + 1, colour, cv::FILLED, cv::LINE_AA);
+      if (seen(k)) cv::circle(bgr, at(k), thickness + 1, colour, cv::FILLED, cv::LINE_AA);
     }
     std::string label;
     if (d.track_id != 0) {
