@@ -356,7 +356,9 @@ TEST_F(ClusterCommandTest, RedisRestartedMidRunLosesNoFileFrame) {
       << "the run took long to finish after the restart\n" << test::read_file(log) << test::read_file(dir_.file("w.log"));
   expect_each_frame_once(cameras);
   const std::string summary = test::read_file(log);
-  EXPECT_EQ(summary.find(" 0 sent again"), std::string::npos) << "nothing was sent again: was anything in flight? " << summary;
+  // The node saw the restart (whether requests were in flight at that instant depends on
+  // timing: a fast run may have had all its replies; sending again is RemoteWorkerTest's).
+  EXPECT_EQ(summary.find(" 0 reconnects;"), std::string::npos) << "the node never reconnected: " << summary;
   w->kill(SIGTERM);
   w->wait();
   EXPECT_NE(test::read_file(dir_.file("w.log")).find("reconnects"), std::string::npos);
