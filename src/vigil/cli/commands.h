@@ -112,11 +112,11 @@ struct HarvestCommandOptions {
   int best_k = 3;
   double every_s = 10;
   bool all_faces = false;
-  float cluster_threshold = 0.96f;
+  std::optional<float> cluster_threshold;  // unset: the embedder's
   double cpu_budget = 0;     // cores; 0: all
   std::string gallery;       // DIR/<name>/*.jpg
-  float gallery_threshold = 0.92f;
-  float gallery_margin = 0.02f;
+  std::optional<float> gallery_threshold;
+  std::optional<float> gallery_margin;
   std::string upload;        // s3://BUCKET/PREFIX ("" : no upload); endpoint and keys from the environment
   int upload_concurrency = 2;
 };

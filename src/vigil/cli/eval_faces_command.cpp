@@ -37,8 +37,6 @@ namespace vigil {
 
 namespace {
 
-constexpr std::size_t kChipFloats = static_cast<std::size_t>(kFaceChipSize) * kFaceChipSize * 3;
-
 nlohmann::json distribution(std::vector<float> v) {
   if (v.empty()) return {{"pairs", 0}};
   std::sort(v.begin(), v.end());
@@ -49,17 +47,32 @@ nlohmann::json distribution(std::vector<float> v) {
           {"p95", at(0.95)},   {"max", v.back()},     {"mean", sum / static_cast<double>(v.size())}};
 }
 
+// The chance that a same-person pair scores above a different-person pair (ROC AUC; ties
+// count half): 1 separates them all, 0.5 is chance.
+double separation(std::vector<float> same, std::vector<float> different) {
+  if (same.empty() || different.empty()) return 0;
+  std::sort(different.begin(), different.end());
+  double wins = 0;
+  for (float s : same) {
+    const auto lo = std::lower_bound(different.begin(), different.end(), s);
+    const auto hi = std::upper_bound(lo, different.end(), s);
+    wins += static_cast<double>(lo - different.begin()) + 0.5 * static_cast<double>(hi - lo);
+  }
+  return wins / (static_cast<double>(same.size()) * static_cast<double>(different.size()));
+}
+
 float eye_distance(const Detection& d) {
   if (d.keypoint_count < 2) return d.bbox.width() * 0.4f;
   return std::hypot(d.keypoints[1].x - d.keypoints[0].x, d.keypoints[1].y - d.keypoints[0].y);
 }
 
-// Writes each chip (bytes, 150x150 RGB) to dir/name; false if a file cannot be written.
+// Writes each chip (bytes, square RGB) to dir/name; false if a file cannot be written.
 bool write_chips(const std::filesystem::path& dir, const std::vector<float>& chips, const std::vector<std::string>& names) {
   std::filesystem::create_directories(dir);
+  const std::size_t chip_floats = names.empty() ? 0 : chips.size() / names.size();
   for (std::size_t i = 0; i < names.size(); ++i) {
     std::ofstream f(dir / names[i], std::ios::binary);
-    for (std::size_t k = 0; k < kChipFloats; ++k) f.put(static_cast<char>(static_cast<unsigned char>(chips[i * kChipFloats + k])));
+    for (std::size_t k = 0; k < chip_floats; ++k) f.put(static_cast<char>(static_cast<unsigned char>(chips[i * chip_floats + k])));
     if (!f) return false;
   }
   return true;
@@ -75,6 +88,11 @@ int eval_faces_command(const EvalFacesOptions& options) {
   if (!embedder.ok()) return eval_fail(embedder.error().message, 2);
   auto single = FaceEmbedder::create({options.embedder_path, 1});
   if (!single.ok()) return eval_fail(single.error().message, 2);
+  const FaceTemplate& chip_template = (*embedder)->face_template();
+  const std::size_t chip_floats = static_cast<std::size_t>(chip_template.size) * static_cast<std::size_t>(chip_template.size) * 3;
+  if (!options.reference_script.empty() && (*embedder)->family() != FaceEmbedder::Family::dlib) {
+    return eval_fail("--reference compares with face-api's descriptor: " + options.embedder_path + " is another model", 2);
+  }
 
   std::vector<float> same, different;
   std::vector<float> chips;  // photo chips (view A), rounded to bytes, for the reference
@@ -130,8 +148,8 @@ int eval_faces_command(const EvalFacesOptions& options) {
     }
     for (std::size_t i = 0; i < faces_a.size(); ++i) {
       const std::size_t at = chips.size();
-      chips.resize(at + kChipFloats);
-      aligner.align(*ia, faces_a[i], chips.data() + at);
+      chips.resize(at + chip_floats);
+      aligner.align(*ia, faces_a[i], chips.data() + at, chip_template);
       for (std::size_t k = at; k < chips.size(); ++k) chips[k] = std::clamp(std::round(chips[k]), 0.0f, 255.0f);
       chip_names.push_back(std::filesystem::path(path).stem().string() + "_face" + std::to_string(i) + ".rgb");
     }
@@ -193,7 +211,8 @@ int eval_faces_command(const EvalFacesOptions& options) {
     }
     video = {{"video", options.video},   {"frames", frames},
              {"embedded_faces", samples.size()}, {"tracks", per_track.size()},
-             {"same_person", distribution(video_same)}, {"different_person", distribution(video_different)}};
+             {"same_person", distribution(video_same)}, {"different_person", distribution(video_different)},
+             {"auc", separation(video_same, video_different)}};
   }
 
   // Batch 1 against batch 16 on the same chips.
@@ -260,6 +279,7 @@ int eval_faces_command(const EvalFacesOptions& options) {
                         {"same_person", same_json},
                         {"different_person", different_json},
                         {"margin", margin},
+                        {"auc", separation(same, different)},
                         {"video", video},
                         {"batch_vs_single_min_cosine", batch_min},
                         {"reference", reference}};

@@ -62,18 +62,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e6))
       ->capture_default_str();
   harvest_cmd->add_flag("--all-faces", harvest.all_faces, "embed every tracked face");
-  harvest_cmd->add_option("--cluster-threshold", harvest.cluster_threshold, "mean cosine for two tracks to be one person")
-      ->check(CLI::Range(-1.0, 1.0))
-      ->capture_default_str();
+  harvest_cmd->add_option("--cluster-threshold", harvest.cluster_threshold,
+                          "mean cosine for two tracks to be one person (default: the embedder's; face-api 0.96)")
+      ->check(CLI::Range(-1.0, 1.0));
   harvest_cmd->add_option("--cpu-budget", harvest.cpu_budget, "cores the run may use (default: all)")
       ->check(CLI::Range(0.05, 4096.0));
   harvest_cmd->add_option("--gallery", harvest.gallery, "name tracks from DIR/<name>/*.jpg");
-  harvest_cmd->add_option("--gallery-threshold", harvest.gallery_threshold, "cosine a track needs to take a name")
-      ->check(CLI::Range(-1.0, 1.0))
-      ->capture_default_str();
-  harvest_cmd->add_option("--gallery-margin", harvest.gallery_margin, "over the second-best name")
-      ->check(CLI::Range(0.0, 2.0))
-      ->capture_default_str();
+  harvest_cmd->add_option("--gallery-threshold", harvest.gallery_threshold,
+                          "cosine a track needs to take a name (default: the embedder's; face-api 0.92)")
+      ->check(CLI::Range(-1.0, 1.0));
+  harvest_cmd->add_option("--gallery-margin", harvest.gallery_margin, "over the second-best name (default: the embedder's; face-api 0.02)")
+      ->check(CLI::Range(0.0, 2.0));
   harvest_cmd->add_option("--upload", harvest.upload,
                           "send the outputs to s3://BUCKET/PREFIX (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, "
                           "AWS_ENDPOINT_URL from the environment)");
@@ -162,8 +161,10 @@ int main(int argc, char** argv) {
   eval_faces->add_option("--video", faces.video, "video with tracked faces ('' to skip)")->capture_default_str();
   eval_faces->add_option("--video-every", faces.video_every, "embed every N-th frame")->check(CLI::Range(1, 1000));
   eval_faces->add_option("--detector", faces.detector_path, "BlazeFace 256 ONNX")->capture_default_str();
-  eval_faces->add_option("--embedder", faces.embedder_path, "face descriptor ONNX")->capture_default_str();
-  eval_faces->add_option("--chips-out", faces.chips_dir, "write the photos' aligned chips (150x150 raw RGB) here");
+  eval_faces->add_option("--embedder", faces.embedder_path,
+                         "face descriptor ONNX, or 'face-api' / 'mobilefacenet' for the fetched models")
+      ->capture_default_str();
+  eval_faces->add_option("--chips-out", faces.chips_dir, "write the photos' aligned chips (raw RGB, the embedder's size) here");
   eval_faces->add_flag("--reference", reference, "also compare with face-api in Node (tools/faceapi_reference.cjs)");
   eval_faces->add_flag("--json", faces.json, "one-line JSON");
 
@@ -205,6 +206,8 @@ int main(int argc, char** argv) {
   }
 
   if (eval_faces->parsed()) {
+    if (faces.embedder_path == "face-api") faces.embedder_path = data + "/models/face_recognition_128.onnx";
+    if (faces.embedder_path == "mobilefacenet") faces.embedder_path = data + "/models/human/mobilefacenet.onnx";
     if (reference) faces.reference_script = std::string(VIGIL_SOURCE_DIR) + "/tools/faceapi_reference.cjs";
     return vigil::eval_faces_command(faces);
   }

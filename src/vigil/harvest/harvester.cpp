@@ -247,7 +247,8 @@ Status upload_outputs(const HarvestOptions& options, const std::vector<std::stri
 
 }  // namespace
 
-Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgressFn& progress) {
+Result<HarvestSummary> harvest(const HarvestOptions& given, const HarvestProgressFn& progress) {
+  HarvestOptions options = given;
   VIGIL_RETURN_IF_ERROR(check_before_work(options));
   auto fingerprint = harvest_fingerprint(options);
   if (!fingerprint.ok()) return fingerprint.error();
@@ -256,6 +257,10 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   std::unique_ptr<Detector> detector;
   std::unique_ptr<FaceEmbedder> embedder;
   VIGIL_RETURN_IF_ERROR(make_models(options, detector, embedder));
+  const FaceEmbedder::Matching matching = embedder->matching();  // thresholds not given: the embedder's
+  if (!options.cluster_threshold) options.cluster_threshold = matching.cluster_threshold;
+  if (!options.gallery_threshold) options.gallery_threshold = matching.gallery_threshold;
+  if (!options.gallery_margin) options.gallery_margin = matching.gallery_margin;
   CpuGovernor governor(cores, true);
   Gallery gallery;
   std::vector<std::string> gallery_warnings;
@@ -274,7 +279,8 @@ Result<HarvestSummary> harvest(const HarvestOptions& options, const HarvestProgr
   run.summary.model_workers = workers;
   run.resume_from(**journal, records);
   VIGIL_RETURN_IF_ERROR(run.scan_all());
-  HarvestOutputs outputs(options, std::move(fingerprint).value(), options.gallery.empty() ? nullptr : &gallery);
+  HarvestOutputs outputs(options, std::move(fingerprint).value(), options.gallery.empty() ? nullptr : &gallery,
+                         embedder->family_name(), embedder->dim());
   VIGIL_RETURN_IF_ERROR(run.write_outputs(outputs));
   if (options.upload) VIGIL_RETURN_IF_ERROR(upload_outputs(options, records, **journal, governor, run, outputs.written()));
   run.finish();

@@ -67,9 +67,10 @@ struct HarvestOptions {
   ModelConfig embedder = ModelConfig::of_kind("face_embedder");
   int stride = 1;                 // sample every N-th decoded frame
   FaceSelectorConfig select;
-  // Mean cosine for two tracks' clusters to merge. For face-api's descriptor, measured here:
-  // the same person's tracks 0.974 and up, different people's 0.942 and below.
-  float cluster_threshold = 0.96f;
+  // Mean cosine for two tracks' clusters to merge; unset: the embedder's
+  // (FaceEmbedder::matching(); for face-api's descriptor, measured here: the same person's
+  // tracks 0.974 and up, different people's 0.942 and below, so 0.96).
+  std::optional<float> cluster_threshold;
   int track_buffer = 30;          // sampled frames a lost track may come back within
   double shot_cut_threshold = 12;  // mean luma change that ends every track (ShotCutDetector); 0: off
   // Cores the whole run may use (0: all): one model worker per whole core (at least 1, each
@@ -78,10 +79,10 @@ struct HarvestOptions {
   double cpu_budget = 0;
   // DIR/<name>/*.{jpg,jpeg,png}: tracks whose descriptor matches a name by gallery_threshold
   // (cosine) and gallery_margin (over the second-best name) get that name; the others are
-  // clustered into person-N. Empty: anonymous people only.
+  // clustered into person-N. Empty: anonymous people only. Unset thresholds: the embedder's.
   std::string gallery;
-  float gallery_threshold = 0.92f;
-  float gallery_margin = 0.02f;
+  std::optional<float> gallery_threshold;
+  std::optional<float> gallery_margin;
   std::optional<UploadTarget> upload;  // where the outputs go once written (none: nowhere)
 };
 

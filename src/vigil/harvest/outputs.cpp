@@ -80,8 +80,14 @@ Result<HarvestFingerprint> harvest_fingerprint(const HarvestOptions& o) {
   return f;
 }
 
-HarvestOutputs::HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery)
-    : options_(options), fingerprint_(std::move(fingerprint)), run_(run_name(fingerprint_.text)), gallery_(gallery) {}
+HarvestOutputs::HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery,
+                               std::string embedder_model, std::size_t embedder_dim)
+    : options_(options),
+      fingerprint_(std::move(fingerprint)),
+      run_(run_name(fingerprint_.text)),
+      gallery_(gallery),
+      embedder_model_(std::move(embedder_model)),
+      embedder_dim_(embedder_dim) {}
 
 // What a track looks like to the clustering: the mean of its best faces' embeddings (the
 // best_k by quality, as the selector ranks them). Blurred, turned or half-hidden faces say
@@ -192,7 +198,7 @@ std::vector<Who> HarvestOutputs::identify(const FaceTracks& faces, const std::ve
       w.best_match = gallery_->names()[static_cast<std::size_t>(r.best)];
       w.similarity = r.best_similarity;
       w.margin = r.second < 0 ? 1.0f : r.best_similarity - r.second_similarity;
-      if (w.similarity >= options_.gallery_threshold && w.margin >= options_.gallery_margin) {
+      if (w.similarity >= options_.gallery_threshold.value() && w.margin >= options_.gallery_margin.value()) {
         w.label = w.best_match;
         w.known = true;
       }
@@ -202,7 +208,7 @@ std::vector<Who> HarvestOutputs::identify(const FaceTracks& faces, const std::ve
       anonymous_means.push_back(mean);
     }
   }
-  const std::vector<int> labels = cluster_average_linkage(anonymous_means, options_.cluster_threshold);
+  const std::vector<int> labels = cluster_average_linkage(anonymous_means, options_.cluster_threshold.value());
   for (std::size_t a = 0; a < anonymous.size(); ++a) who[anonymous[a]].label = "person-" + std::to_string(labels[a] + 1);
   return who;
 }
@@ -272,7 +278,7 @@ Status HarvestOutputs::write_tracks(const std::vector<const TrackRecord*>& track
   for (std::size_t p = 0; p < people.size(); ++p) {
     identities.push_back({{"id", people[p]}, {"known", people_known[p]}, {"tracks", members[p]}, {"faces", person_faces[p]}});
   }
-  identities_text = json{{"people", identities}}.dump(1) + "\n";
+  identities_text = json{{"embedder", embedder_model_}, {"people", identities}}.dump(1) + "\n";
   summary.people = people.size();
   return {};
 }
@@ -316,13 +322,20 @@ Status HarvestOutputs::write_manifest(const HarvestSummary& summary) {
       {"models",
        {{"detector",
          {{"kind", options_.detector.kind}, {"path", options_.detector.model_path()}, {"sha256", fingerprint_.detector_sha256}}},
-        {"embedder", {{"kind", options_.embedder.kind}, {"path", options_.embedder.model_path()}, {"sha256", fingerprint_.embedder_sha256}}}}},
+        {"embedder",
+         {{"kind", options_.embedder.kind},
+          {"model", embedder_model_},
+          {"dim", embedder_dim_},
+          {"path", options_.embedder.model_path()},
+          {"sha256", fingerprint_.embedder_sha256}}}}},
       {"settings",
        {{"stride", options_.stride},
         {"best_k", options_.select.best_k},
         {"every_s", options_.select.every_s},
         {"all_faces", options_.select.all_faces},
-        {"cluster_threshold", options_.cluster_threshold},
+        {"cluster_threshold", options_.cluster_threshold.value()},
+        {"gallery_threshold", options_.gallery_threshold.value()},
+        {"gallery_margin", options_.gallery_margin.value()},
         {"cpu_budget", summary.cpu_budget},
         {"model_workers", summary.model_workers}}},
       {"counts",

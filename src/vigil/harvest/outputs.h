@@ -54,8 +54,10 @@ struct Who {
 class HarvestOutputs {
  public:
   // `fingerprint` names the inputs and models in the manifest and the run in vigil.db.
-  // `gallery` may be null.
-  HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery);
+  // `gallery` may be null. `embedder_model` and `embedder_dim` say which descriptor the
+  // outputs hold (FaceEmbedder::family_name() and dim()). The options' thresholds are set.
+  HarvestOutputs(const HarvestOptions& options, HarvestFingerprint fingerprint, const Gallery* gallery,
+                 std::string embedder_model, std::size_t embedder_dim);
 
   // Every output but the manifest; sets summary.tracks and summary.people.
   Status write(const FaceTracks& tracks, HarvestSummary& summary);
@@ -80,6 +82,8 @@ class HarvestOutputs {
   const HarvestFingerprint fingerprint_;
   const std::string run_;  // the run's name in vigil.db: harvest- and the header's SHA-256
   const Gallery* gallery_;
+  const std::string embedder_model_;
+  const std::size_t embedder_dim_;
   int chip_size_ = 0;
   std::map<std::uint64_t, const KeptFace*> face_by_id_;  // embedded faces
   std::vector<UploadFile> written_;                      // every output, in the order written

@@ -115,13 +115,30 @@ ModelKind face_embedder() {
   return k;
 }
 
+// MobileFaceNet by name: a face_embedder whose file must be of that family (a config that says
+// mobilefacenet and points at another descriptor is refused at start, naming both).
+ModelKind mobilefacenet() {
+  ModelKind k = face_embedder();
+  k.name = "mobilefacenet";
+  k.make_embedder = [](const ModelSettings& s) -> Result<std::unique_ptr<FaceEmbedder>> {
+    auto made = FaceEmbedder::create(FaceEmbedderConfig{s.model_path, s.max_batch, s.backend, s.precision, s.threads});
+    if (!made.ok()) return made;
+    if ((*made)->family() != FaceEmbedder::Family::mobilefacenet) {
+      return Error{ErrorCode::invalid_argument, s.model_path + ": kind mobilefacenet takes [N,112,112,3] -> [N,D]; this file is a " +
+                                                    (*made)->family_name() + " descriptor (use kind face_embedder)"};
+    }
+    return made;
+  };
+  return k;
+}
+
 struct Table {
   Mutex mu;
   std::map<std::string, std::unique_ptr<const ModelKind>, std::less<>> kinds GUARDED_BY(mu);
 
   Table() {
     MutexLock lock(mu);
-    for (ModelKind k : {blazeface(), scrfd(), yolo(false), yolo(true), movenet(), face_embedder()}) {
+    for (ModelKind k : {blazeface(), scrfd(), yolo(false), yolo(true), movenet(), face_embedder(), mobilefacenet()}) {
       const std::string name = k.name;
       kinds.emplace(name, std::make_unique<const ModelKind>(std::move(k)));
     }

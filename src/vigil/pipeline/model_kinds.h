@@ -4,7 +4,7 @@
 // engine (every worker's instance), `vigil harvest`, `vigil bench` and the naive loop make
 // their models through it (pipeline/model_factory.h). Built in: blazeface and scrfd (faces
 // with keypoints), yolo and yolo_pose (objects and people), movenet (people with their 17
-// keypoints), face_embedder. More are added with
+// keypoints), face_embedder and mobilefacenet (a face_embedder of that family). More are added with
 // register_model_kind() before a config naming them is loaded (README: "Adding a model").
 //
 // Threading: the table has its own lock; a registered kind is never changed or removed, so

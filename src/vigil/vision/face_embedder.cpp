@@ -16,7 +16,21 @@ FaceEmbedder::FaceEmbedder(FaceEmbedderConfig config, std::unique_ptr<Backend> b
     : config_(std::move(config)), backend_(std::move(backend)), family_(family), dim_(dim) {}
 
 const FaceTemplate& FaceEmbedder::face_template() const {
-  return family_ == Family::arcface ? arcface_face_template() : dlib_face_template();
+  return family_ == Family::dlib ? dlib_face_template() : arcface_face_template();
+}
+
+const char* FaceEmbedder::family_name() const {
+  switch (family_) {
+    case Family::dlib: return "face-api";
+    case Family::arcface: return "arcface";
+    case Family::mobilefacenet: return "mobilefacenet";
+  }
+  return "?";
+}
+
+FaceEmbedder::Matching FaceEmbedder::matching() const {
+  if (family_ == Family::mobilefacenet) return {0.995f, 0.995f, 0.005f};
+  return {0.96f, 0.92f, 0.02f};
 }
 
 Result<std::unique_ptr<FaceEmbedder>> FaceEmbedder::create(const FaceEmbedderConfig& config) {
@@ -27,18 +41,25 @@ Result<std::unique_ptr<FaceEmbedder>> FaceEmbedder::create(const FaceEmbedderCon
   const auto& out = model->outputs[0].dims;
   const bool dlib = in.size() == 4 && in[1] == 150 && in[2] == 150 && in[3] == 3;
   const bool arcface = in.size() == 4 && in[1] == 3 && in[2] == 112 && in[3] == 112;
+  const bool mobilefacenet = in.size() == 4 && in[1] == 112 && in[2] == 112 && in[3] == 3;
   const std::int64_t dim = out.size() == 2 ? out[1] : -1;
-  if (model->inputs.size() != 1 || model->outputs.size() != 1 || (!dlib && !arcface) || out.size() != 2 ||
-      (dlib && dim != static_cast<std::int64_t>(kDlibDim)) || (arcface && (dim <= 0 || dim > static_cast<std::int64_t>(kMaxEmbeddingDim)))) {
+  const bool free_dim = arcface || mobilefacenet;
+  if (model->inputs.size() != 1 || model->outputs.size() != 1 || (!dlib && !free_dim) || out.size() != 2 ||
+      (dlib && dim != static_cast<std::int64_t>(kDlibDim)) ||
+      (free_dim && (dim <= 0 || dim > static_cast<std::int64_t>(kMaxEmbeddingDim)))) {
     return Error{ErrorCode::invalid_argument,
                  config.model_path + ": not a face embedder: expected 1 input [N,150,150,3] and 1 output [N,128] (face-api's "
-                                     "ResNet) or 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace); the file has " +
+                                     "ResNet), 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace) or 1 input "
+                                     "[N,112,112,3] and 1 output [N,D<=512] (MobileFaceNet); the file has " +
                      signature_string(*model)};
   }
   auto backend = create_backend({config.model_path, {}, config.backend, 0, config.precision, false, config.threads});
   if (!backend.ok()) return backend.error();
   std::unique_ptr<FaceEmbedder> embedder(new FaceEmbedder(config, std::move(backend).value(),
-                                                          arcface ? Family::arcface : Family::dlib, static_cast<std::size_t>(dim)));
+                                                          arcface         ? Family::arcface
+                                                          : mobilefacenet ? Family::mobilefacenet
+                                                                          : Family::dlib,
+                                                          static_cast<std::size_t>(dim)));
   VIGIL_RETURN_IF_ERROR(embedder->check_model());
   return embedder;
 }
@@ -68,6 +89,19 @@ Status FaceEmbedder::check_model() {
 
 Tensor& FaceEmbedder::model_input(std::size_t count) {
   if (family_ == Family::dlib) return chips_;
+  if (family_ == Family::mobilefacenet) {
+    // NHWC, BGR in 0..255: the graph has no normalisation of its own, and of the orders and
+    // ranges tried (RGB or BGR; 0..1, -1..1, 0..255) this one separates people best (eval faces).
+    input_.reshape(chips_.shape());
+    const float* src = chips_.data();
+    float* dst = input_.data();
+    for (std::size_t p = 0, n = chips_.size() / 3; p < n; ++p) {
+      dst[3 * p] = src[3 * p + 2];
+      dst[3 * p + 1] = src[3 * p + 1];
+      dst[3 * p + 2] = src[3 * p];
+    }
+    return input_;
+  }
   const int size = face_template().size;
   input_.reshape({static_cast<std::int64_t>(count), 3, size, size});
   const std::size_t plane = static_cast<std::size_t>(size) * static_cast<std::size_t>(size);

