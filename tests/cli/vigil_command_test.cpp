@@ -61,6 +61,8 @@ TEST_F(VigilCommandTest, RunOnAFileWritesOneLinePerFrame) {
 
 // A model users bring (Ultralytics YOLO, here the fixture with planted boxes) runs in the
 // engine like BlazeFace: every frame gets the planted person, car and truck, with classes.
+// The truck scores between high_score and new_track_score: its tentative track is confirmed
+// by its third frame, and before that it is left out (what a camera delivers is tracked).
 TEST_F(VigilCommandTest, RunWithAYoloModelWritesClassesPerDetection) {
   const std::string video = dir_.file("clip.mp4");
   ASSERT_TRUE(test::make_h264_video(video, 10, 320, 240));
@@ -76,9 +78,24 @@ TEST_F(VigilCommandTest, RunWithAYoloModelWritesClassesPerDetection) {
   for (const auto& line : lines) {
     const auto j = nlohmann::json::parse(line);
     std::multiset<int> classes;
-    for (const auto& d : j["detections"]) classes.insert(d["class"].get<int>());
-    EXPECT_EQ(classes, (std::multiset<int>{0, 2, 7})) << line;
+    for (const auto& d : j["detections"]) {
+      classes.insert(d["class"].get<int>());
+      EXPECT_NE(d["track_id"].get<int>(), 0) << line;
+    }
+    const bool truck_confirmed = j["seq"].get<int>() >= 2;
+    EXPECT_EQ(classes, (truck_confirmed ? std::multiset<int>{0, 2, 7} : std::multiset<int>{0, 2})) << line;
   }
+
+  // track: {keep_unconfirmed: true}: every detection from the first frame, the tentative with id 0.
+  const std::string raw = dir_.file("raw.jsonl");
+  const std::string keep = write_config("models:\n  objects: {kind: yolo, path: " + test::data_file("models/fixtures/yolo11n.onnx") +
+                                        ", max_batch: 2}\ncameras:\n  - id: clip\n    source: {type: file, url: " + video +
+                                        "}\n    track: {keep_unconfirmed: true}\nsinks:\n  - {type: jsonl, path: " + raw +
+                                        "}\nstatus_interval_s: 0\n");
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " run --config " + keep, &output), 0) << output;
+  const auto first = nlohmann::json::parse(read_lines(raw).at(0));
+  ASSERT_EQ(first["detections"].size(), 3u) << first.dump();
+  EXPECT_EQ(first["detections"][2]["track_id"], 0) << first.dump();
 }
 
 TEST_F(VigilCommandTest, RunWithAMissingVideoExitsNonZeroWithOneLineReason) {

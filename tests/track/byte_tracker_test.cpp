@@ -157,6 +157,51 @@ TEST_F(ByteTrackerTest, LowConfidenceDetectionsContinueTracksButStartNone) {
   EXPECT_EQ(tracker_.tracks_started(), 1u);
 }
 
+// A face scored between high_score (0.5) and new_track_score (0.6) in every frame: a
+// tentative track, confirmed by its third match in a row (confirm_hits), even on the first
+// frame; until then its detection has no id. A confident one beside it needs two.
+TEST_F(ByteTrackerTest, AMidScoreObjectIsTrackedAfterConfirmHitsFrames) {
+  update({});
+  update({det(0, 0, 40, 0.55f), det(300, 0, 40, 0.9f)});
+  EXPECT_TRUE(objects_.empty());
+  EXPECT_EQ(detections_[0].track_id, 0u);
+  update({det(1, 0, 40, 0.55f), det(301, 0, 40, 0.9f)});
+  ASSERT_EQ(objects_.size(), 1u) << "the confident one: its second match";
+  EXPECT_EQ(detections_[0].track_id, 0u);
+  EXPECT_NE(detections_[1].track_id, 0u);
+  update({det(2, 0, 40, 0.55f), det(302, 0, 40, 0.9f)});
+  ASSERT_EQ(objects_.size(), 2u) << "the mid-score one: its third";
+  EXPECT_NE(detections_[0].track_id, 0u);
+  EXPECT_EQ(tracker_.tracks_started(), 2u);
+
+  ByteTracker first(TrackerConfig{});  // on a first frame too: no id at once below new_track_score
+  std::vector<Detection> one{det(0, 0, 40, 0.55f)};
+  first.update(one, 1, objects_, events_);
+  EXPECT_EQ(one[0].track_id, 0u);
+}
+
+// A mid-score box that skips a frame starts over; confirm_hits 0 starts no track from one.
+TEST_F(ByteTrackerTest, AMidScoreTentativeTrackMustMatchInARow) {
+  update({});
+  update({det(0, 0, 40, 0.55f)});
+  update({det(0, 0, 40, 0.55f)});
+  update({});
+  update({det(0, 0, 40, 0.55f)});
+  update({det(0, 0, 40, 0.55f)});
+  EXPECT_EQ(tracker_.tracks_started(), 0u);
+  update({det(0, 0, 40, 0.55f)});
+  EXPECT_EQ(tracker_.tracks_started(), 1u);
+
+  TrackerConfig off;
+  off.confirm_hits = 0;
+  ByteTracker never(off);
+  for (int i = 0; i < 5; ++i) {
+    std::vector<Detection> one{det(0, 0, 40, 0.55f)};
+    never.update(one, 1, objects_, events_);
+  }
+  EXPECT_EQ(never.tracks_started(), 0u);
+}
+
 TEST_F(ByteTrackerTest, PredictMovesTracksAndMarksThemPredicted) {
   for (int t = 0; t < 10; ++t) update({det(5.0f * static_cast<float>(t), 0)});
   tracker_.predict(2, objects_);

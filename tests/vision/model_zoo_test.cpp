@@ -237,7 +237,8 @@ TEST(ModelZooTest, AWrongModelIsAClearError) {
   auto embedder = FaceEmbedder::create({fixture("det_10g.onnx"), 4});
   ASSERT_FALSE(embedder.ok());
   EXPECT_NE(embedder.error().message.find("not a face embedder: expected 1 input [N,150,150,3] and 1 output [N,128] "
-                                          "(face-api's ResNet) or 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace); "
+                                          "(face-api's ResNet), 1 input [N,3,112,112] and 1 output [N,D<=512] (ArcFace) or "
+                                          "1 input [N,112,112,3] and 1 output [N,D<=512] (MobileFaceNet); "
                                           "the file has 1 input [1,3,640,640] and 9 outputs"),
             std::string::npos)
       << embedder.error().message;

@@ -237,16 +237,19 @@ TrackConfig parse_track(const YAML::Node& node, const std::string& path, TrackCo
     return t;
   }
   Fields f(node, path,
-           {"enabled", "emit", "high_score", "low_score", "new_track_score", "match_iou", "lost_frames", "shot_cut"});
+           {"enabled", "emit", "high_score", "low_score", "new_track_score", "confirm_hits", "match_iou", "lost_frames",
+            "shot_cut", "keep_unconfirmed"});
   t.enabled = f.get("enabled", t.enabled);
   const std::string emit = one_of(f.get<std::string>("emit", "detections"), {"detections", "every_frame"},
                                   f.child_path("emit"));
   t.emit = emit == "every_frame" ? TrackEmit::every_frame : TrackEmit::detections;
   t.shot_cut = in_range(f.get("shot_cut", t.shot_cut), 0.0, 255.0, f.child_path("shot_cut"));
+  t.keep_unconfirmed = f.get("keep_unconfirmed", t.keep_unconfirmed);
   TrackerConfig& c = t.tracker;
   c.high_score = in_range(f.get("high_score", c.high_score), 0.0f, 1.0f, f.child_path("high_score"));
   c.low_score = in_range(f.get("low_score", c.low_score), 0.0f, c.high_score, f.child_path("low_score"));
   c.new_track_score = in_range(f.get("new_track_score", c.new_track_score), 0.0f, 1.0f, f.child_path("new_track_score"));
+  c.confirm_hits = in_range(f.get("confirm_hits", c.confirm_hits), 0, 1000, f.child_path("confirm_hits"));
   c.match_iou = in_range(f.get("match_iou", c.match_iou), 0.01f, 0.99f, f.child_path("match_iou"));
   c.lost_frames = in_range(f.get("lost_frames", c.lost_frames), 0, 100000, f.child_path("lost_frames"));
   return t;

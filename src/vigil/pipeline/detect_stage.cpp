@@ -289,6 +289,24 @@ void Engine::Impl::DetectorStage::add_frame(PendingFrame item, std::size_t owner
   s.frames.push_back(std::move(item.frame));
 }
 
+namespace {
+
+// Leaves out the detections of no confirmed track, keeping each track's index into the rest.
+void drop_unconfirmed(FrameResult& r) {
+  int kept = 0;
+  for (int i = 0; i < static_cast<int>(r.detections.size()); ++i) {
+    if (r.detections[static_cast<std::size_t>(i)].track_id == 0) continue;
+    for (TrackedObject& t : r.tracks) {
+      if (t.detection == i) t.detection = kept;
+    }
+    if (kept != i) r.detections[static_cast<std::size_t>(kept)] = r.detections[static_cast<std::size_t>(i)];
+    ++kept;
+  }
+  r.detections.resize(static_cast<std::size_t>(kept));
+}
+
+}  // namespace
+
 bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRef frame, const Detections& detections,
                                      SteadyTime start) {
   FrameResult& r = cam.result;
@@ -308,6 +326,7 @@ bool Engine::Impl::track_and_deliver(Camera& cam, const Model& detector, FrameRe
       cam.shot_cuts.fetch_add(1, std::memory_order_relaxed);
     }
     cam.tracker->update(r.detections, steps, r.tracks, r.track_events);
+    if (!cam.config.track.keep_unconfirmed) drop_unconfirmed(r);
     cam.tracks_started.store(cam.tracker->tracks_started(), std::memory_order_relaxed);
     publish_track_events(cam, r);
   }

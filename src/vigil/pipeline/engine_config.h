@@ -66,6 +66,10 @@ struct TrackConfig {
   // Mean luma change (0-255, track/shot_cut.h) between two detected frames that ends every
   // track (an edit cut in a recording); 0: off.
   double shot_cut = 0;
+  // A frame's detections that belong to no confirmed track yet (a tentative track's first
+  // frames, or too low a score to start one) are left out of its result unless this is set:
+  // what a camera delivers is tracked.
+  bool keep_unconfirmed = false;
   TrackerConfig tracker;
 };
 

@@ -55,7 +55,7 @@ void ByteTracker::match(Track& track, Detection& detection, int detection_index,
   track.detection = detection_index;
   if (track.state == State::lost) events.push_back({TrackEventKind::refound, track.id, detection.bbox});
   track.state = State::tracked;
-  if (track.id == 0) {  // an unconfirmed track's second match confirms it
+  if (track.id == 0 && ++track.hits >= track.hits_needed) {  // a tentative track's confirming match
     track.id = next_id_++;
     events.push_back({TrackEventKind::started, track.id, detection.bbox});
   }
@@ -115,19 +115,22 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
   for (auto [t, d] : pairs_) match(tracks_[static_cast<std::size_t>(t)], dets[static_cast<std::size_t>(d)], d, events);
   for (int t : unmatched_tracks_) tracks_[static_cast<std::size_t>(t)].state = State::removed;
 
-  // 4. New tracks from confident detections nobody claimed; on the very first frame they are
-  //    confirmed at once (there is nothing they could be confused with).
+  // 4. New tentative tracks from the high detections nobody claimed; on the very first frame
+  //    the confident ones are confirmed at once (there is nothing they could be confused with).
   for (int d : unmatched_dets_) {
     Detection& det = dets[static_cast<std::size_t>(d)];
-    if (det.score < config_.new_track_score) continue;
+    const bool confident = det.score >= config_.new_track_score;
+    if (!confident && config_.confirm_hits <= 0) continue;
     Track track;
+    track.hits = 1;
+    track.hits_needed = confident ? 2 : std::max(2, config_.confirm_hits);
     track.kalman = filter_.initiate(KalmanFilter::to_measurement(det.bbox));
     track.predicted_box = det.bbox;
     track.score = det.score;
     track.start_frame = frame_;
     track.last_frame = frame_;
     track.detection = d;
-    if (first_frame) {
+    if (first_frame && confident) {
       track.id = next_id_++;
       det.track_id = track.id;
       events.push_back({TrackEventKind::started, track.id, det.bbox});

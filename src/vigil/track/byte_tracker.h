@@ -6,8 +6,12 @@
 // ones against the tracked objects still unmatched (occluded or blurred faces score low but
 // still continue their track). Costs are 1 - IoU against each track's Kalman prediction, and
 // the matching is the exact minimum-cost one (LinearAssignment). A new track starts
-// unconfirmed and is confirmed by a second match (at once on the tracker's first frame); an
-// unmatched track is lost, and removed after `lost_frames` frame steps without a match.
+// unconfirmed (tentative): one started by a detection scoring at least new_track_score is
+// confirmed by its second match in a row (at once on the tracker's first frame), one started
+// by a detection between high_score and new_track_score by its confirm_hits-th; a tentative
+// track that misses a frame is dropped. Detections of tentative tracks keep track_id 0. An
+// unmatched confirmed track is lost, and removed after `lost_frames` frame steps without a
+// match.
 //
 // Between detections, predict() moves every track by its motion model so frames that skip
 // the detector (detect.every, detect.fps) still get boxes, marked predicted.
@@ -37,6 +41,9 @@ struct TrackerConfig {
   float high_score = 0.5f;       // detections at or above this go to the first association
   float low_score = 0.1f;        // detections below this are ignored
   float new_track_score = 0.6f;  // an unmatched detection at or above this starts a track
+  // Matches in a row that confirm a track started by a detection scoring between high_score
+  // and new_track_score (0: such detections start no track).
+  int confirm_hits = 3;
   float match_iou = 0.2f;        // first association: minimum IoU with a track's prediction
   float low_match_iou = 0.5f;    // second association (low-confidence detections)
   float confirm_iou = 0.3f;      // an unconfirmed track's second match
@@ -74,6 +81,8 @@ class ByteTracker {
   enum class State : std::uint8_t { tracked, lost, removed };
   struct Track {
     std::uint64_t id = 0;  // 0 until confirmed
+    int hits = 0;          // matches in a row while tentative
+    int hits_needed = 2;   // matches that confirm it
     State state = State::tracked;
     KalmanState kalman;
     BBox predicted_box;  // the prediction associated against this frame
