@@ -1134,6 +1134,80 @@ TEST(EngineTest, LiveTrackedCameraPredictsBetweenDetections) {
   EXPECT_GT(predicted_frames, items.size() / 3) << "frames between detections are tracked too";
 }
 
+// People for an object model: person A (frames 0-29), person B (10-59) and a car (0-59), by
+// the index of the image it is given.
+class PeopleDetector final : public Detector {
+ public:
+  Status detect(std::span<const Image* const> images, std::vector<Detections>& results) override {
+    results.assign(images.size(), {});
+    for (auto& found : results) {
+      const int k = seen_++;
+      const auto add = [&](BBox box, int class_id) {
+        Detection d;
+        d.bbox = box;
+        d.score = 0.9f;
+        d.class_id = class_id;
+        found.push_back(d);
+      };
+      if (k < 30) add({10, 10, 40, 90}, kPersonClass);
+      if (k >= 10) add({100, 10, 130, 90}, kPersonClass);
+      add({60, 60, 95, 80}, 2);
+    }
+    return {};
+  }
+  int max_batch() const override { return 4; }
+
+ private:
+  int seen_ = 0;
+};
+
+// A person's track confirmed is person_entered, removed person_left, each with how many
+// people are on the camera after it; a car's track is no person; the camera's status counts
+// the people there now.
+TEST(EngineTest, PeopleEnteringAndLeavingAreEventsWithTheCount) {
+  test::TempDir dir;
+  const std::string path = dir.file("clip.mp4");
+  ASSERT_TRUE(test::make_h264_video(path, 60, 160, 120));
+  EngineConfig config = base_config(4, 1, 1);
+  config.offline = true;
+  config.models["fake"].kind = "yolo";
+  CameraConfig c = file_camera("door", path);
+  c.track.tracker.lost_frames = 5;
+  config.cameras = {c};
+  std::mutex mu;
+  std::map<std::string, std::vector<TrackedItem>> out;
+  EngineHooks hooks = still_face_hooks(mu, out);
+  hooks.make_detector = [](const std::string&, const ModelConfig&) -> Result<std::unique_ptr<Detector>> {
+    return std::unique_ptr<Detector>(new PeopleDetector());
+  };
+  auto engine = Engine::create(config, hooks);
+  ASSERT_TRUE(engine.ok()) << engine.error().message;
+  ASSERT_TRUE((*engine)->run(60.0).ok());
+  std::vector<Event> events;
+  ASSERT_TRUE((*engine)->events().read(0, 1000, events));
+  std::vector<Event> people;
+  for (const Event& e : events) {
+    if (e.kind == EventKind::person_entered || e.kind == EventKind::person_left) people.push_back(e);
+  }
+  ASSERT_EQ(people.size(), 3u);
+  EXPECT_EQ(people[0].kind, EventKind::person_entered);
+  EXPECT_EQ(people[0].frame_seq, 0u);
+  EXPECT_EQ(people[0].people, 1u);
+  EXPECT_EQ(people[1].kind, EventKind::person_entered);
+  EXPECT_EQ(people[1].frame_seq, 11u) << "confirmed by its second frame";
+  EXPECT_EQ(people[1].people, 2u);
+  EXPECT_EQ(people[2].kind, EventKind::person_left);
+  EXPECT_EQ(people[2].track_id, people[0].track_id);
+  EXPECT_EQ(people[2].people, 1u);
+  EXPECT_EQ(people[2].frame_seq, 35u) << "removed after lost_frames";
+  const EngineStatus status = (*engine)->status();
+  const CameraStatus* door = find(status, "door");
+  ASSERT_NE(door, nullptr);
+  EXPECT_TRUE(door->counts_people);
+  EXPECT_EQ(door->people, 1u);
+  EXPECT_EQ(door->tracks_started, 3u) << "two people and a car";
+}
+
 TEST(EngineTest, StateChangesAndTrackEventsGoOnTheBusInOrder) {
   test::TempDir dir;
   EngineConfig config = base_config(4, 1, 2);

@@ -72,12 +72,17 @@ TEST(EventStoreTest, WritesEventsAndFacesReadableWithSql) {
   identity.similarity = 0.8f;
   identity.known = true;
   EXPECT_TRUE((*store)->offer(identity));
+  Event entered = track_event(4, EventKind::person_entered);
+  entered.people = 3;
+  EXPECT_TRUE((*store)->offer(entered));
   (*store)->flush();
-  EXPECT_EQ((*store)->written(), 3u);
+  EXPECT_EQ((*store)->written(), 4u);
   Reader r(options.path);
-  EXPECT_EQ(r.number("PRAGMA user_version"), 2);
+  EXPECT_EQ(r.number("PRAGMA user_version"), 3);
   EXPECT_EQ(r.text("PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(r.number("SELECT count(*) FROM events"), 3);
+  EXPECT_EQ(r.number("SELECT count(*) FROM events"), 4);
+  EXPECT_EQ(r.text("SELECT type || ' ' || track_id || ' ' || people FROM events WHERE bus_id = 4"), "person_entered 7 3");
+  EXPECT_EQ(r.number("SELECT count(*) FROM events WHERE people IS NOT NULL"), 1) << "only person events count people";
   EXPECT_EQ(r.text("SELECT from_state || '>' || to_state FROM events WHERE bus_id = 1"), "connecting>live");
   EXPECT_EQ(r.text("SELECT type || ' ' || camera || ' ' || track_id || ' ' || frame_seq || ' ' || x2 FROM events WHERE bus_id = 2"),
             "track_started lobby 7 42 110.0");
@@ -215,10 +220,18 @@ TEST(EventStoreTest, AVersionOneStoreIsUpgraded) {
   EXPECT_EQ((*store)->last_id(), 40u);
   (*store)->attach(bus);
   EXPECT_EQ(bus.publish(track_event(0)), 41u);
+  Event left = track_event(0, EventKind::person_left);
+  left.people = 0;
+  EXPECT_EQ(bus.publish(left), 42u);
   (*store)->flush();
   Reader r(path);
-  EXPECT_EQ(r.number("PRAGMA user_version"), 2);
-  EXPECT_EQ(r.number("SELECT max(id) FROM events"), 41);
+  EXPECT_EQ(r.number("PRAGMA user_version"), 3);
+  EXPECT_EQ(r.number("SELECT max(id) FROM events"), 42);
+  EXPECT_EQ(r.text("SELECT type || ' ' || people FROM events WHERE id = 42"), "person_left 0") << "the column was added";
+  auto read = (*store)->query({});
+  ASSERT_TRUE(read.ok()) << read.error().message;
+  ASSERT_EQ(read->events.size(), 3u);
+  EXPECT_EQ(read->events[2].event.kind, EventKind::person_left);
 }
 
 // A full queue never blocks the caller: the events are counted as dropped.

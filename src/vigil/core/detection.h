@@ -42,4 +42,7 @@ struct Detection {
 
 using Detections = std::vector<Detection>;
 
+// The class of a person in COCO's numbering (YOLO, YOLO pose, MoveNet's people).
+inline constexpr int kPersonClass = 0;
+
 }  // namespace vigil

@@ -13,6 +13,8 @@ const char* to_string(EventKind kind) {
     case EventKind::track_refound: return "track_refound";
     case EventKind::track_removed: return "track_removed";
     case EventKind::identity_matched: return "identity_matched";
+    case EventKind::person_entered: return "person_entered";
+    case EventKind::person_left: return "person_left";
   }
   return "unknown";
 }

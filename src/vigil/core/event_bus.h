@@ -34,7 +34,15 @@ enum class EventKind : std::uint8_t {
   track_refound,
   track_removed,
   identity_matched,  // track_id, detail: the name (or anon id), similarity, margin
+  // People (a COCO person track of a people or object model): a person's track confirmed,
+  // and removed; `people` is how many are on the camera after it.
+  person_entered,  // track_id, bbox, people
+  person_left,     // track_id, bbox (last known), people
 };
+// Every kind, in order (for parsers and lists of types).
+inline constexpr EventKind kEventKinds[] = {EventKind::camera_state,  EventKind::track_started,    EventKind::track_lost,
+                                            EventKind::track_refound, EventKind::track_removed,    EventKind::identity_matched,
+                                            EventKind::person_entered, EventKind::person_left};
 const char* to_string(EventKind kind);
 
 struct Event {
@@ -51,6 +59,7 @@ struct Event {
   float similarity = 0;         // identity_matched
   float margin = 0;             // identity_matched (gallery names)
   bool known = false;           // identity_matched: a gallery name, else anonymous
+  std::uint32_t people = 0;     // person events: people on the camera after it
   // identity_matched: the face the identity came from, as a small JPEG (null if none).
   std::shared_ptr<const std::vector<std::uint8_t>> face_jpeg;
 };

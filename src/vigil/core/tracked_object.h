@@ -31,7 +31,8 @@ const char* to_string(TrackEventKind kind);
 struct TrackEvent {
   TrackEventKind kind = TrackEventKind::started;
   std::uint64_t track_id = 0;
-  BBox bbox;  // last known box
+  BBox bbox;          // last known box
+  int class_id = -1;  // the class of the detection that started the track (-1: none)
 };
 
 }  // namespace vigil

@@ -103,13 +103,13 @@ json event_json(const Event& e, bool has_face) {
     item["similarity"] = e.similarity;
     item["known"] = e.known;
   }
+  if (e.kind == EventKind::person_entered || e.kind == EventKind::person_left) item["people"] = e.people;
   if (has_face) item["face"] = "/api/v1/events/" + std::to_string(e.id) + "/face.jpg";
   return item;
 }
 
 bool known_event_type(const std::string& type) {
-  for (EventKind k : {EventKind::camera_state, EventKind::track_started, EventKind::track_lost, EventKind::track_refound,
-                      EventKind::track_removed, EventKind::identity_matched}) {
+  for (EventKind k : kEventKinds) {
     if (type == to_string(k)) return true;
   }
   return false;
@@ -337,6 +337,7 @@ struct ApiServer::Impl {
                 {"stage_errors", c.stage_errors},
                 {"faces_detected", c.faces_detected},
                 {"tracks_started", c.tracks_started},
+                {"people", c.counts_people ? json(c.people) : json(nullptr)},
                 {"decode_errors", c.decode_errors},
                 {"reconnects", c.reconnects}};
     if (!c.last_error.empty()) out["last_error"] = redact(c.last_error);

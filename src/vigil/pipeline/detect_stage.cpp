@@ -45,7 +45,7 @@ void Engine::Impl::track_only(Camera& cam, FrameRef frame) {
 }
 
 // Track changes go on the bus (they are rare: per track, not per frame).
-void Engine::Impl::publish_track_events(const Camera& cam, const FrameResult& r) {
+void Engine::Impl::publish_track_events(Camera& cam, const FrameResult& r) {
   for (const TrackEvent& e : r.track_events) {
     Event event;
     switch (e.kind) {
@@ -59,7 +59,19 @@ void Engine::Impl::publish_track_events(const Camera& cam, const FrameResult& r)
     event.track_id = e.track_id;
     event.frame_seq = r.frame->seq;
     event.bbox = e.bbox;
-    bus.publish(std::move(event));
+    const bool person = cam.counts_people && e.class_id == kPersonClass &&
+                        (e.kind == TrackEventKind::started || e.kind == TrackEventKind::removed);
+    if (person) {  // and a person event after the track's own
+      Event p = event;
+      p.kind = e.kind == TrackEventKind::started ? EventKind::person_entered : EventKind::person_left;
+      cam.people_now = e.kind == TrackEventKind::started ? cam.people_now + 1 : std::max(1u, cam.people_now) - 1;
+      p.people = cam.people_now;
+      cam.people.store(cam.people_now, std::memory_order_relaxed);
+      bus.publish(std::move(event));
+      bus.publish(std::move(p));
+    } else {
+      bus.publish(std::move(event));
+    }
   }
 }
 

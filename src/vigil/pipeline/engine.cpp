@@ -113,6 +113,7 @@ Status Engine::add_camera(const CameraConfig& config) {
   auto cam = std::make_shared<Camera>(config, live, detector.stage->spec(live).input.value_or(EdgeSpec{}), s.mu);
   cam->model = found->second;
   if (config.track.enabled) cam->tracker = std::make_unique<ByteTracker>(config.track.tracker);
+  cam->counts_people = cam->tracker && detector.config.role() == ModelRole::object_detector;
   VIGIL_RETURN_IF_ERROR(s.set_up_faces(*cam));
   cam->rng.seed(static_cast<std::uint32_t>(std::hash<std::string>{}(config.id)));
   const SourceConfig& sc = config.source;

@@ -56,6 +56,8 @@ struct CameraStatus {
   std::uint64_t frames_skipped = 0;     // frames not due for detection (detect.every/fps)
   std::uint64_t frames_predicted = 0;   // of them, frames that got predicted tracks (tracking on)
   std::uint64_t tracks_started = 0;     // tracks confirmed so far (the last track id)
+  bool counts_people = false;           // tracking with an object or people model: people are counted
+  std::uint64_t people = 0;             // of them, people tracks on the camera now (entered, not left)
   std::uint64_t shot_cuts = 0;          // shot cuts seen (track.shot_cut), each ending every track
   std::uint64_t faces_detected = 0;     // detections on frames of a camera with a face stage
   std::uint64_t faces_embedded = 0;     // of them, faces the embedder ran on

@@ -123,6 +123,11 @@ struct Camera : std::enable_shared_from_this<Camera> {
   std::uint64_t last_seq = 0;
   bool has_last_seq = false;
   std::atomic<std::uint64_t> predicted{0}, tracks_started{0};
+  // People (tracking on and an object or people model): its COCO person tracks confirmed and
+  // not yet removed (person_entered / person_left events). people_now: token holder only.
+  bool counts_people = false;
+  std::uint32_t people_now = 0;
+  std::atomic<std::uint32_t> people{0};
 
   // Faces (faces_model set): the embedder model, what is known about each track, and the
   // faces of the result waiting in the embedder's queue. Token holder only.
@@ -386,7 +391,7 @@ struct Engine::Impl {
   // delivered; true when one of them went to the face stage (the rest wait again).
   bool track_backlog(Camera& cam);
   // Track changes go on the bus (they are rare: per track, not per frame).
-  void publish_track_events(const Camera& cam, const FrameResult& r);
+  void publish_track_events(Camera& cam, const FrameResult& r);
   // A detected frame whose faces are to be embedded: the camera leaves the detector and
   // waits in its embedder's ready queue, still holding its token (results stay in order).
   void to_face_stage(const CameraRef& cam, Model& from) EXCLUDES(mu);

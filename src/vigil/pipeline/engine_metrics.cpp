@@ -35,6 +35,10 @@ void Engine::Impl::register_camera_metrics(const std::shared_ptr<Camera>& cam) {
             [c] { return double(c->fenced.load()); });
   }
   counter("vigil_tracks_started_total", "Tracks confirmed on the camera.", [c] { return double(c->tracks_started.load()); });
+  if (cam->counts_people) {
+    metrics.callback("vigil_people", "People on the camera now: person tracks confirmed and not yet removed.", MetricType::gauge,
+                     labels, [c] { return double(c->people.load()); });
+  }
   if (cam->shots) {
     counter("vigil_shot_cuts_total", "Shot cuts seen (each ended every track).", [c] { return double(c->shot_cuts.load()); });
   }
@@ -119,6 +123,11 @@ void read_camera_sample(const MetricSample& m, CameraStatus& cs) {
       cs.*field = n;
       return;
     }
+  }
+  if (m.name == "vigil_people") {
+    cs.counts_people = true;
+    cs.people = n;
+    return;
   }
   if (m.name == "vigil_frame_age_seconds") cs.age_p50_ms = m.p50 * 1000, cs.age_p99_ms = m.p99 * 1000;
 }

@@ -23,9 +23,9 @@ namespace vigil {
 namespace {
 
 // v1: ids were the store's own. v2: ids are the events' (the bus continues after the store's
-// last id), AUTOINCREMENT keeps them from being reused. A v1 file is upgraded in place (same
-// columns; its ids keep increasing).
-constexpr int kSchemaVersion = 2;
+// last id), AUTOINCREMENT keeps them from being reused. v3: a `people` column (person events).
+// Older files are upgraded in place (the column added; their ids keep increasing).
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS events (
@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS events (
   detail TEXT,
   similarity REAL,
   known INTEGER,
+  people INTEGER,
   UNIQUE (run, bus_id)
 );
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
@@ -71,13 +72,14 @@ struct Queued {
 };
 
 EventKind kind_from(const std::string& text, bool* ok) {
-  static const std::unordered_map<std::string, EventKind> kinds = {
-      {"camera_state", EventKind::camera_state},   {"track_started", EventKind::track_started},
-      {"track_lost", EventKind::track_lost},       {"track_refound", EventKind::track_refound},
-      {"track_removed", EventKind::track_removed}, {"identity_matched", EventKind::identity_matched}};
-  const auto it = kinds.find(text);
-  *ok = it != kinds.end();
-  return *ok ? it->second : EventKind::camera_state;
+  for (EventKind k : kEventKinds) {
+    if (text == to_string(k)) {
+      *ok = true;
+      return k;
+    }
+  }
+  *ok = false;
+  return EventKind::camera_state;
 }
 
 CameraState state_from(const char* text) {
@@ -189,6 +191,8 @@ struct EventStore::Impl {
     if (journal != "wal") return sql_error("cannot switch to WAL mode");
     if (!exec("PRAGMA synchronous = NORMAL") || !exec("PRAGMA foreign_keys = ON") ||
         !exec("PRAGMA journal_size_limit = 8388608") || !exec(kSchema) ||
+        (query_int("SELECT count(*) FROM pragma_table_info('events') WHERE name = 'people'") == 0 &&
+         !exec("ALTER TABLE events ADD COLUMN people INTEGER")) ||
         !exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str())) {
       return sql_error("cannot create the schema");
     }
@@ -204,7 +208,8 @@ struct EventStore::Impl {
     }
     if (sqlite3_prepare_v2(db,
                            "INSERT OR IGNORE INTO events (id, run, bus_id, at, type, camera, track_id, frame_seq, x1, y1, x2, y2, "
-                           "from_state, to_state, detail, similarity, known) VALUES (?2,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+                           "from_state, to_state, detail, similarity, known, people) "
+                           "VALUES (?2,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
                            -1, &insert_event, nullptr) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO faces (event_id, jpeg) VALUES (?, ?)", -1, &insert_face, nullptr) != SQLITE_OK) {
       return sql_error("cannot prepare statements");
@@ -237,6 +242,9 @@ struct EventStore::Impl {
     if (e.kind == EventKind::identity_matched) {
       sqlite3_bind_double(s, 15, e.similarity);
       sqlite3_bind_int(s, 16, e.known ? 1 : 0);
+    }
+    if (e.kind == EventKind::person_entered || e.kind == EventKind::person_left) {
+      sqlite3_bind_int64(s, 17, static_cast<sqlite3_int64>(e.people));
     }
     if (sqlite3_step(s) != SQLITE_DONE) return false;
     if (q.face && !q.face->empty() && sqlite3_changes(db) > 0) {
@@ -353,7 +361,8 @@ Result<StoredEvents> EventStore::query(const EventQuery& q) const {
   sqlite3_stmt* stmt = nullptr;
   const char* sql =
       "SELECT e.id, e.run, e.at, e.type, e.camera, e.track_id, e.frame_seq, e.x1, e.y1, e.x2, e.y2, e.from_state, "
-      "e.to_state, e.detail, e.similarity, e.known, f.event_id IS NOT NULL, (SELECT coalesce(min(id), 0) FROM events) "
+      "e.to_state, e.detail, e.similarity, e.known, f.event_id IS NOT NULL, (SELECT coalesce(min(id), 0) FROM events), "
+      "coalesce(e.people, 0) "
       "FROM events e LEFT JOIN faces f ON f.event_id = e.id "
       "WHERE e.id > ?1 AND (?2 = '' OR e.camera = ?2) AND (?3 = '' OR e.type = ?3) ORDER BY e.id LIMIT ?4";
   if (sqlite3_prepare_v2(s.reader, sql, -1, &stmt, nullptr) != SQLITE_OK) {
@@ -389,6 +398,7 @@ Result<StoredEvents> EventStore::query(const EventQuery& q) const {
     e.known = sqlite3_column_int(stmt, 15) != 0;
     row.has_face = sqlite3_column_int(stmt, 16) != 0;
     oldest = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 17));
+    e.people = static_cast<std::uint32_t>(sqlite3_column_int64(stmt, 18));
     out.events.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) {

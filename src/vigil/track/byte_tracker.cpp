@@ -53,18 +53,20 @@ void ByteTracker::match(Track& track, Detection& detection, int detection_index,
   track.score = detection.score;
   track.last_frame = frame_;
   track.detection = detection_index;
-  if (track.state == State::lost) events.push_back({TrackEventKind::refound, track.id, detection.bbox});
+  if (track.state == State::lost) events.push_back({TrackEventKind::refound, track.id, detection.bbox, track.class_id});
   track.state = State::tracked;
   if (track.id == 0 && ++track.hits >= track.hits_needed) {  // a tentative track's confirming match
     track.id = next_id_++;
-    events.push_back({TrackEventKind::started, track.id, detection.bbox});
+    events.push_back({TrackEventKind::started, track.id, detection.bbox, track.class_id});
   }
   detection.track_id = track.id;
 }
 
 void ByteTracker::end_all(std::vector<TrackEvent>& events) {
   for (const Track& t : tracks_) {
-    if (t.id != 0 && t.state != State::removed) events.push_back({TrackEventKind::removed, t.id, KalmanFilter::to_box(t.kalman)});
+    if (t.id != 0 && t.state != State::removed) {
+      events.push_back({TrackEventKind::removed, t.id, KalmanFilter::to_box(t.kalman), t.class_id});
+    }
   }
   tracks_.clear();
   frame_ = 0;
@@ -107,7 +109,7 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
   for (int t : unmatched_tracks_) {
     Track& track = tracks_[static_cast<std::size_t>(t)];
     track.state = State::lost;
-    events.push_back({TrackEventKind::lost, track.id, track.predicted_box});
+    events.push_back({TrackEventKind::lost, track.id, track.predicted_box, track.class_id});
   }
 
   // 3. Unconfirmed tracks get one chance to be confirmed by a high detection.
@@ -123,6 +125,7 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
     if (!confident && config_.confirm_hits <= 0) continue;
     Track track;
     track.hits = 1;
+    track.class_id = det.class_id;
     track.hits_needed = confident ? 2 : std::max(2, config_.confirm_hits);
     track.kalman = filter_.initiate(KalmanFilter::to_measurement(det.bbox));
     track.predicted_box = det.bbox;
@@ -133,7 +136,7 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
     if (first_frame && confident) {
       track.id = next_id_++;
       det.track_id = track.id;
-      events.push_back({TrackEventKind::started, track.id, det.bbox});
+      events.push_back({TrackEventKind::started, track.id, det.bbox, track.class_id});
     }
     tracks_.push_back(track);
   }
@@ -142,7 +145,7 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
   for (Track& t : tracks_) {
     if (t.state == State::lost && frame_ - t.last_frame > config_.lost_frames) {
       t.state = State::removed;
-      events.push_back({TrackEventKind::removed, t.id, KalmanFilter::to_box(t.kalman)});
+      events.push_back({TrackEventKind::removed, t.id, KalmanFilter::to_box(t.kalman), t.class_id});
     }
   }
   for (Track& lost : tracks_) {
@@ -152,7 +155,7 @@ void ByteTracker::update(std::span<Detection> dets, int frame_steps, std::vector
       if (tracked.state != State::tracked || tracked.id == 0) continue;
       if (iou(lost_box, KalmanFilter::to_box(tracked.kalman)) > config_.duplicate_iou) {
         lost.state = State::removed;
-        events.push_back({TrackEventKind::removed, lost.id, lost_box});
+        events.push_back({TrackEventKind::removed, lost.id, lost_box, lost.class_id});
         break;
       }
     }

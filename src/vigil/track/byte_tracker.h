@@ -81,6 +81,7 @@ class ByteTracker {
   enum class State : std::uint8_t { tracked, lost, removed };
   struct Track {
     std::uint64_t id = 0;  // 0 until confirmed
+    int class_id = -1;     // of the detection that started it
     int hits = 0;          // matches in a row while tentative
     int hits_needed = 2;   // matches that confirm it
     State state = State::tracked;

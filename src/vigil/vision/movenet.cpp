@@ -195,7 +195,7 @@ Status MoveNet::detect(std::span<const Image* const> images, std::vector<Detecti
         if (!(person.person_score > config_.score_threshold)) continue;
         Detection d;
         d.score = person.person_score;
-        d.class_id = 0;  // COCO person
+        d.class_id = kPersonClass;
         d.bbox = {person.xmin * s, person.ymin * s, person.xmax * s, person.ymax * s};
         d.keypoint_count = kKeypoints;
         for (int k = 0; k < kKeypoints; ++k) {
