@@ -98,6 +98,54 @@ TEST_F(VigilCommandTest, RunWithAYoloModelWritesClassesPerDetection) {
   EXPECT_EQ(first["detections"][2]["track_id"], 0) << first.dump();
 }
 
+// Bad model files for the people and face models converted from TensorFlow.js: a truncated
+// file, a model of another kind, a wrong input size and an op no backend runs are each one
+// line naming the model and what is wrong (the op, the shapes), exit status 2, no crash.
+TEST_F(VigilCommandTest, BadPeopleAndFaceModelFilesAreOneLineEach) {
+  const std::string movenet = test::data_file("models/human/movenet-multipose.onnx");
+  const std::string truncated = dir_.file("truncated.onnx");
+  {
+    const std::string bytes = test::read_file(movenet);
+    std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 3);
+  }
+  const std::string unsupported = dir_.file("einsum.onnx");  // MoveNet with an Einsum before its 'center' output
+  ASSERT_EQ(test::run_command("/usr/bin/python3 -c \"import onnx; from onnx import helper; m = onnx.load('" + movenet +
+                              "'); [n.output.__setitem__(i, 'center_pre') for n in m.graph.node for i, o in enumerate(n.output) "
+                              "if o == 'center']; m.graph.node.append(helper.make_node('Einsum', ['center_pre'], ['center'], "
+                              "equation='nchw->nchw', name='odd')); onnx.save(m, '" + unsupported + "')\""),
+            0);
+  const std::string camera = "cameras:\n  - {id: a, source: {type: synthetic, fps: 5}, detect: {model: m}}\n";
+  const std::string faces_camera =
+      "cameras:\n  - {id: a, source: {type: synthetic, fps: 5}, detect: {model: d}, faces: m}\n";
+  const std::string detector = "  d: {kind: blazeface, path: " + test::data_file("models/blazeface_back_256_dyn.onnx") + "}\n";
+  struct Case {
+    std::string name, models, cameras;
+    std::vector<std::string> says;
+  };
+  const std::vector<Case> cases = {
+      {"truncated", "  m: {kind: movenet, path: " + truncated + "}\n", camera, {"model m", "truncated.onnx", "not an ONNX model"}},
+      {"a face detector as movenet", "  m: {kind: movenet, path: " + test::data_file("models/blazeface_back_256_dyn.onnx") + "}\n",
+       camera, {"model m", "not a MoveNet MultiPose model", "no output 'center'", "[?,256,256,3]"}},
+      {"an embedder as movenet", "  m: {kind: movenet, path: " + test::data_file("models/human/mobilefacenet.onnx") + "}\n", camera,
+       {"expected 1 input [N,S,S,3] with S a multiple of 32", "[?,112,112,3]"}},
+      {"movenet as an embedder", detector + "  m: {kind: mobilefacenet, path: " + movenet + "}\n", faces_camera,
+       {"model m", "not a face embedder", "[N,112,112,3]", "[?,256,256,3]"}},
+      {"centernet as an embedder", detector + "  m: {kind: face_embedder, path: " + test::data_file("models/human/centernet.onnx") + "}\n",
+       faces_camera, {"not a face embedder", "[?,512,512,3]", "[?,80,128,128]"}},
+      {"an input size not a multiple of 32", "  m: {kind: movenet, path: " + movenet + ", input_size: 250}\n", camera,
+       {"models.m.input_size", "multiple of 32"}},
+      {"an op no backend runs", "  m: {kind: movenet, path: " + unsupported + "}\n", camera, {"model m", "einsum.onnx", "Einsum"}},
+  };
+  for (const Case& c : cases) {
+    const std::string config = write_config("models:\n" + c.models + c.cameras + "status_interval_s: 0\n");
+    std::string output;
+    EXPECT_EQ(test::run_command(test::vigil_binary() + " run --config " + config + " --duration 5 2>&1 >/dev/null", &output), 2)
+        << c.name << ": " << output;
+    EXPECT_EQ(count_lines(output), "1") << c.name << ": " << output;
+    for (const std::string& part : c.says) EXPECT_NE(output.find(part), std::string::npos) << c.name << ": " << output;
+  }
+}
+
 TEST_F(VigilCommandTest, RunWithAMissingVideoExitsNonZeroWithOneLineReason) {
   const std::string config = write_config(models_section() +
                                           "cameras:\n  - id: gone\n    source: {type: file, url: /nonexistent/a.mp4}\n");
