@@ -104,6 +104,17 @@ struct EvalTrackOptions {
 };
 int eval_track_command(const EvalTrackOptions& options);
 
+struct EvalPeopleOptions {
+  std::string video;        // pedestrians (default: opencv-doc's vtest.avi)
+  std::string config_path;  // the first people or object model of this config (else the fetched MoveNet)
+  std::string model_path;   // MoveNet MultiPose ONNX when there is no config
+  int hog_every = 5;        // OpenCV's HOG people detector on every N-th frame
+  int max_frames = 0;       // stop after this many frames (0: the whole video)
+  float iou = 0.3f;         // a model box and a HOG box are the same person at this IoU
+  bool json = false;
+};
+int eval_people_command(const EvalPeopleOptions& options);
+
 struct HarvestCommandOptions {
   std::vector<std::string> inputs;
   std::string out_dir;

@@ -195,6 +195,22 @@ int main(int argc, char** argv) {
   eval_track->add_option("--out", track.out_dir, "keep the rendered scene, its ground truth and tracks.txt here");
   eval_track->add_flag("--json", track.json, "one-line JSON");
 
+  vigil::EvalPeopleOptions people;
+  people.video = data + "/media/vtest.avi";
+  people.model_path = data + "/models/human/movenet-multipose.onnx";
+  auto* eval_people = eval->add_subcommand("people", "a people model + tracker on a video against OpenCV's HOG people detector");
+  eval_people->add_option("--video", people.video, "a video of people")->capture_default_str();
+  eval_people->add_option("--config", people.config_path, "take the first people or object model of this config");
+  eval_people->add_option("--model", people.model_path, "MoveNet MultiPose ONNX (without --config)")->capture_default_str();
+  eval_people->add_option("--hog-every", people.hog_every, "run HOG on every N-th frame")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  eval_people->add_option("--frames", people.max_frames, "only the first N frames (0: all)")->check(CLI::Range(0, 100000000));
+  eval_people->add_option("--iou", people.iou, "IoU for a model box and a HOG box to be the same person")
+      ->check(CLI::Range(0.05, 0.95))
+      ->capture_default_str();
+  eval_people->add_flag("--json", people.json, "one-line JSON");
+
   CLI11_PARSE(app, argc, argv);
 
   if (eval_track->parsed()) {
@@ -204,6 +220,8 @@ int main(int argc, char** argv) {
     }
     return vigil::eval_track_command(track);
   }
+
+  if (eval_people->parsed()) return vigil::eval_people_command(people);
 
   if (eval_faces->parsed()) {
     if (faces.embedder_path == "face-api") faces.embedder_path = data + "/models/face_recognition_128.onnx";
