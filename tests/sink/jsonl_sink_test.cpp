@@ -73,6 +73,32 @@ TEST(JsonlSinkTest, WritesOneParseableLinePerFrame) {
   EXPECT_TRUE(nlohmann::json::parse(lines[1])["detections"].empty());
 }
 
+// A person's 17 COCO keypoints come with their scores; a face's keypoints have none.
+TEST(JsonlSinkTest, APersonsKeypointsComeWithTheirScores) {
+  test::TempDir dir;
+  auto sink = JsonlSink::open({dir.file("people.jsonl")});
+  ASSERT_TRUE(sink.ok()) << sink.error().message;
+  Detection person;
+  person.bbox = {100, 50, 180, 300};
+  person.score = 0.71f;
+  person.class_id = kPersonClass;
+  person.keypoint_count = Detection::kMaxKeypoints;
+  for (int k = 0; k < person.keypoint_count; ++k) {
+    person.keypoints[static_cast<std::size_t>(k)] = {110.0f + static_cast<float>(k), 60.0f + 10.0f * static_cast<float>(k)};
+    person.keypoint_scores[static_cast<std::size_t>(k)] = 0.05f * static_cast<float>(k);
+  }
+  ASSERT_TRUE((*sink)->write(make_result("street", 1, {person, face()})).ok());
+  ASSERT_TRUE((*sink)->close().ok());
+  const auto j = nlohmann::json::parse(read_lines(dir.file("people.jsonl")).at(0));
+  const auto& p = j["detections"][0];
+  EXPECT_EQ(p["class"], 0);
+  ASSERT_EQ(p["keypoints"].size(), 17u);
+  ASSERT_EQ(p["keypoint_scores"].size(), 17u);
+  EXPECT_NEAR(p["keypoint_scores"][16].get<double>(), 0.8, 1e-9);
+  EXPECT_NEAR(p["keypoint_scores"][0].get<double>(), 0.0, 1e-9);
+  EXPECT_FALSE(j["detections"][1].contains("keypoint_scores"));
+}
+
 TEST(JsonlSinkTest, EscapesCameraNames) {
   test::TempDir dir;
   auto sink = JsonlSink::open({dir.file("r.jsonl")});

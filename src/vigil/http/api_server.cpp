@@ -64,6 +64,9 @@ json result_json(const FrameResult& r) {
       for (int k = 0; k < d.keypoint_count; ++k) points.push_back({d.keypoints[k].x, d.keypoints[k].y});
       item["keypoints"] = std::move(points);
     }
+    if (d.keypoint_count == Detection::kMaxKeypoints) {  // a person's COCO keypoints: how sure the model is of each
+      item["keypoint_scores"] = json(std::vector<float>(d.keypoint_scores.begin(), d.keypoint_scores.begin() + d.keypoint_count));
+    }
     detections.push_back(std::move(item));
   }
   json tracks = json::array();

@@ -211,7 +211,16 @@ Status JsonlSink::write(const FrameResult& result) {
       append_fixed(line, d.keypoints[k].y, 1);
       line += ']';
     }
-    line += "]}";
+    line += ']';
+    if (d.keypoint_count == Detection::kMaxKeypoints) {  // a person's COCO keypoints: how sure the model is of each
+      line += ",\"keypoint_scores\":[";
+      for (int k = 0; k < d.keypoint_count; ++k) {
+        if (k) line += ',';
+        append_fixed(line, d.keypoint_scores[static_cast<std::size_t>(k)], 3);
+      }
+      line += ']';
+    }
+    line += '}';
   }
   line += ']';
   if (result.tracked) {
