@@ -12,8 +12,9 @@
 //   - identity: HOG boxes linked from sampled frame to sampled frame by overlap form
 //     reference identities, and the model's tracks are scored against them as the MOT
 //     benchmarks do (track/mot_metrics.h): id switches (a reference identity that moves from
-//     one model track to another), IDF1 and MOTA. HOG misses people and fragments them, so
-//     those figures bound the tracker from below rather than measure it.
+//     one model track to another), IDF1 and MOTA. HOG misses people, and its identities
+//     fragment and merge, so the id switches bound the tracker's from above and IDF1 and
+//     MOTA its quality from below, rather than measure them.
 #include <algorithm>
 #include <cstdio>
 #include <map>
