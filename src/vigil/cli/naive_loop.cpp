@@ -11,6 +11,7 @@
 #include "vigil/core/process_stats.h"
 #include "vigil/source/synthetic_source.h"
 #include "vigil/vision/blazeface.h"
+#include "vigil/vision/movenet.h"
 
 namespace vigil {
 
@@ -33,13 +34,38 @@ int count_over(const std::vector<Tensor>& outs, float threshold) {
   return n;
 }
 
-void camera_thread(const CameraConfig& camera, const ModelSettings& model, Backend& net, const std::atomic<bool>& stop,
+// MoveNet the naive way: the frame letterboxed into the square input (aspect kept, black
+// bars), RGB pixels as floats, batch 1; people counted as centre-heatmap cells over the
+// threshold (cheaper than the model's own decoding, which the engine runs).
+void movenet_infer(const cv::Mat& image, const ModelSettings& model, Backend& net, Tensor& input, std::vector<Tensor>& outs,
+                   cv::Mat& scaled, cv::Mat& rgb, Counters& counters) {
+  const int size = model.input_size;
+  const double scale = std::min(static_cast<double>(size) / image.cols, static_cast<double>(size) / image.rows);
+  const int w = std::max(1, static_cast<int>(image.cols * scale)), h = std::max(1, static_cast<int>(image.rows * scale));
+  cv::resize(image, scaled, cv::Size(w, h), 0, 0, cv::INTER_LINEAR);
+  cv::copyMakeBorder(scaled, rgb, 0, size - h, 0, size - w, cv::BORDER_CONSTANT);
+  cv::cvtColor(rgb, rgb, cv::COLOR_BGR2RGB);
+  cv::Mat nhwc(size, size, CV_32FC3, input.data());
+  rgb.convertTo(nhwc, CV_32FC3);
+  if (!net.infer(input, outs).ok() || outs.empty()) return;
+  int n = 0;
+  const float* centre = outs[0].data();
+  for (std::size_t k = 0; k < outs[0].size(); ++k) n += centre[k] > model.score_threshold;
+  counters.faces += n;
+  ++counters.inferred;
+}
+
+void camera_thread(const CameraConfig& camera, const ModelConfig& model_config, Backend& net, const std::atomic<bool>& stop,
                    Counters& counters) {
+  ModelSettings model = model_config.settings;
+  if (model.input_size <= 0) model.input_size = 256;  // MoveNet's file's, as fetch_models.sh converts it
   const int size = model.input_size;
   Tensor input({1, size, size, 3});
   std::vector<Tensor> outs;
-  cv::Mat bgr;
+  cv::Mat bgr, scaled, rgb;
+  const bool movenet = model_config.kind == "movenet";
   auto infer = [&](const cv::Mat& image) {
+    if (movenet) return movenet_infer(image, model, net, input, outs, scaled, rgb, counters);
     cv::Mat blob = cv::dnn::blobFromImage(image, 1.0 / 127.5, cv::Size(size, size), cv::Scalar(127.5, 127.5, 127.5),
                                           /*swapRB=*/true, /*crop=*/false);
     // The model takes NHWC: the naive user transposes the NCHW blob.
@@ -86,15 +112,16 @@ void camera_thread(const CameraConfig& camera, const ModelSettings& model, Backe
 Result<NaiveResult> run_naive_loop(const EngineConfig& config, double warmup_s, double seconds, BackendKind backend) {
   set_inference_threads(hardware_cores());  // the library's default
   std::vector<std::unique_ptr<Backend>> nets;
-  std::vector<const ModelSettings*> models;
+  std::vector<const ModelConfig*> models;
   for (const auto& camera : config.cameras) {
     const auto found = config.models.find(camera.detect.model);
-    if (found == config.models.end() || found->second.kind != "blazeface") {
-      return Error{ErrorCode::invalid_argument,
-                   "camera " + camera.id + ": the naive loop runs BlazeFace models ('" + camera.detect.model + "' is not one)"};
+    if (found == config.models.end() || (found->second.kind != "blazeface" && found->second.kind != "movenet")) {
+      return Error{ErrorCode::invalid_argument, "camera " + camera.id + ": the naive loop runs BlazeFace and MoveNet models ('" +
+                                                    camera.detect.model + "' is neither)"};
     }
-    const ModelSettings& model = found->second.settings;
-    auto net = create_backend({model.model_path, blazeface_output_names(), backend});
+    const ModelConfig& model = found->second;
+    const bool movenet = model.kind == "movenet";
+    auto net = create_backend({model.settings.model_path, movenet ? MoveNet::output_names() : blazeface_output_names(), backend});
     if (!net.ok()) return net.error();
     nets.push_back(std::move(net).value());
     models.push_back(&model);

@@ -1,7 +1,8 @@
 // The loop a user writes without vigil, for comparison: one thread per camera that reads a
 // frame (cv::VideoCapture for files; live synthetic cameras rendered at their frame rate),
 // converts it to BGR, resizes it to the model input with cv::dnn::blobFromImage, runs its
-// own model instance at batch 1, counts the faces over the threshold, and repeats. Detection
+// own model instance at batch 1, counts the faces over the threshold, and repeats. MoveNet
+// the same way: letterboxed RGB pixels, people counted on the centre heatmap. Detection
 // runs on every frame (or every N-th, from the camera's detect settings). The model library
 // keeps its default threads (all cores), as a user's would.
 #pragma once
@@ -23,7 +24,7 @@ struct NaiveResult {
   std::string backend;        // the model's backend, e.g. "opencv-dnn"
 };
 
-// Runs the loop on every camera of `config` with its detector model (kind blazeface) for
+// Runs the loop on every camera of `config` with its detector model (kind blazeface or movenet) for
 // warmup_s, then measures `seconds`. OpenCV DNN is what the usual loop runs.
 Result<NaiveResult> run_naive_loop(const EngineConfig& config, double warmup_s, double seconds,
                                    BackendKind backend = BackendKind::opencv);
