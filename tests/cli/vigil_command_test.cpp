@@ -380,7 +380,17 @@ TEST_F(VigilCommandTest, BenchNaiveRunsTheLoopAndRefusesModelsItCannotRun) {
                                         test::data_file("models/fixtures/yolo11n.onnx") +
                                         "}\ncameras:\n  - id: clip\n    source: {type: file, url: " + video + "}\n");
   EXPECT_EQ(test::run_command(test::vigil_binary() + " bench naive --config " + yolo + " --seconds 0.5 2>&1", &output), 2);
-  EXPECT_NE(output.find("the naive loop runs BlazeFace models"), std::string::npos) << output;
+  EXPECT_NE(output.find("the naive loop runs BlazeFace and MoveNet models"), std::string::npos) << output;
+
+  // MoveNet: the same loop with its own input (people bench, BENCHMARKS.md).
+  const std::string people = write_config("models:\n  people: {kind: movenet, path: " +
+                                          test::data_file("models/human/movenet-multipose.onnx") +
+                                          "}\ncameras:\n  - id: clip\n    source: {type: file, url: " + video + ", loop: true}\n");
+  ASSERT_EQ(test::run_command(test::vigil_binary() + " bench naive --config " + people + " --seconds 2 --warmup 0.5 --json 2>/dev/null",
+                              &output),
+            0)
+      << output;
+  EXPECT_GT(nlohmann::json::parse(output)["inferred_per_s"].get<double>(), 0) << output;
 }
 
 TEST_F(VigilCommandTest, BenchModelOnAFileThatIsNotAModelFailsClearly) {
