@@ -61,17 +61,16 @@ void Engine::Impl::publish_track_events(Camera& cam, const FrameResult& r) {
     event.bbox = e.bbox;
     const bool person = cam.counts_people && e.class_id == kPersonClass &&
                         (e.kind == TrackEventKind::started || e.kind == TrackEventKind::removed);
-    if (person) {  // and a person event after the track's own
-      Event p = event;
-      p.kind = e.kind == TrackEventKind::started ? EventKind::person_entered : EventKind::person_left;
+    Event people_event;  // a person's: after the track's own
+    if (person) {
+      people_event = event;
+      people_event.kind = e.kind == TrackEventKind::started ? EventKind::person_entered : EventKind::person_left;
       cam.people_now = e.kind == TrackEventKind::started ? cam.people_now + 1 : std::max(1u, cam.people_now) - 1;
-      p.people = cam.people_now;
+      people_event.people = cam.people_now;
       cam.people.store(cam.people_now, std::memory_order_relaxed);
-      bus.publish(std::move(event));
-      bus.publish(std::move(p));
-    } else {
-      bus.publish(std::move(event));
     }
+    bus.publish(std::move(event));
+    if (person) bus.publish(std::move(people_event));
   }
 }
 
